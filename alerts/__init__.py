@@ -1,0 +1,1 @@
+"""Prometheus alert and recording rules for a MaxScale pair, generated from one source."""

@@ -1,0 +1,1 @@
+"""Per-node Prometheus exporter: VRRP state, VIP ownership, health check, MaxScale mode."""

@@ -1,0 +1,1 @@
+"""MaxScale REST emulator, network-namespace harness and the two-node lab."""

@@ -1,0 +1,5 @@
+import sys
+
+from mxha.cli import main
+
+sys.exit(main())

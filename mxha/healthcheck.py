@@ -1,0 +1,123 @@
+"""The node health check: the one keepalived's vrrp_script runs (``mxha check``) and the
+exporter keeps fresh (``/check``, ``mxha_check_success``).
+
+Healthy means: MaxScale's REST API answers within the timeout and lists every expected
+server (the tutorial's ``is_maxscale_running.sh``, without its stray output file and its
+Node.js process). Optionally at least one server must be Running; that is off by default
+because with it on a database outage fails the check on BOTH nodes, both go FAULT, both
+MaxScales go passive, and neither can fail over or rejoin when the database returns.
+
+This module is on the ``mxha check`` hot path: standard library and ``mxha.maxscale`` only.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from mxha.maxscale import MaxScaleClient, MaxScaleError, server_is_running
+
+EXIT_HEALTHY = 0
+EXIT_UNHEALTHY = 1
+EXIT_CONFIG = 2
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    success: bool
+    reason: str
+    checked_at: float
+    duration_seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluate_servers(servers: list[dict[str, Any]], expected: tuple[str, ...], require_running: bool) -> tuple[bool, str]:
+    """Pure verdict over the server list MaxScale returned."""
+    listed = {str(s.get("id")): s for s in servers}
+    if expected:
+        missing = [name for name in expected if name not in listed]
+        found = len(expected) - len(missing)
+        if missing:
+            return False, f"{found}/{len(expected)} expected servers listed; missing {', '.join(missing)}"
+        considered = [listed[name] for name in expected]
+        summary = f"{len(expected)}/{len(expected)} expected servers listed"
+    else:
+        if not listed:
+            return False, "MaxScale lists no servers"
+        considered = list(listed.values())
+        summary = f"{len(listed)} servers listed (no expected_servers configured)"
+    running = sum(1 for s in considered if server_is_running(s))
+    if require_running and running == 0:
+        return False, f"{summary} but none is Running"
+    return True, f"{summary}, {running} Running"
+
+
+def run_check(client: MaxScaleClient, expected: tuple[str, ...], require_running: bool,
+              timeout: float) -> CheckResult:
+    """Ask MaxScale for its servers within ``timeout`` seconds, whatever happens."""
+    started = time.monotonic()
+    now = time.time()
+    try:
+        servers = client.get_servers(deadline=started + timeout)
+        ok, reason = evaluate_servers(servers, expected, require_running)
+    except MaxScaleError as exc:
+        ok, reason = False, f"MaxScale REST API: {exc}"
+    return CheckResult(ok, reason, now, round(time.monotonic() - started, 6))
+
+
+def check_via_exporter(url: str, timeout: float) -> tuple[int, str]:
+    """The lightweight mode: read the exporter's cached result (fails safe if it is gone)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - configured http(s) URL
+            body = json.loads(resp.read() or b"{}")
+            return EXIT_HEALTHY, f"OK (exporter): {body.get('reason', '')}"
+    except urllib.error.HTTPError as exc:
+        try:
+            body = json.loads(exc.read() or b"{}")
+            reason = body.get("reason", "")
+        except ValueError:
+            reason = ""
+        return EXIT_UNHEALTHY, f"FAIL (exporter HTTP {exc.code}): {reason}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return EXIT_UNHEALTHY, f"FAIL: exporter check {url} unreachable: {exc}"
+
+
+def _hard_timeout(seconds: float) -> None:
+    """Whatever blocks (DNS, a stuck TLS handshake), the process ends in time."""
+
+    def expire(signum: int, frame: object) -> None:
+        print(f"FAIL: no verdict within {seconds:g}s")
+        sys.stdout.flush()
+        raise SystemExit(EXIT_UNHEALTHY)
+
+    signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+
+
+def main(config_file: str, via: str | None = None) -> int:
+    from mxha.config import ConfigError, load_node_config
+
+    _hard_timeout(10.0)  # covers reading the config; re-armed below from check.timeout
+    try:
+        cfg = load_node_config(config_file)
+    except ConfigError as exc:
+        print(f"FAIL: config error: {exc}")
+        return EXIT_CONFIG
+    _hard_timeout(cfg.check.timeout + 0.25)
+    if via:
+        code, line = check_via_exporter(via, cfg.check.timeout)
+        print(line)
+        return code
+    result = run_check(cfg.maxscale.client(), cfg.check.expected_servers, cfg.check.require_running,
+                       cfg.check.timeout)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    print(("OK: " if result.success else "FAIL: ") + result.reason)
+    return EXIT_HEALTHY if result.success else EXIT_UNHEALTHY

@@ -1,0 +1,1 @@
+"""Alertmanager webhook remediator: re-reads live state and leaves exactly one MaxScale active."""

@@ -1,0 +1,76 @@
+"""Shared test fixtures: real local servers first (the MaxScale emulator over HTTP)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mxha.lab.emulator import Emulator, EmulatorConfig
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MXHA_SHARED", REPO.parent / "shared"))
+FIXTURES = SHARED / "fixtures"
+MAXSCALE_FIXTURES = FIXTURES / "maxscale-24.02.4"
+KEEPALIVED_FIXTURES = FIXTURES / "keepalived-2.2.7"
+ALERTMANAGER_FIXTURES = FIXTURES / "alertmanager-0.25"
+
+
+def load_fixture(name: str) -> dict[str, Any]:
+    return json.loads((MAXSCALE_FIXTURES / name).read_text())
+
+
+@pytest.fixture
+def make_emulator(tmp_path: Path) -> Iterator[Callable[..., Emulator]]:
+    """Start MaxScale emulators on loopback (ephemeral ports); all stopped at teardown."""
+    started: list[Emulator] = []
+
+    def factory(**kwargs: Any) -> Emulator:
+        kwargs.setdefault("port", 0)
+        emulator = Emulator(EmulatorConfig(**kwargs))
+        emulator.start()
+        started.append(emulator)
+        return emulator
+
+    yield factory
+    for emulator in started:
+        emulator.stop()
+
+
+@pytest.fixture
+def emulator(make_emulator: Callable[..., Emulator]) -> Emulator:
+    return make_emulator()
+
+
+def control(emulator: Emulator, what: str, payload: dict[str, Any] | None = None) -> Any:
+    """Use the emulator's control API over HTTP, as the lab does."""
+    import requests
+
+    if payload is None:
+        return requests.get(f"{emulator.url}/__emulator__/{what}", timeout=5).json()
+    resp = requests.post(f"{emulator.url}/__emulator__/{what}", json=payload, timeout=5)
+    resp.raise_for_status()
+    return resp.json()
+
+
+def requires_program(*names: str) -> pytest.MarkDecorator:
+    missing = [n for n in names if shutil.which(n) is None and not Path("/usr/sbin", n).exists()]
+    return pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)} (make test installs it)")
+
+
+def root_and_netns() -> str | None:
+    """Why namespace tests cannot run here, or None when they can."""
+    if os.geteuid() != 0:
+        return "needs root for network namespaces"
+    if shutil.which("ip") is None:
+        return "needs iproute2"
+    probe = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
+    if probe.returncode != 0:
+        return f"ip netns unavailable: {probe.stderr.strip()}"
+    return None

@@ -1,0 +1,192 @@
+"""The shared MaxScale client against the emulator over real HTTP(S): results, errors, timeouts."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import control, requires_program
+from mxha.lab.emulator import Emulator
+from mxha.maxscale import MaxScaleClient, MaxScaleError, error_details, monitor_lock_mode, monitor_primary, \
+    server_is_running
+
+
+def client_for(emulator: Emulator, **kw: Any) -> MaxScaleClient:
+    kw.setdefault("connect_timeout", 0.5)
+    kw.setdefault("read_timeout", 0.5)
+    return MaxScaleClient(emulator.url, "admin", "mariadb", **kw)
+
+
+def test_reads_maxscale_servers_monitors(emulator: Emulator) -> None:
+    c = client_for(emulator)
+    c.ping()
+    attrs = c.get_maxscale()
+    assert attrs["parameters"]["passive"] is False and attrs["version"] == "24.02.4"
+    servers = c.get_servers()
+    assert [s["id"] for s in servers] == ["server1", "server2"]
+    assert all(server_is_running(s) for s in servers)
+    monitors = c.get_monitors()
+    assert monitors[0]["id"] == "MariaDB-Monitor"
+    assert monitor_lock_mode(monitors[0]) == "none" and monitor_primary(monitors[0]) is None
+
+
+def test_set_passive_round_trip(emulator: Emulator) -> None:
+    c = client_for(emulator)
+    c.set_passive(True)
+    assert c.get_maxscale()["parameters"]["passive"] is True
+    c.set_passive(False)
+    assert c.get_maxscale()["parameters"]["passive"] is False
+    patches = [r for r in control(emulator, "requests")["requests"] if r["method"] == "PATCH"]
+    assert [r["status"] for r in patches] == [204, 204]
+
+
+def test_release_locks_three_outcomes(make_emulator: Any) -> None:
+    off = client_for(make_emulator())
+    assert off.release_locks("MariaDB-Monitor") == "locks-off"
+    on = client_for(make_emulator(lock_mode="majority_of_all"))
+    assert monitor_primary(on.get_monitors()[0]) is True
+    assert on.release_locks("MariaDB-Monitor") == "released"
+    assert on.release_locks("MariaDB-Monitor") == "none-held"
+    assert monitor_primary(on.get_monitors()[0]) is False
+
+
+def test_unknown_monitor_raises_with_details(emulator: Emulator) -> None:
+    with pytest.raises(MaxScaleError) as info:
+        client_for(emulator).release_locks("NoSuchMon")
+    assert info.value.status == 400
+    assert info.value.details == ("Argument 1, monitor not found: NoSuchMon",)
+
+
+def test_passive_refusal_details_are_read_once_from_errors_and_meta(make_emulator: Any) -> None:
+    c = client_for(make_emulator(passive=True))
+    with pytest.raises(MaxScaleError) as info:
+        c.call_module_command("mariadbmon", "switchover", ["MariaDB-Monitor", "server2"])
+    assert info.value.details == ("Switchover requested but not performed, as MaxScale is in passive mode.",)
+
+
+def test_error_details_from_meta_only() -> None:
+    doc = {"links": {}, "meta": {"errors": [{"detail": "Server locks are not in use, cannot release them."}]}}
+    assert error_details(doc) == ("Server locks are not in use, cannot release them.",)
+    assert error_details("nonsense") == ()
+    assert error_details({"errors": [{"detail": 5}, "x", {"detail": "a"}]}) == ("a",)
+
+
+def test_wrong_password_is_an_auth_error(emulator: Emulator) -> None:
+    c = MaxScaleClient(emulator.url, "admin", "nope", read_timeout=1)
+    with pytest.raises(MaxScaleError) as info:
+        c.get_maxscale()
+    assert (info.value.status, info.value.kind, info.value.details) == (401, "auth", ("Access denied",))
+    assert "nope" not in repr(c) and "nope" not in str(info.value)
+
+
+def test_http_500(emulator: Emulator) -> None:
+    control(emulator, "fault", {"mode": "error"})
+    with pytest.raises(MaxScaleError) as info:
+        client_for(emulator).get_maxscale()
+    assert info.value.status == 500 and info.value.kind == "http"
+
+
+def test_hang_times_out_within_read_timeout(emulator: Emulator) -> None:
+    control(emulator, "fault", {"mode": "hang"})
+    t0 = time.monotonic()
+    with pytest.raises(MaxScaleError) as info:
+        client_for(emulator, read_timeout=0.3).get_maxscale()
+    assert info.value.kind == "timeout"
+    assert time.monotonic() - t0 < 2.0
+
+
+def test_deadline_caps_a_slow_answer(emulator: Emulator) -> None:
+    control(emulator, "fault", {"mode": "slow", "delay": 2.0})
+    t0 = time.monotonic()
+    with pytest.raises(MaxScaleError) as info:
+        client_for(emulator, read_timeout=5).get_maxscale(deadline=time.monotonic() + 0.3)
+    assert info.value.kind == "timeout"
+    assert time.monotonic() - t0 < 1.5
+
+
+def test_connection_refused() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(MaxScaleError) as info:
+        MaxScaleClient(f"http://127.0.0.1:{port}").get_maxscale()
+    assert info.value.kind == "connect" and info.value.status is None
+
+
+def test_connect_timeout_to_a_blackhole() -> None:
+    # a listening socket with a full backlog never completes new handshakes in time
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(0)
+    fillers = []
+    try:
+        for _ in range(8):
+            f = socket.socket()
+            f.setblocking(False)
+            f.connect_ex(srv.getsockname())
+            fillers.append(f)
+        t0 = time.monotonic()
+        with pytest.raises(MaxScaleError) as info:
+            MaxScaleClient(f"http://127.0.0.1:{srv.getsockname()[1]}", connect_timeout=0.3,
+                           read_timeout=0.3).get_maxscale()
+        assert info.value.kind in ("timeout", "connect")
+        assert time.monotonic() - t0 < 2.0
+    finally:
+        for f in fillers:
+            f.close()
+        srv.close()
+
+
+def test_non_json_answer_is_a_protocol_error() -> None:
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    import threading
+
+    def answer() -> None:
+        conn, _ = srv.accept()
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n<html")
+        conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    with pytest.raises(MaxScaleError) as info:
+        MaxScaleClient(f"http://127.0.0.1:{srv.getsockname()[1]}").get_maxscale()
+    srv.close()
+    assert info.value.kind == "protocol"
+
+
+def test_bad_url_rejected() -> None:
+    with pytest.raises(ValueError):
+        MaxScaleClient("ftp://x")
+
+
+@pytest.fixture(scope="module")
+def tls_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
+                    "-out", str(cert)], check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+@requires_program("openssl")
+def test_https_with_ca_file_insecure_flag_and_failure(make_emulator: Any, tls_pair: tuple[str, str]) -> None:
+    cert, key = tls_pair
+    emulator = make_emulator(tls_cert=cert, tls_key=key)
+    assert emulator.url.startswith("https://")
+    assert MaxScaleClient(emulator.url, ca_file=cert).get_maxscale()["version"] == "24.02.4"
+    assert MaxScaleClient(emulator.url, insecure=True).get_maxscale()["version"] == "24.02.4"
+    with pytest.raises(MaxScaleError) as info:
+        MaxScaleClient(emulator.url).get_maxscale()
+    assert "CERTIFICATE_VERIFY_FAILED" in str(info.value)
+
+
+def test_path_prefix_in_url(emulator: Emulator, tmp_path: Path) -> None:
+    assert MaxScaleClient(emulator.url + "/").get_maxscale()["version"]
