@@ -50,25 +50,64 @@ FAULT_MODES = ("none", "slow", "hang", "error", "reject_auth", "refuse")
 RELEASE_HOLDOFF_SECONDS = 60.0
 
 # Parameters of the `maxscale` object that MaxScale refuses to change at runtime.
-STATIC_PARAMETERS = frozenset({
-    "admin_enabled", "admin_gui", "admin_host", "admin_port", "admin_secure_gui", "admin_ssl_ca",
-    "admin_ssl_cert", "admin_ssl_key", "admin_ssl_version", "admin_pam_readonly_service",
-    "admin_pam_readwrite_service", "cachedir", "config_sync_cluster", "config_sync_db",
-    "config_sync_user", "config_sync_password", "connector_plugindir", "core_file", "datadir", "debug",
-    "execdir", "key_manager", "language", "libdir", "load_persisted_configs", "local_address", "logdir",
-    "module_configdir", "persist_runtime_changes", "persistdir", "piddir", "query_classifier_cache_size",
-    "secretsdir", "sql_mode", "syslog", "maxlog", "threads_max", "substitute_variables",
-})
+STATIC_PARAMETERS = frozenset(
+    {
+        "admin_enabled",
+        "admin_gui",
+        "admin_host",
+        "admin_port",
+        "admin_secure_gui",
+        "admin_ssl_ca",
+        "admin_ssl_cert",
+        "admin_ssl_key",
+        "admin_ssl_version",
+        "admin_pam_readonly_service",
+        "admin_pam_readwrite_service",
+        "cachedir",
+        "config_sync_cluster",
+        "config_sync_db",
+        "config_sync_user",
+        "config_sync_password",
+        "connector_plugindir",
+        "core_file",
+        "datadir",
+        "debug",
+        "execdir",
+        "key_manager",
+        "language",
+        "libdir",
+        "load_persisted_configs",
+        "local_address",
+        "logdir",
+        "module_configdir",
+        "persist_runtime_changes",
+        "persistdir",
+        "piddir",
+        "query_classifier_cache_size",
+        "secretsdir",
+        "sql_mode",
+        "syslog",
+        "maxlog",
+        "threads_max",
+        "substitute_variables",
+    }
+)
 
 # Module commands refused while passive, and the word MaxScale starts the refusal with.
 PASSIVE_REFUSED = {
-    "switchover": "Switchover", "switchover-force": "Switchover", "async-switchover": "Switchover",
-    "failover": "Failover", "async-failover": "Failover",
-    "rejoin": "Rejoin", "async-rejoin": "Rejoin",
+    "switchover": "Switchover",
+    "switchover-force": "Switchover",
+    "async-switchover": "Switchover",
+    "failover": "Failover",
+    "async-failover": "Failover",
+    "rejoin": "Rejoin",
+    "async-rejoin": "Rejoin",
 }
-LOCKS_MISSING = ("Cannot perform cluster operation because this MaxScale does not have exclusive locks "
-                 "on a majority of servers. Run \"SELECT IS_USED_LOCK('maxscale_mariadbmonitor');\" "
-                 "on the servers to find out which connection id has a lock.")
+LOCKS_MISSING = (
+    "Cannot perform cluster operation because this MaxScale does not have exclusive locks "
+    "on a majority of servers. Run \"SELECT IS_USED_LOCK('maxscale_mariadbmonitor');\" "
+    "on the servers to find out which connection id has a lock."
+)
 
 
 def _load_template(name: str) -> Any:
@@ -99,7 +138,7 @@ def json_type_name(value: Any) -> str:
 def jansson_parse_error(text: str, exc: json.JSONDecodeError) -> str:
     """Approximate jansson's wording for the commonest error (a key that is not a string)."""
     if "property name enclosed in double quotes" in exc.msg:
-        rest = text[exc.pos:]
+        rest = text[exc.pos :]
         token = re.match(r"[A-Za-z0-9_]+|.", rest, re.S)
         near = token.group(0) if token else ""
         return f"string or '}}' expected near '{near}'"
@@ -133,10 +172,12 @@ class EmulatorConfig:
     passive: bool = False
     monitor: str = "MariaDB-Monitor"
     lock_mode: str = "none"
-    servers: list[EmulatedServer] = field(default_factory=lambda: [
-        EmulatedServer("server1", "127.0.0.1", 3306, "Master, Running"),
-        EmulatedServer("server2", "127.0.0.1", 3307, "Slave, Running"),
-    ])
+    servers: list[EmulatedServer] = field(
+        default_factory=lambda: [
+            EmulatedServer("server1", "127.0.0.1", 3306, "Master, Running"),
+            EmulatedServer("server2", "127.0.0.1", 3307, "Slave, Running"),
+        ]
+    )
     version: str = VERSION
     nodename: str = "maxscale"
     tls_cert: str | None = None
@@ -190,12 +231,17 @@ class EmulatorState:
         path = self.config.state_file
         if not path:
             return
-        runtime = {k: v for k, v in self.parameters.items()
-                   if v != self.maxscale_template["parameters"].get(k) or k == "passive"}
+        runtime = {
+            k: v
+            for k, v in self.parameters.items()
+            if v != self.maxscale_template["parameters"].get(k) or k == "passive"
+        }
         runtime.pop("admin_host", None)
         runtime.pop("admin_port", None)
-        doc = {"maxscale": runtime,
-               "monitor": {"cooperative_monitoring_locks": self.monitor_parameters["cooperative_monitoring_locks"]}}
+        doc = {
+            "maxscale": runtime,
+            "monitor": {"cooperative_monitoring_locks": self.monitor_parameters["cooperative_monitoring_locks"]},
+        }
         tmp = f"{path}.tmp.{os.getpid()}.{threading.get_ident()}"
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(doc, fh)
@@ -237,6 +283,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
 
     def version_string(self) -> str:
         return self.server_version
+
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     server: EmulatorHTTPServer
@@ -301,9 +348,12 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         cfg = self.st.config
         if hmac.compare_digest(user, cfg.user) and hmac.compare_digest(password, cfg.password):
             return "rw"
-        if (cfg.readonly_user is not None and cfg.readonly_password is not None
-                and hmac.compare_digest(user, cfg.readonly_user)
-                and hmac.compare_digest(password, cfg.readonly_password)):
+        if (
+            cfg.readonly_user is not None
+            and cfg.readonly_password is not None
+            and hmac.compare_digest(user, cfg.readonly_user)
+            and hmac.compare_digest(password, cfg.readonly_password)
+        ):
             return "ro"
         return None
 
@@ -319,9 +369,15 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             self._errors(400, f"Malformed request: {exc}")
         finally:
             with self.st.lock:
-                self.st.requests.append({"time": time.time(), "method": self.command, "path": self.path,
-                                         "status": self._status,
-                                         "duration": round(time.monotonic() - started, 4)})
+                self.st.requests.append(
+                    {
+                        "time": time.time(),
+                        "method": self.command,
+                        "path": self.path,
+                        "status": self._status,
+                        "duration": round(time.monotonic() - started, 4),
+                    }
+                )
                 self.st.counts[f"{self.command} {self._status}"] += 1
 
     do_GET = do_PATCH = do_POST = do_PUT = do_DELETE = do_HEAD = _dispatch
@@ -344,7 +400,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         path = unquote(parts.path)
         if path.startswith("/__emulator__/"):
-            self._control(path[len("/__emulator__/"):].strip("/"))
+            self._control(path[len("/__emulator__/") :].strip("/"))
             return
         st = self.st
         fault = st.active_fault()
@@ -393,8 +449,13 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             self._modules(seg[2], seg[3] if len(seg) > 3 else None, query)
         elif head == "servers" and len(seg) <= 2 and method in ("GET", "HEAD"):
             if len(seg) == 1:
-                self._send(200, {"data": [self._server_doc(s) for s in self.st.servers.values()],
-                                 "links": {"self": f"{self._base()}/v1/servers/"}})
+                self._send(
+                    200,
+                    {
+                        "data": [self._server_doc(s) for s in self.st.servers.values()],
+                        "links": {"self": f"{self._base()}/v1/servers/"},
+                    },
+                )
             elif seg[1] in self.st.servers:
                 doc = self._server_doc(self.st.servers[seg[1]])
                 self._send(200, {"data": doc, "links": {"self": doc["links"]["self"]}})
@@ -424,12 +485,14 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             "uptime": int(time.monotonic() - st.started_mono),
             "version": st.config.version,
         }
-        return {"data": {"attributes": attrs, "id": "maxscale", "type": "maxscale"},
-                "links": {"self": f"{self._base()}/v1/maxscale/"}}
+        return {
+            "data": {"attributes": attrs, "id": "maxscale", "type": "maxscale"},
+            "links": {"self": f"{self._base()}/v1/maxscale/"},
+        }
 
     def _server_doc(self, server: EmulatedServer) -> dict[str, Any]:
         base = self._base()
-        doc = copy.deepcopy(self.server.server_template)
+        doc: dict[str, Any] = copy.deepcopy(self.server.server_template)
         attrs = doc["attributes"]
         attrs["name"] = server.name
         attrs["state"] = server.state
@@ -440,12 +503,20 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         doc["links"] = {"self": f"{base}/v1/servers/{server.name}/"}
         mon = self.st.config.monitor
         doc["relationships"] = {
-            "monitors": {"data": [{"id": mon, "type": "monitors"}],
-                         "links": {"related": f"{base}/v1/monitors/",
-                                   "self": f"{base}/v1/servers/{server.name}/relationships/monitors/"}},
-            "services": {"data": [{"id": "RW-Split-Router", "type": "services"}],
-                         "links": {"related": f"{base}/v1/services/",
-                                   "self": f"{base}/v1/servers/{server.name}/relationships/services/"}},
+            "monitors": {
+                "data": [{"id": mon, "type": "monitors"}],
+                "links": {
+                    "related": f"{base}/v1/monitors/",
+                    "self": f"{base}/v1/servers/{server.name}/relationships/monitors/",
+                },
+            },
+            "services": {
+                "data": [{"id": "RW-Split-Router", "type": "services"}],
+                "links": {
+                    "related": f"{base}/v1/services/",
+                    "self": f"{base}/v1/servers/{server.name}/relationships/services/",
+                },
+            },
         }
         return doc
 
@@ -453,7 +524,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         st = self.st
         base = self._base()
         name = st.config.monitor
-        doc = copy.deepcopy(self.server.monitor_template)
+        doc: dict[str, Any] = copy.deepcopy(self.server.monitor_template)
         attrs = doc["attributes"]
         attrs["parameters"] = dict(st.monitor_parameters)
         attrs["ticks"] = int((time.monotonic() - st.started_mono) / 1.0)
@@ -463,19 +534,35 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         diag["master"] = st.current_master()
         diag["primary"] = held if locks_on else None
         diag["server_info"] = [
-            {"gtid_binlog_pos": None, "gtid_current_pos": None, "lock_held": held if locks_on else None,
-             "master_group": None, "name": s.name, "read_only": "Master" not in s.state,
-             "server_id": i + 1, "slave_connections": []}
-            for i, s in enumerate(st.servers.values())]
+            {
+                "gtid_binlog_pos": None,
+                "gtid_current_pos": None,
+                "lock_held": held if locks_on else None,
+                "master_group": None,
+                "name": s.name,
+                "read_only": "Master" not in s.state,
+                "server_id": i + 1,
+                "slave_connections": [],
+            }
+            for i, s in enumerate(st.servers.values())
+        ]
         doc["id"] = name
         doc["links"] = {"self": f"{base}/v1/monitors/{name}/"}
         doc["relationships"] = {
-            "servers": {"data": [{"id": s, "type": "servers"} for s in st.servers],
-                        "links": {"related": f"{base}/v1/servers/",
-                                  "self": f"{base}/v1/monitors/{name}/relationships/servers/"}},
-            "services": {"data": [{"id": "RW-Split-Router", "type": "services"}],
-                         "links": {"related": f"{base}/v1/services/",
-                                   "self": f"{base}/v1/monitors/{name}/relationships/services/"}},
+            "servers": {
+                "data": [{"id": s, "type": "servers"} for s in st.servers],
+                "links": {
+                    "related": f"{base}/v1/servers/",
+                    "self": f"{base}/v1/monitors/{name}/relationships/servers/",
+                },
+            },
+            "services": {
+                "data": [{"id": "RW-Split-Router", "type": "services"}],
+                "links": {
+                    "related": f"{base}/v1/services/",
+                    "self": f"{base}/v1/monitors/{name}/relationships/services/",
+                },
+            },
         }
         return doc
 
@@ -534,8 +621,10 @@ class EmulatorHandler(BaseHTTPRequestHandler):
 
     @staticmethod
     def _persist_warning(name: str) -> str:
-        return (f"Saving runtime modifications to '{name}' in '/var/lib/maxscale/maxscale.cnf.d/{name}.cnf'. "
-                "The modified values will override the values found in the static configuration files.")
+        return (
+            f"Saving runtime modifications to '{name}' in '/var/lib/maxscale/maxscale.cnf.d/{name}.cnf'. "
+            "The modified values will override the values found in the static configuration files."
+        )
 
     # -- monitors ------------------------------------------------------------------------
     def _monitors(self, name: str | None, body: bytes | None) -> None:
@@ -557,8 +646,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             params = self._patch_parameters(body)
             if params is None:
                 return
-            errors = [f"{name}: The parameter '{k}' is unrecognized." for k in params
-                      if k not in st.monitor_parameters]
+            errors = [f"{name}: The parameter '{k}' is unrecognized." for k in params if k not in st.monitor_parameters]
             mode = params.get("cooperative_monitoring_locks")
             if mode is not None and mode not in LOCK_MODES:
                 errors.append(f"Invalid value for parameter 'cooperative_monitoring_locks': {mode}")
@@ -596,8 +684,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         links = {"self": f"{base}/v1/maxscale/modules/mariadbmon/{command}/"}
         arg_min, arg_max = spec["attributes"]["arg_min"], spec["attributes"]["arg_max"]
         if not (arg_min <= len(args) <= arg_max):
-            self._errors(400, f"Wrong number of arguments to '{command}': expected {arg_min} to {arg_max}, "
-                              f"got {len(args)}.")
+            self._errors(
+                400, f"Wrong number of arguments to '{command}': expected {arg_min} to {arg_max}, got {len(args)}."
+            )
             return
         st = self.st
         if args[0] != st.config.monitor:
@@ -626,16 +715,18 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         if command in PASSIVE_REFUSED:
             if st.passive:
                 detail = f"{PASSIVE_REFUSED[command]} requested but not performed, as MaxScale is in passive mode."
-                self._send(400, {"errors": [{"detail": detail}], "links": links,
-                                 "meta": {"errors": [{"detail": detail}]}})
+                self._send(
+                    400, {"errors": [{"detail": detail}], "links": links, "meta": {"errors": [{"detail": detail}]}}
+                )
                 return
             if st.lock_mode() != "none" and not st.holds_locks():
                 meta_error(LOCKS_MISSING)
                 return
             error = self._cluster_operation(PASSIVE_REFUSED[command], args[1:])
             if error:
-                self._send(400, {"errors": [{"detail": error}], "links": links,
-                                 "meta": {"errors": [{"detail": error}]}})
+                self._send(
+                    400, {"errors": [{"detail": error}], "links": links, "meta": {"errors": [{"detail": error}]}}
+                )
                 return
             log.info("performed %s %s", command, " ".join(args))
         self._send(204)
@@ -644,8 +735,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         """Change emulated server roles as the operation would; return an error text or None."""
         st = self.st
         master = next((s for s in st.servers.values() if "Master" in s.state.split(", ")), None)
-        replicas = [s for s in st.servers.values() if "Slave" in s.state.split(", ")
-                    and "Running" in s.state.split(", ")]
+        replicas = [
+            s for s in st.servers.values() if "Slave" in s.state.split(", ") and "Running" in s.state.split(", ")
+        ]
         if op == "Rejoin":
             return None
         if op == "Switchover":
@@ -683,10 +775,18 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         with st.lock:
             if what == "state" and self.command == "GET":
                 fault = st.active_fault()
-                self._send(200, {"passive": st.passive, "fault": fault.mode, "lock_mode": st.lock_mode(),
-                                 "holds_locks": st.holds_locks(),
-                                 "servers": {s.name: s.state for s in st.servers.values()},
-                                 "counts": dict(st.counts), "pid": os.getpid()})
+                self._send(
+                    200,
+                    {
+                        "passive": st.passive,
+                        "fault": fault.mode,
+                        "lock_mode": st.lock_mode(),
+                        "holds_locks": st.holds_locks(),
+                        "servers": {s.name: s.state for s in st.servers.values()},
+                        "counts": dict(st.counts),
+                        "pid": os.getpid(),
+                    },
+                )
             elif what == "requests" and self.command == "GET":
                 self._send(200, {"requests": list(st.requests)})
             elif what == "requests" and self.command == "DELETE":
@@ -800,8 +900,9 @@ class Emulator:
             self.config.port = server.server_address[1]
             self.state.parameters["admin_port"] = self.config.port
             self._server = server
-            self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                                            name="emulator", daemon=True)
+            self._thread = threading.Thread(
+                target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="emulator", daemon=True
+            )
             self._thread.start()
         log.info("MaxScale emulator listening on %s", self.url)
 

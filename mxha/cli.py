@@ -16,87 +16,140 @@ EXIT_USAGE = 2
 
 
 def _config_flag(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--config.file", dest="config_file", required=True, metavar="FILE",
-                   help=f"YAML {what} config (see README 'Configuration')")
+    p.add_argument(
+        "--config.file",
+        dest="config_file",
+        required=True,
+        metavar="FILE",
+        help=f"YAML {what} config (see README 'Configuration')",
+    )
 
 
 def _listen_flag(p: argparse.ArgumentParser, default: str | None, what: str) -> None:
-    p.add_argument("--web.listen-address", dest="listen_address", default=default, metavar="ADDR",
-                   help=f"address to serve {what} on, Prometheus style ([HOST]:PORT)")
+    p.add_argument(
+        "--web.listen-address",
+        dest="listen_address",
+        default=default,
+        metavar="ADDR",
+        help=f"address to serve {what} on, Prometheus style ([HOST]:PORT)",
+    )
 
 
 def _log_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--log.level", dest="log_level", default="info",
-                   choices=("debug", "info", "warning", "error"), help="log verbosity (default info)")
+    p.add_argument(
+        "--log.level",
+        dest="log_level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="log verbosity (default info)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mxha",
         description="Keep exactly one MaxScale active behind a Keepalived VIP: per-node exporter, "
-                    "keepalived hooks, Alertmanager-driven remediator, MaxScale emulator and lab.",
-        epilog="Run 'mxha COMMAND --help' for a command's options.")
+        "keepalived hooks, Alertmanager-driven remediator, MaxScale emulator and lab.",
+        epilog="Run 'mxha COMMAND --help' for a command's options.",
+    )
     parser.add_argument("--version", action="version", version=f"mxha {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("exporter", help="per-node Prometheus exporter (VRRP, VIP, health check, MaxScale mode)",
-                       description="Serve /metrics, /state, /check and /healthz for this node.")
+    p = sub.add_parser(
+        "exporter",
+        help="per-node Prometheus exporter (VRRP, VIP, health check, MaxScale mode)",
+        description="Serve /metrics, /state, /check and /healthz for this node.",
+    )
     _config_flag(p, "node")
     _listen_flag(p, None, "the exporter (default :9843, or exporter.listen_address in the config)")
     _log_flag(p)
 
-    p = sub.add_parser("remediator", help="Alertmanager webhook that leaves exactly one MaxScale active",
-                       description="Serve POST /webhook, GET /status, /metrics and /healthz under waitress.")
+    p = sub.add_parser(
+        "remediator",
+        help="Alertmanager webhook that leaves exactly one MaxScale active",
+        description="Serve POST /webhook, GET /status, /metrics and /healthz under waitress.",
+    )
     _config_flag(p, "remediator")
     _listen_flag(p, None, "the remediator (default :9844, or listen_address in the config)")
     p.add_argument("--dry-run", action="store_true", help="plan and record, never act (overrides the config)")
     _log_flag(p)
 
-    p = sub.add_parser("check", help="keepalived vrrp_script: exit 0 when this node's MaxScale is healthy",
-                       description="Exit 0 when MaxScale answers within check.timeout and lists every "
-                                   "expected server; non-zero otherwise. Prints one line saying why.")
+    p = sub.add_parser(
+        "check",
+        help="keepalived vrrp_script: exit 0 when this node's MaxScale is healthy",
+        description="Exit 0 when MaxScale answers within check.timeout and lists every "
+        "expected server; non-zero otherwise. Prints one line saying why.",
+    )
     _config_flag(p, "node")
-    p.add_argument("--via", metavar="URL", default=None,
-                   help="read the exporter's cached result from URL (e.g. http://127.0.0.1:9843/check) "
-                        "instead of asking MaxScale: the lightweight mode")
+    p.add_argument(
+        "--via",
+        metavar="URL",
+        default=None,
+        help="read the exporter's cached result from URL (e.g. http://127.0.0.1:9843/check) "
+        "instead of asking MaxScale: the lightweight mode",
+    )
 
-    p = sub.add_parser("notify", help="keepalived notify: MASTER -> MaxScale active, else passive",
-                       description="Called by keepalived as 'notify' with TYPE NAME STATE [PRIORITY]. "
-                                   "MASTER makes this node's MaxScale active; BACKUP, FAULT, STOP and "
-                                   "DELETED make it passive; any other state exits 1.")
+    p = sub.add_parser(
+        "notify",
+        help="keepalived notify: MASTER -> MaxScale active, else passive",
+        description="Called by keepalived as 'notify' with TYPE NAME STATE [PRIORITY]. "
+        "MASTER makes this node's MaxScale active; BACKUP, FAULT, STOP and "
+        "DELETED make it passive; any other state exits 1.",
+    )
     _config_flag(p, "node")
     p.add_argument("type", metavar="TYPE", help="INSTANCE or GROUP")
     p.add_argument("name", metavar="NAME", help="VRRP instance or group name")
     p.add_argument("state", metavar="STATE", help="MASTER, BACKUP, FAULT, STOP or DELETED")
     p.add_argument("priority", metavar="PRIORITY", nargs="?", default=None, help="priority (keepalived 2.x)")
 
-    p = sub.add_parser("emulator", help="MaxScale 24.02 REST API emulator for tests and the lab",
-                       description="A MaxScale REST API emulator faithful to 24.02.4's documents and errors. "
-                                   "Control routes under /__emulator__/ inject faults at runtime.")
+    p = sub.add_parser(
+        "emulator",
+        help="MaxScale 24.02 REST API emulator for tests and the lab",
+        description="A MaxScale REST API emulator faithful to 24.02.4's documents and errors. "
+        "Control routes under /__emulator__/ inject faults at runtime.",
+    )
     _listen_flag(p, "127.0.0.1:8989", "the REST API")
-    p.add_argument("--state-file", default=None, metavar="FILE",
-                   help="persist runtime changes (passive, lock mode) here and restore them at start, "
-                        "as MaxScale does with maxscale.cnf.d")
+    p.add_argument(
+        "--state-file",
+        default=None,
+        metavar="FILE",
+        help="persist runtime changes (passive, lock mode) here and restore them at start, "
+        "as MaxScale does with maxscale.cnf.d",
+    )
     p.add_argument("--user", default="admin", help="REST API user (default admin)")
     p.add_argument("--password", default=None, help="REST API password (default mariadb)")
     p.add_argument("--password-file", default=None, metavar="FILE", help="read the password from FILE")
-    p.add_argument("--readonly-user", default=None, metavar="USER:PASSWORD",
-                   help="an extra read-only user (writes get 403)")
+    p.add_argument(
+        "--readonly-user", default=None, metavar="USER:PASSWORD", help="an extra read-only user (writes get 403)"
+    )
     p.add_argument("--passive", action="store_true", help="start passive (a persisted value wins)")
-    p.add_argument("--server", action="append", default=None, metavar="NAME=ADDR:PORT[=STATE]",
-                   help="a monitored server (repeatable); default server1 (Master) and server2 (Slave)")
+    p.add_argument(
+        "--server",
+        action="append",
+        default=None,
+        metavar="NAME=ADDR:PORT[=STATE]",
+        help="a monitored server (repeatable); default server1 (Master) and server2 (Slave)",
+    )
     p.add_argument("--monitor", default="MariaDB-Monitor", help="monitor name (default MariaDB-Monitor)")
-    p.add_argument("--locks", default="none", choices=("none", "majority_of_all", "majority_of_running"),
-                   help="cooperative_monitoring_locks of the monitor (default none)")
+    p.add_argument(
+        "--locks",
+        default="none",
+        choices=("none", "majority_of_all", "majority_of_running"),
+        help="cooperative_monitoring_locks of the monitor (default none)",
+    )
     p.add_argument("--nodename", default=None, help="host name shown in system.os.nodename")
-    p.add_argument("--tls-cert", default=None, metavar="FILE", help="serve HTTPS with this certificate "
-                   "(like admin_ssl_cert)")
+    p.add_argument(
+        "--tls-cert", default=None, metavar="FILE", help="serve HTTPS with this certificate (like admin_ssl_cert)"
+    )
     p.add_argument("--tls-key", default=None, metavar="FILE", help="private key for --tls-cert")
     _log_flag(p)
 
-    p = sub.add_parser("lab", help="two-node lab in network namespaces (root)",
-                       description="Real keepalived, Prometheus, Alertmanager, exporters, emulators and "
-                                   "the remediator in network namespaces on 198.51.100.0/24.")
+    p = sub.add_parser(
+        "lab",
+        help="two-node lab in network namespaces (root)",
+        description="Real keepalived, Prometheus, Alertmanager, exporters, emulators and "
+        "the remediator in network namespaces on 198.51.100.0/24.",
+    )
     lab_sub = p.add_subparsers(dest="lab_command", metavar="ACTION")
     lp = lab_sub.add_parser("up", help="bring the lab up and return once everything answers")
     lp.add_argument("--subnet", default="198.51.100.0/24", help="lab /24 (default 198.51.100.0/24)")
@@ -107,8 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--json", action="store_true", help="print one JSON object")
     lp.add_argument("--dir", dest="lab_dir", default=None)
     lp = lab_sub.add_parser("scenario", help="run a scenario and print its timeline and verdict")
-    lp.add_argument("name", help="split-brain, active-dies, restart-active-backup, master-passive, "
-                                 "circuit-breaker, or all")
+    lp.add_argument(
+        "name", help="split-brain, active-dies, restart-active-backup, master-passive, circuit-breaker, or all"
+    )
     lp.add_argument("--dir", dest="lab_dir", default=None)
     lp.add_argument("--out", default=None, help="folder for timeline pictures and JSON")
     return parser
@@ -117,8 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _setup_logging(level: str) -> None:
     import logging
 
-    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
 def _run_emulator(args: argparse.Namespace) -> int:
@@ -134,9 +191,16 @@ def _run_emulator(args: argparse.Namespace) -> int:
     if args.password_file:
         with open(args.password_file, encoding="utf-8") as fh:
             password = fh.read().strip("\r\n")
-    cfg = EmulatorConfig(host=host, port=port, user=args.user, password=password,
-                         state_file=args.state_file, passive=args.passive, monitor=args.monitor,
-                         lock_mode=args.locks)
+    cfg = EmulatorConfig(
+        host=host,
+        port=port,
+        user=args.user,
+        password=password,
+        state_file=args.state_file,
+        passive=args.passive,
+        monitor=args.monitor,
+        lock_mode=args.locks,
+    )
     if args.readonly_user:
         user, _, pw = args.readonly_user.partition(":")
         cfg.readonly_user, cfg.readonly_password = user, pw
@@ -152,8 +216,7 @@ def _run_emulator(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGUSR1, lambda *_: emulator.stop_listening())
     signal.signal(signal.SIGUSR2, lambda *_: emulator.start())
-    print(f"MaxScale emulator on {emulator.url} (user {cfg.user}); control API under /__emulator__/",
-          flush=True)
+    print(f"MaxScale emulator on {emulator.url} (user {cfg.user}); control API under /__emulator__/", flush=True)
     while not stop.wait(3600):
         pass
     emulator.stop()

@@ -155,9 +155,15 @@ class MaxScaleSettings:
     read_timeout: float = 1.5
 
     def client(self) -> MaxScaleClient:
-        return MaxScaleClient(self.url, self.user, self.password, ca_file=self.ca_file,
-                              insecure=self.insecure_skip_verify, connect_timeout=self.connect_timeout,
-                              read_timeout=self.read_timeout)
+        return MaxScaleClient(
+            self.url,
+            self.user,
+            self.password,
+            ca_file=self.ca_file,
+            insecure=self.insecure_skip_verify,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+        )
 
 
 def parse_maxscale(sec: Section) -> MaxScaleSettings:
@@ -166,8 +172,11 @@ def parse_maxscale(sec: Section) -> MaxScaleSettings:
         raise ConfigError(f"{sec.key('url')}: must be http(s)://HOST[:PORT]")
     password = read_secret(sec, "password", default="mariadb")
     settings = MaxScaleSettings(
-        url=url, user=sec.text("user", "admin"), password=password or "",
-        ca_file=sec.text("ca_file"), insecure_skip_verify=sec.flag("insecure_skip_verify", False),
+        url=url,
+        user=sec.text("user", "admin"),
+        password=password or "",
+        ca_file=sec.text("ca_file"),
+        insecure_skip_verify=sec.flag("insecure_skip_verify", False),
         connect_timeout=sec.number("connect_timeout", 0.5, minimum=0.01, maximum=30),
         read_timeout=sec.number("read_timeout", 1.5, minimum=0.01, maximum=60),
     )
@@ -249,8 +258,13 @@ def parse_node_config(doc: dict[str, Any], source_path: str | None = None) -> No
         max_age=chk.number("max_age", 0.0, minimum=0.0, maximum=86400),
     )
     if check.max_age == 0.0:
-        check = CheckSettings(check.expected_servers, check.require_running, check.timeout, check.interval,
-                              max(3 * check.interval, check.interval + check.timeout + 1.0))
+        check = CheckSettings(
+            check.expected_servers,
+            check.require_running,
+            check.timeout,
+            check.interval,
+            max(3 * check.interval, check.interval + check.timeout + 1.0),
+        )
     chk.finish()
     ka = top.section("keepalived")
     keepalived = KeepalivedSettings(
@@ -282,8 +296,15 @@ def parse_node_config(doc: dict[str, Any], source_path: str | None = None) -> No
     listen = ex.text("listen_address", ":9843")
     ex.finish()
     top.finish()
-    return NodeConfig(node=node, maxscale=maxscale, check=check, keepalived=keepalived, notify=notify,
-                      listen_address=listen, source_path=source_path)
+    return NodeConfig(
+        node=node,
+        maxscale=maxscale,
+        check=check,
+        keepalived=keepalived,
+        notify=notify,
+        listen_address=listen,
+        source_path=source_path,
+    )
 
 
 def load_node_config(path: str) -> NodeConfig:
@@ -297,7 +318,7 @@ def parse_listen_address(value: str, default_port: int) -> tuple[str, int]:
         end = value.find("]")
         if end < 0:
             raise ValueError(f"bad listen address {value!r}")
-        host, rest = value[1:end], value[end + 1:]
+        host, rest = value[1:end], value[end + 1 :]
         if rest.startswith(":"):
             port = rest[1:]
     elif value.count(":") == 1:

@@ -39,7 +39,9 @@ class CheckResult:
         return asdict(self)
 
 
-def evaluate_servers(servers: list[dict[str, Any]], expected: tuple[str, ...], require_running: bool) -> tuple[bool, str]:
+def evaluate_servers(
+    servers: list[dict[str, Any]], expected: tuple[str, ...], require_running: bool
+) -> tuple[bool, str]:
     """Pure verdict over the server list MaxScale returned."""
     listed = {str(s.get("id")): s for s in servers}
     if expected:
@@ -60,8 +62,7 @@ def evaluate_servers(servers: list[dict[str, Any]], expected: tuple[str, ...], r
     return True, f"{summary}, {running} Running"
 
 
-def run_check(client: MaxScaleClient, expected: tuple[str, ...], require_running: bool,
-              timeout: float) -> CheckResult:
+def run_check(client: MaxScaleClient, expected: tuple[str, ...], require_running: bool, timeout: float) -> CheckResult:
     """Ask MaxScale for its servers within ``timeout`` seconds, whatever happens."""
     started = time.monotonic()
     now = time.time()
@@ -116,8 +117,7 @@ def main(config_file: str, via: str | None = None) -> int:
         code, line = check_via_exporter(via, cfg.check.timeout)
         print(line)
         return code
-    result = run_check(cfg.maxscale.client(), cfg.check.expected_servers, cfg.check.require_running,
-                       cfg.check.timeout)
+    result = run_check(cfg.maxscale.client(), cfg.check.expected_servers, cfg.check.require_running, cfg.check.timeout)
     signal.setitimer(signal.ITIMER_REAL, 0)
     print(("OK: " if result.success else "FAIL: ") + result.reason)
     return EXIT_HEALTHY if result.success else EXIT_UNHEALTHY

@@ -29,8 +29,9 @@ class MaxScaleError(Exception):
     ``detail`` strings MaxScale put in ``errors[]`` and ``meta.errors[]``.
     """
 
-    def __init__(self, message: str, *, status: int | None = None, details: tuple[str, ...] = (),
-                 kind: str = "http") -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, details: tuple[str, ...] = (), kind: str = "http"
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.details = details
@@ -87,8 +88,9 @@ class _TimedHTTPConnection(http.client.HTTPConnection):
 
 
 class _TimedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int | None, connect_timeout: float, read_timeout: float,
-                 context: ssl.SSLContext) -> None:
+    def __init__(
+        self, host: str, port: int | None, connect_timeout: float, read_timeout: float, context: ssl.SSLContext
+    ) -> None:
         super().__init__(host, port, timeout=read_timeout, context=context)
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
@@ -142,8 +144,15 @@ class MaxScaleClient:
             return _TimedHTTPSConnection(self._host, self._port, connect_timeout, read_timeout, self._ssl)
         return _TimedHTTPConnection(self._host, self._port, connect_timeout, read_timeout)
 
-    def request(self, method: str, path: str, body: Any = None, *, expect: tuple[int, ...] = (200, 204),
-                deadline: float | None = None) -> Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        expect: tuple[int, ...] = (200, 204),
+        deadline: float | None = None,
+    ) -> Response:
         """Send one request; raise MaxScaleError unless the status is in ``expect``.
 
         ``deadline`` (a ``time.monotonic()`` value) caps the whole call, whatever the
@@ -168,8 +177,7 @@ class MaxScaleClient:
             except (ConnectionRefusedError, socket.gaierror, OSError) as exc:
                 if isinstance(exc, (TimeoutError, socket.timeout)):
                     raise MaxScaleError(f"{method} {path}: connect timed out", kind="timeout") from exc
-                raise MaxScaleError(f"{method} {path}: cannot connect to {self.url}: {exc}",
-                                    kind="connect") from exc
+                raise MaxScaleError(f"{method} {path}: cannot connect to {self.url}: {exc}", kind="connect") from exc
             if deadline is not None and conn.sock is not None:
                 conn.sock.settimeout(max(0.001, min(read_timeout, deadline - time.monotonic())))
             resp = conn.getresponse()
@@ -177,9 +185,8 @@ class MaxScaleClient:
             resp_headers = {k: v for k, v in resp.getheaders()}
         except MaxScaleError:
             raise
-        except (TimeoutError, socket.timeout) as exc:
-            raise MaxScaleError(f"{method} {path}: no answer within {read_timeout:g}s",
-                                kind="timeout") from exc
+        except TimeoutError as exc:
+            raise MaxScaleError(f"{method} {path}: no answer within {read_timeout:g}s", kind="timeout") from exc
         except (http.client.HTTPException, OSError) as exc:  # ssl.SSLError is an OSError
             raise MaxScaleError(f"{method} {path}: {type(exc).__name__}: {exc}", kind="protocol") from exc
         finally:
@@ -189,12 +196,16 @@ class MaxScaleClient:
             try:
                 document = json.loads(raw)
             except ValueError as exc:
-                raise MaxScaleError(f"{method} {path}: HTTP {resp.status} with a body that is not JSON",
-                                    status=resp.status, kind="protocol") from exc
+                raise MaxScaleError(
+                    f"{method} {path}: HTTP {resp.status} with a body that is not JSON",
+                    status=resp.status,
+                    kind="protocol",
+                ) from exc
         if resp.status not in expect:
             kind = "auth" if resp.status in (401, 403) else "http"
-            raise MaxScaleError(f"{method} {path}: HTTP {resp.status}", status=resp.status,
-                                details=error_details(document), kind=kind)
+            raise MaxScaleError(
+                f"{method} {path}: HTTP {resp.status}", status=resp.status, details=error_details(document), kind=kind
+            )
         return Response(resp.status, resp_headers, document)
 
     def _get_data(self, path: str, deadline: float | None = None) -> Any:
@@ -232,8 +243,9 @@ class MaxScaleClient:
         body = {"data": {"attributes": {"parameters": {"passive": bool(passive)}}}}
         self.request("PATCH", "/v1/maxscale", body, expect=(200, 204), deadline=deadline)
 
-    def call_module_command(self, module: str, command: str, args: list[str],
-                            deadline: float | None = None) -> Response:
+    def call_module_command(
+        self, module: str, command: str, args: list[str], deadline: float | None = None
+    ) -> Response:
         query = "&".join(quote(a, safe="") for a in args)
         path = f"/v1/maxscale/modules/{quote(module, safe='')}/{quote(command, safe='')}"
         if query:

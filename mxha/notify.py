@@ -144,8 +144,9 @@ def main(config_file: str, type_: str, name: str, state: str, priority: str | No
     type_ = type_.upper()
     if state not in ACTIVE_STATES | PASSIVE_STATES:
         log_line(settings.log_file, f"{type_} {name} {state}: unknown state, nothing done")
-        print(f"mxha notify: unknown state {state!r} (expected MASTER, BACKUP, FAULT, STOP or DELETED)",
-              file=sys.stderr)
+        print(
+            f"mxha notify: unknown state {state!r} (expected MASTER, BACKUP, FAULT, STOP or DELETED)", file=sys.stderr
+        )
         return 1
     prio: int | None = int(priority) if priority is not None and priority.lstrip("-").isdigit() else None
     transition = Transition(type_, name, state, prio, started_ns)
@@ -174,18 +175,28 @@ def _handle(cfg: Any, t: Transition, deadline: float) -> int:
     settings = cfg.notify
     doc = read_state_file(settings.state_file)
     governing = cfg.keepalived.governing_instance
-    relevant = (t.type == "INSTANCE" and (governing is None or t.name == governing)) or \
-               (t.type == "GROUP" and settings.group_events)
-    record: dict[str, Any] = {"time": t.started_ns / 1e9, "type": t.type, "name": t.name, "state": t.state,
-                              "priority": t.priority, "seq": t.started_ns}
+    relevant = (t.type == "INSTANCE" and (governing is None or t.name == governing)) or (
+        t.type == "GROUP" and settings.group_events
+    )
+    record: dict[str, Any] = {
+        "time": t.started_ns / 1e9,
+        "type": t.type,
+        "name": t.name,
+        "state": t.state,
+        "priority": t.priority,
+        "seq": t.started_ns,
+    }
     instances = doc.setdefault("instances", {})
     key = f"{t.type} {t.name}"
     previous = instances.get(key)
     newest_governing = doc.get("governing_seq", 0)
     code = 0
     if not relevant:
-        record["result"] = "recorded; not the governing instance" if t.type == "INSTANCE" else \
-            "recorded; GROUP events ignored (notify.group_events: false)"
+        record["result"] = (
+            "recorded; not the governing instance"
+            if t.type == "INSTANCE"
+            else "recorded; GROUP events ignored (notify.group_events: false)"
+        )
     elif newest_governing > t.started_ns:
         record["result"] = "superseded by a newer transition; nothing done"
     else:

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 import requests
-
 from conftest import MAXSCALE_FIXTURES, control, load_fixture
 from mxha.lab.emulator import Emulator
 
@@ -45,7 +44,9 @@ def _shape_covers(recorded: Any, emulated: Any, path: str = "") -> list[str]:
             return [f"{path}: expected array"]
         if recorded and emulated:
             problems += _shape_covers(recorded[0], emulated[0], f"{path}[0]")
-    elif recorded is not None and emulated is not None and recorded != emulated and type(recorded) is not type(emulated):
+    elif (
+        recorded is not None and emulated is not None and recorded != emulated and type(recorded) is not type(emulated)
+    ):
         problems.append(f"{path}: {recorded} vs {emulated}")
     return problems
 
@@ -73,8 +74,7 @@ def _replay(emulator: Emulator, recording: dict[str, Any], auth: Any = AUTH) -> 
     else:
         data = json.dumps(body).encode()
     headers = {"Content-Type": "application/json"} if data is not None else {}
-    return requests.request(req["method"], emulator.url + req["path"], data=data, headers=headers,
-                            auth=auth, timeout=5)
+    return requests.request(req["method"], emulator.url + req["path"], data=data, headers=headers, auth=auth, timeout=5)
 
 
 def _names() -> list[str]:
@@ -128,11 +128,14 @@ def test_replays_recorded_exchange(name: str, make_emulator: Any) -> None:
         if "parameters" in e["attributes"] and "passive" in e["attributes"]["parameters"]:
             assert g["attributes"]["parameters"]["passive"] == e["attributes"]["parameters"]["passive"]
         if "monitor_diagnostics" in e["attributes"]:
-            assert g["attributes"]["monitor_diagnostics"]["primary"] == e["attributes"]["monitor_diagnostics"]["primary"]
+            assert (
+                g["attributes"]["monitor_diagnostics"]["primary"] == e["attributes"]["monitor_diagnostics"]["primary"]
+            )
     if isinstance(expected.get("data"), list):
         assert [d["id"] for d in got["data"]] == [d["id"] for d in expected["data"]]
-        assert [d["attributes"].get("state") for d in got["data"]] == \
-               [d["attributes"].get("state") for d in expected["data"]]
+        assert [d["attributes"].get("state") for d in got["data"]] == [
+            d["attributes"].get("state") for d in expected["data"]
+        ]
 
 
 def test_links_self_follow_the_host_header(emulator: Emulator) -> None:
@@ -147,19 +150,28 @@ def test_v1_prefix_is_optional_and_trailing_slash_ignored(emulator: Emulator) ->
     assert a.status_code == 200 and a.json()["data"]["id"] == "maxscale"
 
 
-@pytest.mark.parametrize("value,kind", [("true", "string"), (1, "integer"), (1.5, "real"), ([], "array"),
-                                        ({}, "object"), (None, "null")])
+@pytest.mark.parametrize(
+    "value,kind", [("true", "string"), (1, "integer"), (1.5, "real"), ([], "array"), ({}, "object"), (None, "null")]
+)
 def test_patch_passive_rejects_every_non_boolean(emulator: Emulator, value: Any, kind: str) -> None:
-    resp = requests.patch(f"{emulator.url}/v1/maxscale", auth=AUTH, timeout=5,
-                          json={"data": {"attributes": {"parameters": {"passive": value}}}})
+    resp = requests.patch(
+        f"{emulator.url}/v1/maxscale",
+        auth=AUTH,
+        timeout=5,
+        json={"data": {"attributes": {"parameters": {"passive": value}}}},
+    )
     assert resp.status_code == 400
     assert resp.json() == {"errors": [{"detail": f"passive: Expected a json boolean, but got a json {kind}."}]}
     assert control(emulator, "state")["passive"] is False
 
 
 def test_several_bad_parameters_give_several_errors(emulator: Emulator) -> None:
-    resp = requests.patch(f"{emulator.url}/v1/maxscale", auth=AUTH, timeout=5,
-                          json={"data": {"attributes": {"parameters": {"foo": 1, "admin_port": 1, "passive": 2}}}})
+    resp = requests.patch(
+        f"{emulator.url}/v1/maxscale",
+        auth=AUTH,
+        timeout=5,
+        json={"data": {"attributes": {"parameters": {"foo": 1, "admin_port": 1, "passive": 2}}}},
+    )
     assert resp.status_code == 400
     assert [e["detail"] for e in resp.json()["errors"]] == [
         "maxscale: The parameter 'foo' is unrecognized.",
@@ -171,8 +183,12 @@ def test_several_bad_parameters_give_several_errors(emulator: Emulator) -> None:
 def test_readonly_user_cannot_write(make_emulator: Any) -> None:
     emulator = make_emulator(readonly_user="viewer", readonly_password="v")
     assert requests.get(f"{emulator.url}/v1/maxscale", auth=("viewer", "v"), timeout=5).status_code == 200
-    resp = requests.patch(f"{emulator.url}/v1/maxscale", auth=("viewer", "v"), timeout=5,
-                          json={"data": {"attributes": {"parameters": {"passive": True}}}})
+    resp = requests.patch(
+        f"{emulator.url}/v1/maxscale",
+        auth=("viewer", "v"),
+        timeout=5,
+        json={"data": {"attributes": {"parameters": {"passive": True}}}},
+    )
     assert resp.status_code == 403
     assert resp.json() == {"errors": [{"detail": "Administrative access required"}]}
 
@@ -184,8 +200,9 @@ def test_unknown_verb_is_405_and_delete_maxscale_404(emulator: Emulator) -> None
 
 
 def test_switchover_while_active_moves_the_primary(emulator: Emulator) -> None:
-    resp = requests.post(f"{emulator.url}/v1/maxscale/modules/mariadbmon/switchover?MariaDB-Monitor&server2",
-                         auth=AUTH, timeout=5)
+    resp = requests.post(
+        f"{emulator.url}/v1/maxscale/modules/mariadbmon/switchover?MariaDB-Monitor&server2", auth=AUTH, timeout=5
+    )
     assert resp.status_code == 204
     assert control(emulator, "state")["servers"] == {"server1": "Slave, Running", "server2": "Master, Running"}
 
@@ -193,9 +210,12 @@ def test_switchover_while_active_moves_the_primary(emulator: Emulator) -> None:
 def test_release_locks_stops_relocking_for_a_minute(make_emulator: Any) -> None:
     emulator = make_emulator(lock_mode="majority_of_all")
     url = f"{emulator.url}/v1/monitors/MariaDB-Monitor"
-    assert requests.get(url, auth=AUTH, timeout=5).json()["data"]["attributes"]["monitor_diagnostics"]["primary"] is True
-    rel = requests.post(f"{emulator.url}/v1/maxscale/modules/mariadbmon/release-locks?MariaDB-Monitor",
-                        auth=AUTH, timeout=5)
+    assert (
+        requests.get(url, auth=AUTH, timeout=5).json()["data"]["attributes"]["monitor_diagnostics"]["primary"] is True
+    )
+    rel = requests.post(
+        f"{emulator.url}/v1/maxscale/modules/mariadbmon/release-locks?MariaDB-Monitor", auth=AUTH, timeout=5
+    )
     assert rel.status_code == 204
     diag = requests.get(url, auth=AUTH, timeout=5).json()["data"]["attributes"]["monitor_diagnostics"]
     assert diag["primary"] is False
@@ -205,15 +225,23 @@ def test_release_locks_stops_relocking_for_a_minute(make_emulator: Any) -> None:
 def test_passive_survives_restart_with_state_file(make_emulator: Any, tmp_path: Path) -> None:
     state = str(tmp_path / "maxscale.state")
     first = make_emulator(state_file=state)
-    requests.patch(f"{first.url}/v1/maxscale", auth=AUTH, timeout=5,
-                   json={"data": {"attributes": {"parameters": {"passive": True}}}}).raise_for_status()
+    requests.patch(
+        f"{first.url}/v1/maxscale",
+        auth=AUTH,
+        timeout=5,
+        json={"data": {"attributes": {"parameters": {"passive": True}}}},
+    ).raise_for_status()
     first.stop()
     second = make_emulator(state_file=state)
     doc = requests.get(f"{second.url}/v1/maxscale", auth=AUTH, timeout=5).json()
     assert doc["data"]["attributes"]["parameters"]["passive"] is True
     # and an active MaxScale comes back active even when the static config says passive
-    requests.patch(f"{second.url}/v1/maxscale", auth=AUTH, timeout=5,
-                   json={"data": {"attributes": {"parameters": {"passive": False}}}}).raise_for_status()
+    requests.patch(
+        f"{second.url}/v1/maxscale",
+        auth=AUTH,
+        timeout=5,
+        json={"data": {"attributes": {"parameters": {"passive": False}}}},
+    ).raise_for_status()
     second.stop()
     third = make_emulator(state_file=state, passive=True)
     assert control(third, "state")["passive"] is False
@@ -255,14 +283,17 @@ def test_fault_with_duration_clears_itself(emulator: Emulator) -> None:
     assert requests.get(f"{emulator.url}/v1/maxscale", auth=AUTH, timeout=5).status_code == 200
 
 
-@pytest.mark.parametrize("raw", [
-    b"GET /v1/maxscale HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
-    b"PATCH /v1/maxscale HTTP/1.1\r\nHost: x\r\nAuthorization: Basic !!!\r\n\r\n",
-    b"\x00\x01\x02 garbage\r\n\r\n",
-    b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n",
-    b"PATCH /v1/maxscale HTTP/1.1\r\nHost: x\r\nAuthorization: Basic YWRtaW46bWFyaWFkYg==\r\n"
-    b"Content-Length: 5\r\n\r\n\xff\xfe\x00{[",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GET /v1/maxscale HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        b"PATCH /v1/maxscale HTTP/1.1\r\nHost: x\r\nAuthorization: Basic !!!\r\n\r\n",
+        b"\x00\x01\x02 garbage\r\n\r\n",
+        b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n",
+        b"PATCH /v1/maxscale HTTP/1.1\r\nHost: x\r\nAuthorization: Basic YWRtaW46bWFyaWFkYg==\r\n"
+        b"Content-Length: 5\r\n\r\n\xff\xfe\x00{[",
+    ],
+)
 def test_garbage_never_crashes_it(emulator: Emulator, raw: bytes) -> None:
     with socket.create_connection(("127.0.0.1", emulator.port), timeout=3) as sock:
         sock.sendall(raw)
@@ -275,8 +306,12 @@ def test_garbage_never_crashes_it(emulator: Emulator, raw: bytes) -> None:
 
 def test_cli_listens_on_default_port_and_stops_listening_on_sigusr1(tmp_path: Path) -> None:
     port = 18000 + (int(time.time() * 1000) % 1000)
-    proc = subprocess.Popen([sys.executable, "-m", "mxha", "emulator", "--web.listen-address",
-                             f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mxha", "emulator", "--web.listen-address", f"127.0.0.1:{port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         assert "MaxScale emulator on" in proc.stdout.readline()

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import control
 from helpers import write_node_config
 from mxha.lab.emulator import Emulator
@@ -44,8 +43,9 @@ def test_check_all_down_is_healthy_by_default_but_not_with_require_running(emula
     control(emulator, "servers", {"server1": "Down", "server2": "Down"})
     code, line, _ = check(write_node_config(tmp_path / "a.yml", emulator.url))
     assert (code, line) == (0, "OK: 2/2 expected servers listed, 0 Running")
-    cfg = write_node_config(tmp_path / "b.yml", emulator.url, check={"expected_servers": ["server1", "server2"],
-                                                                     "require_running": True})
+    cfg = write_node_config(
+        tmp_path / "b.yml", emulator.url, check={"expected_servers": ["server1", "server2"], "require_running": True}
+    )
     code, line, _ = check(cfg)
     assert (code, line) == (1, "FAIL: 2/2 expected servers listed but none is Running")
 
@@ -65,8 +65,12 @@ def test_check_http_500(emulator: Emulator, tmp_path: Path) -> None:
 
 def test_check_hang_ends_within_timeout(emulator: Emulator, tmp_path: Path) -> None:
     control(emulator, "fault", {"mode": "hang"})
-    cfg = write_node_config(tmp_path / "n.yml", emulator.url, check={"expected_servers": ["server1"], "timeout": 0.5},
-                            maxscale={"read_timeout": 5})
+    cfg = write_node_config(
+        tmp_path / "n.yml",
+        emulator.url,
+        check={"expected_servers": ["server1"], "timeout": 0.5},
+        maxscale={"read_timeout": 5},
+    )
     code, line, elapsed = check(cfg)
     assert code == 1 and "no answer within" in line
     assert elapsed < 3.0  # python start-up + 0.5 s timeout, far below the 5 s read timeout
@@ -91,16 +95,19 @@ def test_check_leaves_no_files_behind(emulator: Emulator, tmp_path: Path) -> Non
     cfg = write_node_config(tmp_path / "n.yml", emulator.url)
     work = tmp_path / "cwd"
     work.mkdir()
-    subprocess.run([sys.executable, "-m", "mxha", "check", "--config.file", str(cfg)], cwd=work, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "mxha", "check", "--config.file", str(cfg)], cwd=work, check=True, capture_output=True
+    )
     assert list(work.iterdir()) == []
 
 
 def test_check_imports_stay_lean(emulator: Emulator, tmp_path: Path) -> None:
     cfg = write_node_config(tmp_path / "n.yml", emulator.url)
-    probe = ("import sys; from mxha.cli import main; rc = main(['check', '--config.file', %r]); "
-             "heavy = [m for m in ('requests', 'flask', 'prometheus_client', 'waitress', 'urllib3') "
-             "if m in sys.modules]; print(heavy)") % str(cfg)
+    probe = (
+        f"import sys; from mxha.cli import main; rc = main(['check', '--config.file', {str(cfg)!r}]); "
+        "heavy = [m for m in ('requests', 'flask', 'prometheus_client', 'waitress', 'urllib3') "
+        "if m in sys.modules]; print(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
 
@@ -114,8 +121,9 @@ def state_of(cfg: Path) -> dict[str, Any]:
     return json.loads((cfg.parent / "notify-state.json").read_text())
 
 
-@pytest.mark.parametrize("state,passive", [("MASTER", False), ("BACKUP", True), ("FAULT", True),
-                                           ("STOP", True), ("DELETED", True)])
+@pytest.mark.parametrize(
+    "state,passive", [("MASTER", False), ("BACKUP", True), ("FAULT", True), ("STOP", True), ("DELETED", True)]
+)
 def test_notify_sets_mode_per_state(make_emulator: Any, tmp_path: Path, state: str, passive: bool) -> None:
     emulator = make_emulator(passive=not passive)
     cfg = write_node_config(tmp_path / "n.yml", emulator.url)
@@ -192,8 +200,7 @@ def test_notify_releases_cooperative_locks_when_going_passive(make_emulator: Any
 def test_overlapping_notifies_newest_wins(make_emulator: Any, tmp_path: Path) -> None:
     # the MASTER call starts first but MaxScale answers it slowly; BACKUP starts later.
     emulator = make_emulator()
-    cfg = write_node_config(tmp_path / "n.yml", emulator.url, notify={"timeout": 4.0},
-                            maxscale={"read_timeout": 3.0})
+    cfg = write_node_config(tmp_path / "n.yml", emulator.url, notify={"timeout": 4.0}, maxscale={"read_timeout": 3.0})
     control(emulator, "fault", {"mode": "slow", "delay": 1.0})
     results: dict[str, int] = {}
 

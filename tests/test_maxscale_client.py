@@ -9,11 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import control, requires_program
 from mxha.lab.emulator import Emulator
-from mxha.maxscale import MaxScaleClient, MaxScaleError, error_details, monitor_lock_mode, monitor_primary, \
-    server_is_running
+
+from mxha.maxscale import (
+    MaxScaleClient,
+    MaxScaleError,
+    error_details,
+    monitor_lock_mode,
+    monitor_primary,
+    server_is_running,
+)
 
 
 def client_for(emulator: Emulator, **kw: Any) -> MaxScaleClient:
@@ -132,8 +138,9 @@ def test_connect_timeout_to_a_blackhole() -> None:
             fillers.append(f)
         t0 = time.monotonic()
         with pytest.raises(MaxScaleError) as info:
-            MaxScaleClient(f"http://127.0.0.1:{srv.getsockname()[1]}", connect_timeout=0.3,
-                           read_timeout=0.3).get_maxscale()
+            MaxScaleClient(
+                f"http://127.0.0.1:{srv.getsockname()[1]}", connect_timeout=0.3, read_timeout=0.3
+            ).get_maxscale()
         assert info.value.kind in ("timeout", "connect")
         assert time.monotonic() - t0 < 2.0
     finally:
@@ -170,9 +177,28 @@ def test_bad_url_rejected() -> None:
 def tls_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     d = tmp_path_factory.mktemp("tls")
     cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
-                    "-out", str(cert)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return str(cert), str(key)
 
 

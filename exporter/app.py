@@ -1,0 +1,131 @@
+"""The exporter's HTTP face: ``/metrics``, ``/state``, ``/check``, ``/healthz`` as a small WSGI
+app served by waitress (no framework: the exporter must stay small and fast)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from mxha.exporter.collector import NodeCollector
+from mxha.exporter.node import NodeReader, make_keepalived_source
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from mxha.config import NodeConfig, load_node_config, parse_listen_address
+
+log = logging.getLogger("mxha.exporter")
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+
+
+def _json(start: StartResponse, status: str, doc: Any) -> list[bytes]:
+    body = json.dumps(doc).encode()
+    start(
+        status,
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Cache-Control", "no-store")],
+    )
+    return [body]
+
+
+class ExporterApp:
+    def __init__(self, reader: NodeReader) -> None:
+        self.reader = reader
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(NodeCollector(reader.snapshot))
+
+    def __call__(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in ("GET", "HEAD"):
+            return _json(start, "405 Method Not Allowed", {"error": "only GET"})
+        if path == "/metrics":
+            body = generate_latest(self.registry)
+            start("200 OK", [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))])
+            return [body]
+        if path == "/state":
+            return _json(start, "200 OK", self.reader.snapshot().to_state())
+        if path == "/check":
+            return self.check(start)
+        if path == "/healthz":
+            if self.reader.check_loop_alive():
+                return _json(start, "200 OK", {"status": "ok"})
+            return _json(start, "503 Service Unavailable", {"status": "health-check loop is stuck"})
+        if path == "/":
+            body = (
+                b"<html><body><h1>mxha exporter</h1><p><a href='/metrics'>/metrics</a> "
+                b"<a href='/state'>/state</a> <a href='/check'>/check</a></p></body></html>"
+            )
+            start("200 OK", [("Content-Type", "text/html"), ("Content-Length", str(len(body)))])
+            return [body]
+        return _json(start, "404 Not Found", {"error": f"no route {path}"})
+
+    def check(self, start: StartResponse) -> list[bytes]:
+        """The cached health check; older than ``check.max_age`` counts as failed (fail safe)."""
+        result = self.reader.check_result
+        if result is None:
+            return _json(
+                start,
+                "503 Service Unavailable",
+                {"success": False, "reason": "no check has run yet", "age_seconds": None},
+            )
+        age = time.time() - result.checked_at
+        fresh = age <= self.reader.cfg.check.max_age
+        ok = result.success and fresh
+        reason = result.reason if fresh else f"stale result ({age:.1f}s old): {result.reason}"
+        return _json(
+            start,
+            "200 OK" if ok else "503 Service Unavailable",
+            {
+                "success": ok,
+                "reason": reason,
+                "age_seconds": round(age, 3),
+                "checked_at": result.checked_at,
+                "duration_seconds": result.duration_seconds,
+            },
+        )
+
+
+def build(cfg: NodeConfig) -> tuple[ExporterApp, NodeReader]:
+    source, dump = make_keepalived_source(cfg)
+    reader = NodeReader(cfg, source, dump=dump)
+    return ExporterApp(reader), reader
+
+
+def main(config_file: str, listen_address: str | None) -> int:
+    from waitress import create_server
+
+    cfg = load_node_config(config_file)
+    host, port = parse_listen_address(listen_address or cfg.listen_address, 9843)
+    app, reader = build(cfg)
+    stop = threading.Event()
+    reader.run_check_once()
+    threading.Thread(target=reader.check_loop, args=(stop,), name="health-check", daemon=True).start()
+    server = create_server(
+        app,
+        host=host,
+        port=port,
+        threads=4,
+        channel_timeout=10,
+        connection_limit=200,
+        ident="mxha-exporter",
+        clear_untrusted_proxy_headers=True,
+    )
+    log.info("exporter for node %s on http://%s:%d (keepalived source %s)", cfg.node, host, port, cfg.keepalived.source)
+
+    def shutdown(*_: Any) -> None:
+        stop.set()
+        server.close()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    try:
+        server.run()
+    except OSError:
+        if not stop.is_set():
+            raise
+    return 0

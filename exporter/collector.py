@@ -1,0 +1,135 @@
+"""Turn a node snapshot into Prometheus metric families, fresh at every scrape."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from mxha.exporter.keepalived import STATES
+from mxha.exporter.node import Snapshot
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+# name -> help; the README's metrics table is tested against this.
+METRICS: dict[str, str] = {
+    "mxha_keepalived_up": "1 if keepalived's state was read this scrape, else 0.",
+    "mxha_vrrp_state": "1 for the VRRP instance's current state, 0 for each other state.",
+    "mxha_vrrp_priority": "Effective VRRP priority.",
+    "mxha_vrrp_base_priority": "Configured VRRP priority.",
+    "mxha_vrrp_last_transition_timestamp_seconds": "When the instance last changed state (Unix time).",
+    "mxha_vrrp_became_master_total": "Times the instance became MASTER (keepalived's stats).",
+    "mxha_vrrp_script_status": "vrrp_script status: 1 GOOD, 0 BAD (text dumps only).",
+    "mxha_vip_present": "1 if the VIP is on a local interface now (asked of the kernel).",
+    "mxha_maxscale_up": "1 if the MaxScale REST API answered and accepted the credentials.",
+    "mxha_maxscale_passive": "1 passive, 0 active (absent while MaxScale is down).",
+    "mxha_maxscale_info": "MaxScale version and commit; always 1.",
+    "mxha_maxscale_activated_timestamp_seconds": "MaxScale's activated_at (Unix time).",
+    "mxha_maxscale_config_sync_enabled": "1 if MaxScale's config_sync is not null.",
+    "mxha_maxscale_server_up": "1 if the server's state has Running.",
+    "mxha_maxscale_monitor_primary": "1 if this MaxScale holds the cooperative monitoring locks (absent when off).",
+    "mxha_check_success": "1 if the health check (the one mxha check runs) passed and is fresh.",
+    "mxha_check_duration_seconds": "How long the last health check took.",
+    "mxha_check_age_seconds": "Seconds since the last health check finished.",
+    "mxha_keepalived_read_duration_seconds": "How long reading keepalived's state took this scrape.",
+    "mxha_keepalived_signals_total": "Signals this exporter sent keepalived to dump its state.",
+    "mxha_maxscale_read_duration_seconds": "How long reading MaxScale's REST API took this scrape.",
+    "mxha_vip_lookup_up": "1 if the kernel's address list was read this scrape.",
+}
+
+
+def _g(name: str, labels: list[str] | None = None) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, METRICS[name], labels=labels)
+
+
+class NodeCollector(Collector):
+    def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        yield from snapshot_metrics(self._snapshot())
+
+
+def snapshot_metrics(snap: Snapshot) -> Iterator[Metric]:
+    ka = snap.keepalived
+    up = _g("mxha_keepalived_up")
+    up.add_metric([], 1 if ka is not None else 0)
+    yield up
+    dur = _g("mxha_keepalived_read_duration_seconds")
+    dur.add_metric([], snap.keepalived_duration)
+    yield dur
+    sig = CounterMetricFamily("mxha_keepalived_signals", METRICS["mxha_keepalived_signals_total"])
+    sig.add_metric([], snap.signals_sent)
+    yield sig
+    if ka is not None:
+        state = _g("mxha_vrrp_state", ["vrrp_instance", "vrid", "interface", "state"])
+        prio = _g("mxha_vrrp_priority", ["vrrp_instance", "vrid"])
+        base = _g("mxha_vrrp_base_priority", ["vrrp_instance", "vrid"])
+        last = _g("mxha_vrrp_last_transition_timestamp_seconds", ["vrrp_instance", "vrid"])
+        became = CounterMetricFamily(
+            "mxha_vrrp_became_master", METRICS["mxha_vrrp_became_master_total"], labels=["vrrp_instance", "vrid"]
+        )
+        for inst in ka.instances:
+            vrid = str(inst.vrid)
+            for s in STATES:
+                state.add_metric([inst.name, vrid, inst.interface, s], 1 if inst.state == s else 0)
+            prio.add_metric([inst.name, vrid], inst.priority)
+            base.add_metric([inst.name, vrid], inst.base_priority)
+            if inst.last_transition is not None:
+                last.add_metric([inst.name, vrid], inst.last_transition)
+            if inst.became_master is not None:
+                became.add_metric([inst.name, vrid], inst.became_master)
+        yield from (state, prio, base, last, became)
+        if ka.scripts:
+            scripts = _g("mxha_vrrp_script_status", ["script"])
+            for script in ka.scripts:
+                if script.status is not None:
+                    scripts.add_metric([script.name], 1 if script.status == "GOOD" else 0)
+            yield scripts
+    lookup = _g("mxha_vip_lookup_up")
+    lookup.add_metric([], 0 if snap.vip_error else 1)
+    yield lookup
+    if snap.vip_error is None:
+        vip = _g("mxha_vip_present", ["vip", "vrrp_instance", "governing"])
+        for v in snap.vips:
+            vip.add_metric([v.address, v.vrrp_instance, "true" if v.governing else "false"], 1 if v.present else 0)
+        yield vip
+    ms = snap.maxscale
+    msup = _g("mxha_maxscale_up")
+    msup.add_metric([], 1 if ms.up else 0)
+    yield msup
+    msdur = _g("mxha_maxscale_read_duration_seconds")
+    msdur.add_metric([], ms.duration_seconds)
+    yield msdur
+    if ms.up:
+        if ms.passive is not None:
+            passive = _g("mxha_maxscale_passive")
+            passive.add_metric([], 1 if ms.passive else 0)
+            yield passive
+        info = _g("mxha_maxscale_info", ["version", "commit"])
+        info.add_metric([ms.version or "", ms.commit or ""], 1)
+        yield info
+        if ms.activated_at is not None:
+            act = _g("mxha_maxscale_activated_timestamp_seconds")
+            act.add_metric([], ms.activated_at)
+            yield act
+        sync = _g("mxha_maxscale_config_sync_enabled")
+        sync.add_metric([], 1 if ms.config_sync else 0)
+        yield sync
+        servers = _g("mxha_maxscale_server_up", ["server"])
+        for name, running in ms.servers:
+            servers.add_metric([name], 1 if running else 0)
+        yield servers
+        primary = _g("mxha_maxscale_monitor_primary", ["monitor"])
+        for name, _mode, is_primary in ms.monitors:
+            if is_primary is not None:
+                primary.add_metric([name], 1 if is_primary else 0)
+        yield primary
+    ok = _g("mxha_check_success")
+    ok.add_metric([], 1 if snap.check_success() else 0)
+    yield ok
+    if snap.check is not None:
+        cd = _g("mxha_check_duration_seconds")
+        cd.add_metric([], snap.check.duration_seconds)
+        yield cd
+        age = _g("mxha_check_age_seconds")
+        age.add_metric([], max(0.0, snap.time - snap.check.checked_at))
+        yield age

@@ -1,0 +1,344 @@
+"""One node's snapshot: keepalived, the kernel's addresses, MaxScale and the cached check,
+each read with its own timeout and its own error, and the ``/state`` document built from it."""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from mxha.exporter.keepalived import (
+    FifoEventReader,
+    KeepalivedReadError,
+    KeepalivedState,
+    SignalDumpReader,
+    json_signal_number,
+)
+from mxha.exporter.vip import VipLookupError, local_addresses
+
+from mxha.config import NodeConfig
+from mxha.healthcheck import CheckResult, run_check
+from mxha.maxscale import MaxScaleClient, MaxScaleError, monitor_lock_mode, monitor_primary, server_is_running
+
+log = logging.getLogger("mxha.exporter")
+
+
+class KeepalivedSource(Protocol):
+    def read(self) -> KeepalivedState: ...
+
+
+@dataclass(frozen=True)
+class MaxScaleReading:
+    up: bool
+    error: str | None
+    read_at: float
+    duration_seconds: float
+    passive: bool | None = None
+    config_sync: bool | None = None
+    version: str | None = None
+    commit: str | None = None
+    activated_at: float | None = None
+    servers: tuple[tuple[str, bool], ...] = ()
+    monitors: tuple[tuple[str, str, bool | None], ...] = ()  # name, lock mode, primary
+
+    @property
+    def locks(self) -> str | None:
+        if not self.up:
+            return None
+        modes = sorted({mode for _, mode, _ in self.monitors if mode != "none"})
+        return modes[0] if modes else "none"
+
+
+@dataclass(frozen=True)
+class VipReading:
+    address: str
+    vrrp_instance: str
+    governing: bool
+    present: bool
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    node: str
+    time: float
+    keepalived: KeepalivedState | None
+    keepalived_error: str | None
+    keepalived_read_at: float | None
+    keepalived_duration: float
+    governing_instance: str | None
+    vips: tuple[VipReading, ...]
+    vip_error: str | None
+    check: CheckResult | None
+    check_max_age: float
+    maxscale: MaxScaleReading
+    signals_sent: int = 0
+
+    def check_fresh(self) -> bool:
+        return self.check is not None and self.time - self.check.checked_at <= self.check_max_age
+
+    def check_success(self) -> bool:
+        return self.check_fresh() and self.check is not None and self.check.success
+
+    def to_state(self) -> dict[str, Any]:
+        """The contract's ``/state`` document."""
+        ka = self.keepalived
+        instances = []
+        if ka is not None:
+            present = {(v.vrrp_instance, v.address): v.present for v in self.vips}
+            for inst in ka.instances:
+                instances.append(
+                    {
+                        "name": inst.name,
+                        "vrid": inst.vrid,
+                        "interface": inst.interface,
+                        "state": inst.state,
+                        "priority": inst.priority,
+                        "base_priority": inst.base_priority,
+                        "governing": inst.name == self.governing_instance,
+                        "last_transition": inst.last_transition,
+                        "vips": [
+                            {"address": v.address, "present": present.get((inst.name, v.address), False)}
+                            for v in inst.vips
+                        ],
+                    }
+                )
+        check: dict[str, Any]
+        if self.check is None:
+            check = {"success": False, "reason": "no check has run yet", "checked_at": None, "duration_seconds": None}
+        else:
+            reason = (
+                self.check.reason
+                if self.check_fresh()
+                else f"stale: last check {self.time - self.check.checked_at:.1f}s ago ({self.check.reason})"
+            )
+            check = {
+                "success": self.check_success(),
+                "reason": reason,
+                "checked_at": self.check.checked_at,
+                "duration_seconds": self.check.duration_seconds,
+            }
+        ms = self.maxscale
+        return {
+            "node": self.node,
+            "time": self.time,
+            "keepalived": {
+                "up": ka is not None,
+                "source": ka.source if ka else None,
+                "read_at": self.keepalived_read_at,
+                "error": self.keepalived_error,
+                "instances": instances,
+            },
+            "vips": [
+                {"address": v.address, "vrrp_instance": v.vrrp_instance, "governing": v.governing, "present": v.present}
+                for v in self.vips
+            ],
+            "vip_error": self.vip_error,
+            "check": check,
+            "maxscale": {
+                "up": ms.up,
+                "passive": ms.passive,
+                "config_sync": ms.config_sync,
+                "locks": ms.locks,
+                "read_at": ms.read_at,
+                "error": ms.error,
+                "version": ms.version,
+            },
+        }
+
+
+def _parse_http_date(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+def read_maxscale(client: MaxScaleClient, timeout: float) -> MaxScaleReading:
+    started = time.monotonic()
+    deadline = started + timeout
+    now = time.time()
+    try:
+        attrs = client.get_maxscale(deadline)
+        servers = client.get_servers(deadline)
+        monitors = client.get_monitors(deadline)
+    except MaxScaleError as exc:
+        return MaxScaleReading(False, str(exc), now, time.monotonic() - started)
+    params = attrs.get("parameters", {})
+    passive = params.get("passive")
+    return MaxScaleReading(
+        up=True,
+        error=None,
+        read_at=now,
+        duration_seconds=time.monotonic() - started,
+        passive=passive if isinstance(passive, bool) else None,
+        config_sync=attrs.get("config_sync") is not None,
+        version=str(attrs.get("version", "")),
+        commit=str(attrs.get("commit", "")),
+        activated_at=_parse_http_date(attrs.get("activated_at")),
+        servers=tuple((str(s.get("id")), server_is_running(s)) for s in servers),
+        monitors=tuple((str(m.get("id")), monitor_lock_mode(m), monitor_primary(m)) for m in monitors),
+    )
+
+
+def make_keepalived_source(cfg: NodeConfig) -> tuple[KeepalivedSource, SignalDumpReader]:
+    ka = cfg.keepalived
+    mode = ka.source
+    signum = json_signal_number(ka.keepalived_binary) if mode in ("auto", "json", "fifo") else None
+    if mode == "json" and signum is None:
+        log.warning(
+            "%s --signum=JSON gave no signal number: this keepalived has no JSON dump; using the text dumps",
+            ka.keepalived_binary,
+        )
+    dump_mode = "json" if signum is not None and mode != "text" else "text"
+    dump = SignalDumpReader(
+        pid_file=ka.pid_file,
+        dump_dir=ka.dump_dir,
+        mode=dump_mode,
+        min_interval=ka.min_signal_interval,
+        timeout=ka.dump_timeout,
+        json_signum=signum,
+    )
+    if mode == "fifo" and ka.notify_fifo:
+        fifo = FifoEventReader(ka.notify_fifo, dump)
+        fifo.start()
+        return fifo, dump
+    return dump, dump
+
+
+class NodeReader:
+    """Reads everything a snapshot needs; concurrent callers within ``min_interval`` share one."""
+
+    def __init__(
+        self,
+        cfg: NodeConfig,
+        keepalived: KeepalivedSource,
+        *,
+        client: MaxScaleClient | None = None,
+        dump: SignalDumpReader | None = None,
+        addresses: Callable[[], set[str]] = local_addresses,
+    ) -> None:
+        self.cfg = cfg
+        self.keepalived = keepalived
+        self.dump = dump
+        self.client = client or cfg.maxscale.client()
+        self.addresses = addresses
+        self.min_interval = cfg.keepalived.min_signal_interval
+        self._lock = threading.Lock()
+        self._cached: Snapshot | None = None
+        self._cached_at = float("-inf")
+        self._known_vips: dict[tuple[str, str], bool] = {}  # (instance, address) -> governing
+        self.check_result: CheckResult | None = None
+        self.check_loop_at = time.monotonic()
+        self.maxscale_timeout = min(cfg.check.timeout, cfg.maxscale.connect_timeout + cfg.maxscale.read_timeout)
+
+    # -- the background health check ----------------------------------------------------
+    def run_check_once(self) -> CheckResult:
+        result = run_check(
+            self.cfg.maxscale.client(),
+            self.cfg.check.expected_servers,
+            self.cfg.check.require_running,
+            self.cfg.check.timeout,
+        )
+        self.check_result = result
+        self.check_loop_at = time.monotonic()
+        return result
+
+    def check_loop(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                self.run_check_once()
+            except Exception:  # noqa: BLE001 - the loop must survive; a stale result then fails /check
+                log.exception("health check raised")
+            stop.wait(max(0.0, self.cfg.check.interval - (time.monotonic() - started)))
+
+    def check_loop_alive(self) -> bool:
+        return time.monotonic() - self.check_loop_at <= self.cfg.check.max_age
+
+    # -- snapshots ----------------------------------------------------------------------
+    def governing_instance(self, state: KeepalivedState | None) -> str | None:
+        if self.cfg.keepalived.governing_instance:
+            return self.cfg.keepalived.governing_instance
+        if state is not None and len(state.instances) == 1:
+            return state.instances[0].name
+        return None
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            if self._cached is not None and time.monotonic() - self._cached_at < self.min_interval:
+                return self._replace_check(self._cached)
+            snap = self._read()
+            self._cached, self._cached_at = snap, time.monotonic()
+            return snap
+
+    def _replace_check(self, snap: Snapshot) -> Snapshot:
+        from dataclasses import replace
+
+        return replace(snap, check=self.check_result, time=time.time())
+
+    def _read(self) -> Snapshot:
+        box: dict[str, MaxScaleReading] = {}
+        worker = threading.Thread(
+            target=lambda: box.__setitem__("ms", read_maxscale(self.client, self.maxscale_timeout)), daemon=True
+        )
+        worker.start()
+        ka_started = time.monotonic()
+        ka_state: KeepalivedState | None = None
+        ka_error: str | None = None
+        try:
+            ka_state = self.keepalived.read()
+            wanted = self.cfg.keepalived.instances
+            if wanted:
+                ka_state = KeepalivedState(
+                    tuple(i for i in ka_state.instances if i.name in wanted),
+                    ka_state.scripts,
+                    ka_state.source,
+                    ka_state.read_at,
+                )
+        except KeepalivedReadError as exc:
+            ka_error = str(exc)
+        except (OSError, ValueError) as exc:
+            ka_error = f"{type(exc).__name__}: {exc}"
+        ka_duration = time.monotonic() - ka_started
+        governing = self.governing_instance(ka_state)
+        vips, vip_error = self._vips(ka_state, governing)
+        worker.join(self.maxscale_timeout + 0.5)
+        ms = box.get("ms") or MaxScaleReading(
+            False, "MaxScale read did not finish in time", time.time(), self.maxscale_timeout
+        )
+        return Snapshot(
+            node=self.cfg.node,
+            time=time.time(),
+            keepalived=ka_state,
+            keepalived_error=ka_error,
+            keepalived_read_at=ka_state.read_at if ka_state else None,
+            keepalived_duration=ka_duration,
+            governing_instance=governing,
+            vips=vips,
+            vip_error=vip_error,
+            check=self.check_result,
+            check_max_age=self.cfg.check.max_age,
+            maxscale=ms,
+            signals_sent=self.dump.signals_sent if self.dump else 0,
+        )
+
+    def _vips(self, state: KeepalivedState | None, governing: str | None) -> tuple[tuple[VipReading, ...], str | None]:
+        """The VIPs keepalived declares (remembered across a failed read: the list is config, the
+        presence is asked of the kernel every time) plus the configured ones."""
+        if state is not None:
+            self._known_vips = {(i.name, v.address): i.name == governing for i in state.instances for v in i.vips}
+        wanted = dict(self._known_vips)
+        for address in self.cfg.keepalived.vips:
+            if not any(a == address for _, a in wanted):
+                wanted[(governing or self.cfg.keepalived.governing_instance or "", address)] = True
+        try:
+            local = self.addresses()
+        except VipLookupError as exc:
+            return (), str(exc)
+        return tuple(VipReading(addr, inst, gov, addr in local) for (inst, addr), gov in sorted(wanted.items())), None

@@ -1,0 +1,62 @@
+"""keepalived.conf for the lab and the tests (the hooks' documented shape, in one place)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class VrrpSpec:
+    name: str
+    vrid: int
+    priority: int
+    vip: str  # address/prefix
+    governing: bool = True
+
+
+def render_keepalived_conf(
+    *,
+    router_id: str,
+    interface: str,
+    instances: list[VrrpSpec],
+    check_script: str | None,
+    notify_script: str | None,
+    notify_fifo: str | None = None,
+    password: str = "s3cretPW",
+    check_interval: float = 1,
+    check_timeout: float = 2,
+    fall: int = 2,
+    rise: int = 2,
+) -> str:
+    lines = ["global_defs {", f"  router_id {router_id}", "  enable_script_security", "  script_user root"]
+    if notify_fifo:
+        lines.append(f"  vrrp_notify_fifo {notify_fifo}")
+    lines.append("}")
+    if check_script:
+        lines += [
+            "vrrp_script chk_maxscale {",
+            f'  script "{check_script}"',
+            f"  interval {check_interval:g}",
+            f"  timeout {check_timeout:g}",
+            f"  fall {fall}",
+            f"  rise {rise}",
+            "}",
+        ]
+    for spec in instances:
+        lines += [
+            f"vrrp_instance {spec.name} {{",
+            "  state BACKUP",
+            f"  interface {interface}",
+            f"  virtual_router_id {spec.vrid}",
+            f"  priority {spec.priority}",
+            "  advert_int 1",
+        ]
+        if spec.governing:
+            lines += ["  authentication {", "    auth_type PASS", f"    auth_pass {password}", "  }"]
+        lines += ["  virtual_ipaddress {", f"    {spec.vip} dev {interface}", "  }"]
+        if spec.governing and check_script:
+            lines += ["  track_script {", "    chk_maxscale", "  }"]
+        if spec.governing and notify_script:
+            lines.append(f'  notify "{notify_script}"')
+        lines.append("}")
+    return "\n".join(lines) + "\n"

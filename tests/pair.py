@@ -1,0 +1,217 @@
+"""Two real keepalived nodes in network namespaces, each with a MaxScale emulator and an exporter."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+from mxha.lab.keepalived_conf import VrrpSpec, render_keepalived_conf
+from mxha.lab.netns import Harness
+
+MXHA = [sys.executable, "-m", "mxha"]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except (requests.RequestException, ValueError, KeyError, OSError) as exc:
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class Pair:
+    """node1 (priority 150) and node2 (100) on VI_1/vrid 51 with VIP .100; VI_2 (vrid 52, .101) reversed."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        source: str = "json",
+        hooks: bool = False,
+        subnet: str = "198.51.100.0/24",
+        prefix: str | None = None,
+    ) -> None:
+        self.prefix = prefix or f"mxt{os.getpid() % 100000}"
+        self.h = Harness(workdir, prefix=self.prefix, subnet=subnet)
+        self.source = source
+        self.hooks = hooks
+        self.vip = self.h.host(100)
+        self.vip2 = self.h.host(101)
+        self.prio = {"node1": 150, "node2": 100}
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def up(self) -> Pair:
+        h = self.h
+        h.create_lan()
+        h.add_host_link(1)
+        for index, name in ((11, "node1"), (12, "node2")):
+            node = h.add_node(name, index)
+            self._write_node_files(name)
+            self.start_emulator(name)
+            self._start_keepalived(name)
+            h.start(
+                name,
+                [
+                    *MXHA,
+                    "exporter",
+                    "--config.file",
+                    str(node.workdir / "node.yml"),
+                    "--web.listen-address",
+                    f"{node.address}:9843",
+                ],
+                label=f"exporter-{name}",
+            )
+        for name in self.h.nodes:
+            wait_for(
+                lambda n=name: requests.get(self.exporter_url(n) + "/healthz", timeout=1).ok, 20, f"{name} exporter"
+            )
+        return self
+
+    def down(self) -> None:
+        self.h.teardown()
+
+    def _write_node_files(self, name: str) -> None:
+        node = self.h.nodes[name]
+        d = node.workdir
+        (d / "ok").write_text("")
+        check = d / "check.sh"
+        check.write_text(f"#!/bin/sh\ntest -e {d}/ok\n")
+        check.chmod(stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+        cfg = {
+            "node": name,
+            "maxscale": {
+                "url": f"http://{node.address}:8989",
+                "user": "admin",
+                "password": "mariadb",
+                "connect_timeout": 0.5,
+                "read_timeout": 1.0,
+            },
+            "check": {"expected_servers": ["server1", "server2"], "timeout": 1.0, "interval": 0.5},
+            "keepalived": {
+                "source": self.source,
+                "pid_file": str(d / "keepalived.pid"),
+                "dump_dir": str(d),
+                "governing_instance": "VI_1",
+                "min_signal_interval": 0.2,
+                "dump_timeout": 1.0,
+                **({"notify_fifo": str(d / "notify.fifo")} if self.source == "fifo" else {}),
+            },
+            "notify": {"state_file": str(d / "notify-state.json"), "timeout": 3.0},
+        }
+        (d / "node.yml").write_text(yaml.safe_dump(cfg))
+        mxha = " ".join(MXHA)
+        check_cmd = f"{mxha} check --config.file {d}/node.yml" if self.hooks else str(check)
+        notify_cmd = f"{mxha} notify --config.file {d}/node.yml" if self.hooks else None
+        conf = render_keepalived_conf(
+            router_id=name,
+            interface="eth0",
+            instances=[
+                VrrpSpec("VI_1", 51, self.prio[name], f"{self.vip}/24"),
+                VrrpSpec("VI_2", 52, 250 - self.prio[name], f"{self.vip2}/24", governing=False),
+            ],
+            check_script=check_cmd,
+            notify_script=notify_cmd,
+            notify_fifo=str(d / "notify.fifo") if self.source == "fifo" else None,
+        )
+        (d / "keepalived.conf").write_text(conf)
+
+    def start_emulator(self, name: str) -> None:
+        node = self.h.nodes[name]
+        self.h.start(
+            name,
+            [
+                *MXHA,
+                "emulator",
+                "--web.listen-address",
+                f"{node.address}:8989",
+                "--state-file",
+                str(node.workdir / "maxscale.state"),
+                "--nodename",
+                name,
+            ],
+            label=f"emulator-{name}",
+        )
+        wait_for(
+            lambda: requests.get(f"http://{node.address}:8989/__emulator__/state", timeout=1).ok, 15, f"{name} emulator"
+        )
+
+    def _start_keepalived(self, name: str) -> None:
+        d = self.h.nodes[name].workdir
+        self.h.start(
+            name,
+            [
+                "keepalived",
+                "-f",
+                str(d / "keepalived.conf"),
+                "-p",
+                str(d / "keepalived.pid"),
+                "-r",
+                str(d / "vrrp.pid"),
+                "-c",
+                str(d / "checkers.pid"),
+                "--vrrp",
+                "--dont-fork",
+                "--log-console",
+                "--log-detail",
+            ],
+            label=f"keepalived-{name}",
+            env={"TMPDIR": str(d)},
+        )
+        wait_for(lambda: (d / "keepalived.pid").exists(), 10, f"{name} keepalived pid file")
+
+    # -- observing --------------------------------------------------------------------------
+    def exporter_url(self, name: str) -> str:
+        return f"http://{self.h.nodes[name].address}:9843"
+
+    def maxscale_url(self, name: str) -> str:
+        return f"http://{self.h.nodes[name].address}:8989"
+
+    def state(self, name: str) -> dict[str, Any]:
+        doc: dict[str, Any] = requests.get(self.exporter_url(name) + "/state", timeout=5).json()
+        return doc
+
+    def vrrp(self, name: str, instance: str = "VI_1") -> str | None:
+        for inst in self.state(name)["keepalived"]["instances"]:
+            if inst["name"] == instance:
+                return str(inst["state"])
+        return None
+
+    def metrics(self, name: str) -> str:
+        return requests.get(self.exporter_url(name) + "/metrics", timeout=5).text
+
+    def emulator_state(self, name: str) -> dict[str, Any]:
+        doc: dict[str, Any] = requests.get(self.maxscale_url(name) + "/__emulator__/state", timeout=5).json()
+        return doc
+
+    def set_check(self, name: str, ok: bool) -> None:
+        flag = self.h.nodes[name].workdir / "ok"
+        if ok:
+            flag.write_text("")
+        else:
+            flag.unlink(missing_ok=True)
+
+    def wait_roles(self, master: str, timeout: float = 20) -> None:
+        other = "node2" if master == "node1" else "node1"
+        wait_for(
+            lambda: self.vrrp(master) == "MASTER" and self.vrrp(other) in ("BACKUP", "FAULT"),
+            timeout,
+            f"{master} MASTER, {other} not",
+        )
+
+    def notify_state(self, name: str) -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads((self.h.nodes[name].workdir / "notify-state.json").read_text())
+        return doc

@@ -1,0 +1,311 @@
+"""The exporter's snapshot, metrics and HTTP routes under faults (emulator + keepalived stand-in)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from conftest import KEEPALIVED_FIXTURES, control, requires_program
+from helpers import write_node_config
+from mxha.exporter.app import ExporterApp
+from mxha.exporter.collector import NodeCollector
+from mxha.exporter.keepalived import SignalDumpReader
+from mxha.exporter.node import NodeReader
+from mxha.lab.emulator import Emulator
+from prometheus_client import CollectorRegistry, generate_latest
+
+from mxha.config import load_node_config
+
+JSON_SIGNUM = signal.SIGRTMIN + 2
+STANDIN = Path(__file__).with_name("keepalived_standin.py")
+
+
+@pytest.fixture
+def standin(tmp_path: Path) -> Iterator[Callable[[str, str], Path]]:
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(mode: str, scenario: str = "steady/node1") -> Path:
+        d = tmp_path / f"ka-{len(procs)}"
+        d.mkdir()
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(STANDIN), str(d), str(KEEPALIVED_FIXTURES / scenario), mode, str(int(JSON_SIGNUM))]
+            )
+        )
+        deadline = time.monotonic() + 5
+        while not (d / "keepalived.pid").exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        return d
+
+    yield start
+    for p in procs:
+        p.terminate()
+        p.wait(5)
+
+
+def make_reader(cfg_path: Path, ka_dir: Path | None, mode: str = "json", **kw: Any) -> NodeReader:
+    cfg = load_node_config(str(cfg_path))
+    dump = SignalDumpReader(
+        pid_file=str((ka_dir or cfg_path.parent) / "keepalived.pid"),
+        dump_dir=str(ka_dir or cfg_path.parent),
+        mode=mode,
+        min_interval=kw.pop("min_interval", 0.0),
+        timeout=kw.pop("timeout", 0.5),
+        json_signum=int(JSON_SIGNUM),
+    )
+    # 192.0.2.100 is "on this host" for these tests: the kernel lookup is the one seam replaced here
+    return NodeReader(cfg, dump, dump=dump, addresses=kw.pop("addresses", lambda: {"192.0.2.100"}))
+
+
+def scrape(reader: NodeReader) -> str:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(NodeCollector(reader.snapshot))
+    return generate_latest(registry).decode()
+
+
+def value(text: str, series: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+@pytest.fixture
+def cfg(emulator: Emulator, tmp_path: Path) -> Path:
+    return write_node_config(
+        tmp_path / "node.yml",
+        emulator.url,
+        keepalived={"governing_instance": "VI_1", "min_signal_interval": 0},
+        maxscale={"password": "mariadb", "read_timeout": 0.5},
+    )
+
+
+def test_healthy_snapshot_and_metrics(cfg: Path, standin: Callable[..., Path]) -> None:
+    reader = make_reader(cfg, standin("good"))
+    reader.run_check_once()
+    text = scrape(reader)
+    assert value(text, "mxha_keepalived_up") == 1
+    assert value(text, 'mxha_vrrp_state{interface="v1",state="MASTER",vrid="51",vrrp_instance="VI_1"}') == 1
+    assert value(text, 'mxha_vip_present{governing="true",vip="192.0.2.100",vrrp_instance="VI_1"}') == 1
+    assert value(text, 'mxha_vip_present{governing="false",vip="192.0.2.101",vrrp_instance="VI_2"}') == 0
+    assert value(text, "mxha_maxscale_passive") == 0
+    assert value(text, 'mxha_maxscale_info{commit="source-build",version="24.02.4"}') == 1
+    assert value(text, "mxha_check_success") == 1
+    assert value(text, 'mxha_vrrp_became_master_total{vrid="51",vrrp_instance="VI_1"}') == 1
+    assert "mxha_maxscale_monitor_primary{" not in text  # locks off: absent, not 0
+
+
+@requires_program("promtool")
+def test_exposition_passes_promtool_check_metrics(cfg: Path, standin: Callable[..., Path]) -> None:
+    reader = make_reader(cfg, standin("good"), mode="text")
+    reader.run_check_once()
+    proc = subprocess.run(
+        ["promtool", "check", "metrics"], input=scrape(reader), capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_monitor_primary_with_cooperative_locks(
+    make_emulator: Any, tmp_path: Path, standin: Callable[..., Path]
+) -> None:
+    emulator = make_emulator(lock_mode="majority_of_all")
+    cfg = write_node_config(tmp_path / "n.yml", emulator.url)
+    text = scrape(make_reader(cfg, standin("good")))
+    assert value(text, 'mxha_maxscale_monitor_primary{monitor="MariaDB-Monitor"}') == 1
+
+
+def test_keepalived_not_running(cfg: Path) -> None:
+    reader = make_reader(cfg, None)
+    snap = reader.snapshot()
+    assert snap.keepalived is None and "not running" in (snap.keepalived_error or "")
+    assert value(scrape(reader), "mxha_keepalived_up") == 0
+
+
+def test_stale_dump_gives_up_0_not_old_data(cfg: Path, standin: Callable[..., Path]) -> None:
+    d = standin("stale")
+    (d / "keepalived.json").write_text((KEEPALIVED_FIXTURES / "steady/node1/keepalived.json").read_text())
+    reader = make_reader(cfg, d, timeout=0.3)
+    t0 = time.monotonic()
+    snap = reader.snapshot()
+    assert time.monotonic() - t0 < 1.5
+    assert snap.keepalived is None and "no new dump" in (snap.keepalived_error or "")
+    assert "mxha_vrrp_state{" not in scrape(reader)
+
+
+def test_truncated_dump_gives_up_0(cfg: Path, standin: Callable[..., Path]) -> None:
+    reader = make_reader(cfg, standin("truncated"), timeout=0.3)
+    snap = reader.snapshot()
+    assert snap.keepalived is None and "not valid JSON" in (snap.keepalived_error or "")
+    text_reader = make_reader(cfg, standin("truncated"), mode="text", timeout=0.3)
+    assert text_reader.snapshot().keepalived is None
+
+
+@pytest.mark.parametrize("mode", ["json", "text"])
+def test_half_written_then_completed_dump_is_waited_for(cfg: Path, standin: Callable[..., Path], mode: str) -> None:
+    reader = make_reader(cfg, standin("late-complete"), mode=mode, timeout=1.0)
+    snap = reader.snapshot()
+    assert snap.keepalived is not None, snap.keepalived_error
+    assert [i.state for i in snap.keepalived.instances] == ["MASTER", "BACKUP"]
+
+
+def test_concurrent_scrapes_share_one_dump(cfg: Path, standin: Callable[..., Path]) -> None:
+    d = standin("good")
+    reader = make_reader(cfg, d, min_interval=1.0)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(reader.snapshot())) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r.keepalived is not None for r in results)
+    assert int((d / "signals").read_text()) == 1
+
+
+@pytest.mark.parametrize("fault,expect", [("error", "HTTP 500"), ("reject_auth", "HTTP 401"), ("hang", "no answer")])
+def test_maxscale_faults(cfg: Path, emulator: Emulator, standin: Callable[..., Path], fault: str, expect: str) -> None:
+    control(emulator, "fault", {"mode": fault})
+    reader = make_reader(cfg, standin("good"))
+    t0 = time.monotonic()
+    reader.run_check_once()
+    text = scrape(reader)
+    assert time.monotonic() - t0 < 3.5  # check timeout 1 s + MaxScale read bounded by its timeouts
+    assert value(text, "mxha_maxscale_up") == 0
+    assert "mxha_maxscale_passive" not in text
+    assert value(text, "mxha_check_success") == 0
+    assert expect in (reader.snapshot().maxscale.error or "")
+
+
+def test_maxscale_down(tmp_path: Path, standin: Callable[..., Path]) -> None:
+    cfg = write_node_config(tmp_path / "n.yml", "http://127.0.0.1:9")
+    reader = make_reader(cfg, standin("good"))
+    reader.run_check_once()
+    text = scrape(reader)
+    assert value(text, "mxha_maxscale_up") == 0 and value(text, "mxha_check_success") == 0
+    assert value(text, "mxha_keepalived_up") == 1
+
+
+def test_keepalived_down_still_checks_last_known_vips_with_the_kernel(cfg: Path, standin: Callable[..., Path]) -> None:
+    d = standin("good")
+    reader = make_reader(cfg, d)
+    assert reader.snapshot().keepalived is not None
+    (d / "keepalived.pid").write_text("999999\n")
+    snap = reader.snapshot()
+    assert snap.keepalived is None
+    assert {(v.address, v.present) for v in snap.vips} == {("192.0.2.100", True), ("192.0.2.101", False)}
+
+
+def test_no_secrets_in_metrics_or_state(tmp_path: Path, make_emulator: Any, standin: Callable[..., Path]) -> None:
+    emulator = make_emulator(password="Zq-very-secret-9")
+    cfg = write_node_config(tmp_path / "n.yml", emulator.url, maxscale={"password": "Zq-very-secret-9"})
+    for mode in ("json", "text"):
+        reader = make_reader(cfg, standin("good"), mode=mode)
+        reader.run_check_once()
+        out = scrape(reader) + json.dumps(reader.snapshot().to_state()) + repr(reader.snapshot())
+        assert "s3cretPW" not in out and "Zq-very-secret-9" not in out
+        assert reader.snapshot().maxscale.up
+
+
+def _wsgi_get(app: ExporterApp, path: str) -> tuple[str, dict[str, Any]]:
+    captured: dict[str, Any] = {}
+    body = b"".join(
+        app({"PATH_INFO": path, "REQUEST_METHOD": "GET"}, lambda status, headers: captured.update(status=status))
+    )
+    return captured["status"], json.loads(body) if body.startswith(b"{") else {}
+
+
+def test_check_route_fails_safe_when_stale(cfg: Path, standin: Callable[..., Path]) -> None:
+    reader = make_reader(cfg, standin("good"))
+    app = ExporterApp(reader)
+    assert _wsgi_get(app, "/check")[0].startswith("503")  # nothing run yet
+    reader.run_check_once()
+    status, doc = _wsgi_get(app, "/check")
+    assert status.startswith("200") and doc["success"] is True and doc["age_seconds"] < 1
+    from dataclasses import replace
+
+    assert reader.check_result is not None
+    reader.check_result = replace(reader.check_result, checked_at=time.time() - 60)
+    status, doc = _wsgi_get(app, "/check")
+    assert status.startswith("503") and doc["reason"].startswith("stale result")
+    state = reader.snapshot().to_state()
+    assert state["check"]["success"] is False and state["check"]["reason"].startswith("stale")
+
+
+def test_exporter_process_end_to_end(cfg: Path, standin: Callable[..., Path], tmp_path: Path) -> None:
+    d = standin("good")
+    text = cfg.read_text().replace("keepalived:\n", f"keepalived:\n  pid_file: {d}/keepalived.pid\n  dump_dir: {d}\n")
+    cfg.write_text(text)
+    port = 19000 + int(time.time() * 1000) % 500
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mxha",
+            "exporter",
+            "--config.file",
+            str(cfg),
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if requests.get(base + "/healthz", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        state = requests.get(base + "/state", timeout=2).json()
+        assert state["node"] == "node1" and state["keepalived"]["up"] is True
+        assert state["keepalived"]["instances"][0]["governing"] is True
+        assert requests.get(base + "/check", timeout=2).status_code == 200
+        assert "mxha_keepalived_up 1.0" in requests.get(base + "/metrics", timeout=2).text
+        assert requests.get(base + "/nope", timeout=2).status_code == 404
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    assert proc.returncode == 0
+
+
+@pytest.mark.parametrize(
+    "yaml_text,key",
+    [
+        ("maxscale:\n  url: ftp://x\n", "maxscale.url"),
+        ("maxscale:\n  password: a\n  password_file: /x\n", "maxscale.password_file"),
+        ("check:\n  timeout: -1\n", "check.timeout"),
+        ("keepalived:\n  source: dbus\n", "keepalived.source"),
+        ("keepalived:\n  source: fifo\n", "keepalived.notify_fifo"),
+        ("keepalived:\n  vips: [not-an-ip]\n", "keepalived.vips"),
+        ("bogus: 1\n", "bogus"),
+        ("check: [1, 2]\n", "check"),
+        ("maxscale:\n  password_env: MXHA_TEST_UNSET_VAR\n", "maxscale.password_env"),
+        ("{{{{\n", "not valid YAML"),
+    ],
+)
+def test_bad_config_stops_startup_with_one_line_naming_the_key(tmp_path: Path, yaml_text: str, key: str) -> None:
+    path = tmp_path / "bad.yml"
+    path.write_text(yaml_text)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mxha", "exporter", "--config.file", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and key in lines[0], proc.stderr
