@@ -158,6 +158,7 @@ class Fault:
     mode: str = "none"
     delay: float = 0.0
     until: float | None = None  # monotonic deadline; None = until cleared
+    methods: tuple[str, ...] = ()  # only these HTTP methods; empty = all
 
 
 @dataclass
@@ -404,6 +405,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             return
         st = self.st
         fault = st.active_fault()
+        if fault.methods and self.command not in fault.methods:
+            fault = Fault()
         if fault.mode == "hang":
             st.unhang.wait(timeout=600)
             self.close_connection = True
@@ -477,7 +480,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             # 24.02.4 leaves activated_at at started_at after a runtime passive true -> false.
             "activated_at": started,
             "commit": COMMIT,
-            "config_sync": None if st.parameters.get("config_sync_cluster") is None else {},
+            "config_sync": None
+            if st.parameters.get("config_sync_cluster") is None
+            else {"checksum": "0" * 40, "nodes": {}, "origin": st.config.nodename, "status": "OK", "version": 1},
             "parameters": dict(st.parameters),
             "process_datadir": tpl["process_datadir"],
             "started_at": started,
@@ -808,8 +813,10 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                     return
                 if "passive" in payload:
                     st.parameters["passive"] = payload["passive"]
-                    st.persist()
-                self._send(200, {"passive": st.passive})
+                if "config_sync_cluster" in payload:  # as if configured statically
+                    st.parameters["config_sync_cluster"] = payload["config_sync_cluster"]
+                st.persist()
+                self._send(200, {"passive": st.passive, "config_sync_cluster": st.parameters["config_sync_cluster"]})
             elif what == "monitor" and self.command == "POST":
                 mode = payload.get("cooperative_monitoring_locks")
                 if mode not in LOCK_MODES:
@@ -833,15 +840,16 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             delay = float(payload.get("delay", 0.0))
             duration = payload.get("duration")
             until = None if duration is None else time.monotonic() + float(duration)
+            methods = tuple(str(m).upper() for m in payload.get("methods", []))
         except (TypeError, ValueError):
-            self._send(400, {"error": "delay and duration must be numbers"})
+            self._send(400, {"error": "delay and duration must be numbers, methods a list"})
             return
         if mode == "refuse":
             self._send(200, {"fault": "refuse", "duration": duration})
             self.wfile.flush()
             self.server.owner.stop_listening(None if duration is None else float(duration))
             return
-        st.fault = Fault(mode, delay, until)
+        st.fault = Fault(mode, delay, until, methods)
         if mode == "hang":
             st.unhang.clear()
         else:

@@ -1,0 +1,148 @@
+"""The remediator's config file: clusters and their nodes (the ONLY addresses it acts on),
+auth, limits and the guardrails' numbers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from mxha.config import ConfigError, MaxScaleSettings, Section, load_yaml, parse_maxscale, read_secret
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    name: str
+    state_url: str
+    maxscale: MaxScaleSettings
+    driver: str = "rest"  # rest | maxctrl
+    maxctrl_path: str = "maxctrl"
+    maxctrl_timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    name: str
+    nodes: tuple[NodeSettings, ...]
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    cooldown_seconds: float = 10.0
+    unreachable_grace_seconds: float = 15.0
+    circuit_max_actions: int = 6
+    circuit_window_seconds: float = 300.0
+    state_timeout: float = 1.5
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    bearer_tokens: tuple[str, ...] = field(default=(), repr=False)
+    basic_user: str | None = None
+    basic_password: str | None = field(default=None, repr=False)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.bearer_tokens) or self.basic_user is not None
+
+
+@dataclass(frozen=True)
+class RemediatorConfig:
+    clusters: dict[str, ClusterSettings]
+    auth: AuthSettings
+    policy: PolicySettings
+    listen_address: str = ":9844"
+    dry_run: bool = False
+    audit_log: str | None = None
+    max_body_bytes: int = 1024 * 1024
+    request_budget_seconds: float = 8.0
+    threads: int = 8
+    allow_no_auth: bool = False
+
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+
+
+def parse_remediator_config(doc: dict[str, Any]) -> RemediatorConfig:
+    top = Section(doc, "")
+    auth_sec = top.section("auth")
+    token = read_secret(auth_sec, "bearer_token")
+    basic_user = auth_sec.text("basic_user")
+    basic_password = read_secret(auth_sec, "basic_password")
+    if (basic_user is None) != (basic_password is None):
+        raise ConfigError("auth.basic_password: basic_user and a basic password go together")
+    auth_sec.finish()
+    auth = AuthSettings(tuple(t for t in [token] if t), basic_user, basic_password)
+    allow_no_auth = top.flag("allow_no_auth", False)
+    if not auth.enabled and not allow_no_auth:
+        raise ConfigError(
+            "auth: set bearer_token(_file/_env) or basic_user/basic_password (or allow_no_auth: true, for a lab only)"
+        )
+    pol = top.section("policy")
+    policy = PolicySettings(
+        cooldown_seconds=pol.number("cooldown_seconds", 10.0, maximum=86400),
+        unreachable_grace_seconds=pol.number("unreachable_grace_seconds", 15.0, maximum=86400),
+        circuit_max_actions=pol.integer("circuit_max_actions", 6, minimum=1),
+        circuit_window_seconds=pol.number("circuit_window_seconds", 300.0, minimum=1, maximum=86400),
+        state_timeout=pol.number("state_timeout", 1.5, minimum=0.05, maximum=10),
+    )
+    pol.finish()
+    clusters_raw = top.section("clusters")
+    if not clusters_raw.data:
+        raise ConfigError("clusters: at least one cluster with its nodes is required")
+    clusters: dict[str, ClusterSettings] = {}
+    for cname in list(clusters_raw.data):
+        if not isinstance(cname, str) or not _NAME_RE.match(cname):
+            raise ConfigError(f"clusters.{cname}: cluster names are letters, digits and _.:-")
+        csec = clusters_raw.section(cname)
+        nodes_raw = csec.data.get("nodes")
+        csec.used.add("nodes")
+        if not isinstance(nodes_raw, list) or not nodes_raw:
+            raise ConfigError(f"clusters.{cname}.nodes: must be a non-empty list")
+        nodes = []
+        for i, raw in enumerate(nodes_raw):
+            nsec = Section(raw, f"clusters.{cname}.nodes[{i}]")
+            name = nsec.text("name", required=True)
+            state_url = nsec.text("state_url", required=True)
+            if not re.match(r"^https?://[^/\s]+/\S*$", state_url):
+                raise ConfigError(f"{nsec.key('state_url')}: must be an http(s) URL, e.g. http://host:9843/state")
+            ms = parse_maxscale(nsec.section("maxscale"))
+            driver = nsec.choice("driver", "rest", ("rest", "maxctrl"))
+            nodes.append(
+                NodeSettings(
+                    name,
+                    state_url,
+                    ms,
+                    driver,
+                    nsec.text("maxctrl_path", "maxctrl"),
+                    nsec.number("maxctrl_timeout", 5.0, minimum=0.1, maximum=60),
+                )
+            )
+            nsec.finish()
+        if len({n.name for n in nodes}) != len(nodes):
+            raise ConfigError(f"clusters.{cname}.nodes: node names must be unique")
+        csec.finish()
+        clusters[cname] = ClusterSettings(cname, tuple(nodes))
+    lim = top.section("limits")
+    max_body = lim.integer("max_body_bytes", 1024 * 1024, minimum=1024)
+    budget = lim.number("request_budget_seconds", 8.0, minimum=0.5, maximum=60)
+    threads = lim.integer("threads", 8, minimum=1)
+    lim.finish()
+    cfg = RemediatorConfig(
+        clusters=clusters,
+        auth=auth,
+        policy=policy,
+        listen_address=top.text("listen_address", ":9844"),
+        dry_run=top.flag("dry_run", False),
+        audit_log=top.text("audit_log"),
+        max_body_bytes=max_body,
+        request_budget_seconds=budget,
+        threads=threads,
+        allow_no_auth=allow_no_auth,
+    )
+    top.finish()
+    return cfg
+
+
+def load_remediator_config(path: str) -> RemediatorConfig:
+    return parse_remediator_config(load_yaml(path))

@@ -1,0 +1,114 @@
+"""How the remediator changes a MaxScale's mode: the REST API (default) or the user's maxctrl.
+
+The maxctrl driver runs an argument list (never a shell), with ONE host per call (a host
+list would act on every host listed), the password on standard input (``-p ''``: a password
+on the command line is visible to every user in /proc), and a timeout.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from mxha.remediator.config import NodeSettings
+
+from mxha.maxscale import MaxScaleClient, MaxScaleError
+
+
+class DriverError(RuntimeError):
+    pass
+
+
+class Driver(Protocol):
+    def set_passive(self, passive: bool, deadline: float) -> None: ...
+
+    def release_locks(self, monitor: str, deadline: float) -> str: ...
+
+
+class RestDriver:
+    def __init__(self, client: MaxScaleClient) -> None:
+        self.client = client
+
+    def set_passive(self, passive: bool, deadline: float) -> None:
+        try:
+            self.client.set_passive(passive, deadline=deadline)
+        except MaxScaleError as exc:
+            raise DriverError(str(exc)) from exc
+
+    def release_locks(self, monitor: str, deadline: float) -> str:
+        try:
+            return self.client.release_locks(monitor, deadline=deadline)
+        except MaxScaleError as exc:
+            raise DriverError(str(exc)) from exc
+
+
+class MaxctrlDriver:
+    def __init__(self, node: NodeSettings) -> None:
+        self.node = node
+        parts = urlsplit(node.maxscale.url)
+        self.hostport = f"{parts.hostname}:{parts.port or 8989}"
+        self.secure = parts.scheme == "https"
+
+    def argv(self, *command: str) -> list[str]:
+        ms = self.node.maxscale
+        argv = [
+            self.node.maxctrl_path,
+            "-h",
+            self.hostport,
+            "-u",
+            ms.user,
+            "-p",
+            "",
+            "-t",
+            str(int(self.node.maxctrl_timeout * 1000)),
+        ]
+        if self.secure:
+            argv.append("--secure")
+            if ms.ca_file:
+                argv += ["--tls-ca-cert", ms.ca_file]
+            if ms.insecure_skip_verify:
+                argv.append("--tls-verify-server-cert=false")
+        return [*argv, *command]
+
+    def _run(self, *command: str) -> str:
+        argv = self.argv(*command)
+        try:
+            proc = subprocess.run(
+                argv,
+                input=self.node.maxscale.password + "\n",
+                capture_output=True,
+                text=True,
+                timeout=self.node.maxctrl_timeout + 1.0,
+                check=False,
+            )
+        except FileNotFoundError as exc:
+            raise DriverError(f"maxctrl not found at {self.node.maxctrl_path}") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise DriverError(f"maxctrl {' '.join(command)} timed out") from exc
+        if proc.returncode != 0:
+            detail = " ".join((proc.stderr.strip() or proc.stdout.strip()).split())[:500]
+            raise DriverError(f"maxctrl {' '.join(command)} exited {proc.returncode}: {detail}")
+        return proc.stdout.strip()
+
+    def set_passive(self, passive: bool, deadline: float) -> None:
+        out = self._run("alter", "maxscale", "passive", "true" if passive else "false")
+        if "OK" not in out:
+            raise DriverError(f"maxctrl alter maxscale passive: unexpected output {out[:200]!r}")
+
+    def release_locks(self, monitor: str, deadline: float) -> str:
+        try:
+            self._run("call", "command", "mariadbmon", "release-locks", monitor)
+        except DriverError as exc:
+            if "locks are not in use" in str(exc):
+                return "locks-off"
+            if "Did not release any locks" in str(exc):
+                return "none-held"
+            raise
+        return "released"
+
+
+def make_driver(node: NodeSettings) -> Driver:
+    if node.driver == "maxctrl":
+        return MaxctrlDriver(node)
+    return RestDriver(node.maxscale.client())
