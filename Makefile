@@ -30,6 +30,7 @@ demo: deps venv
 
 rules: venv
 	$(BIN)/python -m mxha.alerts.generate
+	$(BIN)/python -m mxha.dashboards.build
 
 bench: deps venv
 	$(BIN)/python bench/run.py

@@ -36,89 +36,161 @@ class Durations:
 
 
 PRODUCTION = Durations(
-    name="production", scrape_interval="15s",
-    split_brain_for="30s", vip_conflict_for="30s", vip_missing_for="1m", multiple_active_for="30s",
-    master_passive_for="1m", backup_active_for="1m", active_node_down_for="1m", check_failing_for="2m",
-    exporter_down_for="2m", config_sync_for="10m", remediation_failure_window="10m", keep_firing_for="1m",
+    name="production",
+    scrape_interval="15s",
+    split_brain_for="30s",
+    vip_conflict_for="30s",
+    vip_missing_for="1m",
+    multiple_active_for="30s",
+    master_passive_for="1m",
+    backup_active_for="1m",
+    active_node_down_for="1m",
+    check_failing_for="2m",
+    exporter_down_for="2m",
+    config_sync_for="10m",
+    remediation_failure_window="10m",
+    keep_firing_for="1m",
     recent_vip_window="5m",
 )
 
 LAB = Durations(
-    name="lab", scrape_interval="1s",
-    split_brain_for="2s", vip_conflict_for="2s", vip_missing_for="4s", multiple_active_for="2s",
-    master_passive_for="3s", backup_active_for="3s", active_node_down_for="3s", check_failing_for="5s",
-    exporter_down_for="5s", config_sync_for="10s", remediation_failure_window="1m", keep_firing_for="5s",
+    name="lab",
+    scrape_interval="1s",
+    split_brain_for="2s",
+    vip_conflict_for="2s",
+    vip_missing_for="4s",
+    multiple_active_for="2s",
+    master_passive_for="3s",
+    backup_active_for="3s",
+    active_node_down_for="3s",
+    check_failing_for="5s",
+    exporter_down_for="5s",
+    config_sync_for="10s",
+    remediation_failure_window="1m",
+    keep_firing_for="5s",
     recent_vip_window="1m",
 )
 
 VARIANTS = {"production": PRODUCTION, "lab": LAB}
 
 RECORDING: list[dict[str, str]] = [
-    {"record": "cluster_vrid:mxha_vrrp_masters:sum",
-     "expr": 'sum by (cluster, vrid) (mxha_vrrp_state{state="MASTER"})'},
+    {
+        "record": "cluster_vrid:mxha_vrrp_masters:sum",
+        "expr": 'sum by (cluster, vrid) (mxha_vrrp_state{state="MASTER"})',
+    },
     {"record": "cluster_vip:mxha_vip_holders:sum", "expr": "sum by (cluster, vip) (mxha_vip_present)"},
     {"record": "cluster:mxha_maxscale_active:sum", "expr": "sum by (cluster) (mxha_maxscale_passive == bool 0)"},
-    {"record": "cluster:mxha_governing_vip_holders:sum",
-     "expr": 'sum by (cluster) (max by (cluster, instance) (mxha_vip_present{governing="true"}))'},
+    {
+        "record": "cluster:mxha_governing_vip_holders:sum",
+        "expr": 'sum by (cluster) (max by (cluster, instance) (mxha_vip_present{governing="true"}))',
+    },
 ]
 
 
-def _alert(name: str, expr: str, duration: str, severity: str, summary: str, description: str,
-           runbook_base: str, keep_firing_for: str | None = None) -> dict[str, Any]:
+def _alert(
+    name: str,
+    expr: str,
+    duration: str,
+    severity: str,
+    summary: str,
+    description: str,
+    runbook_base: str,
+    keep_firing_for: str | None = None,
+) -> dict[str, Any]:
     rule: dict[str, Any] = {"alert": name, "expr": expr.strip()}
     if duration != "0s":
         rule["for"] = duration
     if keep_firing_for:
         rule["keep_firing_for"] = keep_firing_for
     rule["labels"] = {"severity": severity}
-    rule["annotations"] = {"summary": summary, "description": description,
-                           "runbook_url": f"{runbook_base}#{name.lower()}"}
+    rule["annotations"] = {
+        "summary": summary,
+        "description": description,
+        "runbook_url": f"{runbook_base}#{name.lower()}",
+    }
     return rule
 
 
-def build_rules(d: Durations, runbook_base: str = DEFAULT_RUNBOOK_BASE,
-                exporter_job: str = "mxha-exporter") -> dict[str, Any]:
+def build_rules(
+    d: Durations, runbook_base: str = DEFAULT_RUNBOOK_BASE, exporter_job: str = "mxha-exporter"
+) -> dict[str, Any]:
     job = f'job="{exporter_job}"'
     keep = d.keep_firing_for
     gov_holder = 'max by (cluster, instance) (mxha_vip_present{governing="true"}) == 1'
     alerts = [
-        _alert("MaxScaleVRRPSplitBrain", "cluster_vrid:mxha_vrrp_masters:sum > 1", d.split_brain_for, "critical",
-               "{{ $value }} VRRP masters for vrid {{ $labels.vrid }} in cluster {{ $labels.cluster }}",
-               "More than one node of cluster {{ $labels.cluster }} is VRRP MASTER for vrid {{ $labels.vrid }}: "
-               "VRRP adverts are not crossing. Both nodes may hold the VIP and both MaxScales may be active.",
-               runbook_base, keep),
-        _alert("MaxScaleVIPConflict", "cluster_vip:mxha_vip_holders:sum > 1", d.vip_conflict_for, "critical",
-               "VIP {{ $labels.vip }} is on {{ $value }} nodes in cluster {{ $labels.cluster }}",
-               "The kernel of more than one node of cluster {{ $labels.cluster }} has {{ $labels.vip }} on an "
-               "interface: clients reach whichever answers ARP last.", runbook_base, keep),
-        _alert("MaxScaleVIPMissing", "cluster_vip:mxha_vip_holders:sum == 0", d.vip_missing_for, "critical",
-               "VIP {{ $labels.vip }} is on no node in cluster {{ $labels.cluster }}",
-               "No node of cluster {{ $labels.cluster }} has {{ $labels.vip }}: clients cannot connect.",
-               runbook_base, keep),
-        _alert("MaxScaleMultipleActive", "cluster:mxha_maxscale_active:sum > 1", d.multiple_active_for, "critical",
-               "{{ $value }} active MaxScales in cluster {{ $labels.cluster }}",
-               "More than one MaxScale of cluster {{ $labels.cluster }} has passive=false: each may fail over, "
-               "switch over or rejoin servers on its own, and two can promote two different primaries.",
-               runbook_base, keep),
-        _alert("MaxScaleMasterPassive",
-               f"""
+        _alert(
+            "MaxScaleVRRPSplitBrain",
+            "cluster_vrid:mxha_vrrp_masters:sum > 1",
+            d.split_brain_for,
+            "critical",
+            "{{ $value }} VRRP masters for vrid {{ $labels.vrid }} in cluster {{ $labels.cluster }}",
+            "More than one node of cluster {{ $labels.cluster }} is VRRP MASTER for vrid {{ $labels.vrid }}: "
+            "VRRP adverts are not crossing. Both nodes may hold the VIP and both MaxScales may be active.",
+            runbook_base,
+            keep,
+        ),
+        _alert(
+            "MaxScaleVIPConflict",
+            "cluster_vip:mxha_vip_holders:sum > 1",
+            d.vip_conflict_for,
+            "critical",
+            "VIP {{ $labels.vip }} is on {{ $value }} nodes in cluster {{ $labels.cluster }}",
+            "The kernel of more than one node of cluster {{ $labels.cluster }} has {{ $labels.vip }} on an "
+            "interface: clients reach whichever answers ARP last.",
+            runbook_base,
+            keep,
+        ),
+        _alert(
+            "MaxScaleVIPMissing",
+            "cluster_vip:mxha_vip_holders:sum == 0",
+            d.vip_missing_for,
+            "critical",
+            "VIP {{ $labels.vip }} is on no node in cluster {{ $labels.cluster }}",
+            "No node of cluster {{ $labels.cluster }} has {{ $labels.vip }}: clients cannot connect.",
+            runbook_base,
+            keep,
+        ),
+        _alert(
+            "MaxScaleMultipleActive",
+            "cluster:mxha_maxscale_active:sum > 1",
+            d.multiple_active_for,
+            "critical",
+            "{{ $value }} active MaxScales in cluster {{ $labels.cluster }}",
+            "More than one MaxScale of cluster {{ $labels.cluster }} has passive=false: each may fail over, "
+            "switch over or rejoin servers on its own, and two can promote two different primaries.",
+            runbook_base,
+            keep,
+        ),
+        _alert(
+            "MaxScaleMasterPassive",
+            f"""
 (cluster:mxha_governing_vip_holders:sum > 0)
 unless on (cluster)
   count by (cluster) (({gov_holder}) and on (cluster, instance) (mxha_maxscale_passive == 0))
 and on (cluster)
   count by (cluster) (({gov_holder}) and on (cluster, instance) (mxha_maxscale_passive == 1))""",
-               d.master_passive_for, "critical",
-               "The VIP of cluster {{ $labels.cluster }} is served only by passive MaxScales",
-               "Every node of cluster {{ $labels.cluster }} that holds the governing VIP has a passive MaxScale: "
-               "nobody will fail over when the primary dies.", runbook_base, keep),
-        _alert("MaxScaleBackupActive",
-               f"(mxha_maxscale_passive == 0) unless on (cluster, instance) ({gov_holder})",
-               d.backup_active_for, "warning",
-               "MaxScale on {{ $labels.instance }} is active without holding the VIP (cluster {{ $labels.cluster }})",
-               "{{ $labels.instance }} in cluster {{ $labels.cluster }} does not hold the governing VIP but its "
-               "MaxScale is active (a restart brings back the persisted mode).", runbook_base, keep),
-        _alert("MaxScaleActiveNodeDown",
-               f"""
+            d.master_passive_for,
+            "critical",
+            "The VIP of cluster {{ $labels.cluster }} is served only by passive MaxScales",
+            "Every node of cluster {{ $labels.cluster }} that holds the governing VIP has a passive MaxScale: "
+            "nobody will fail over when the primary dies.",
+            runbook_base,
+            keep,
+        ),
+        _alert(
+            "MaxScaleBackupActive",
+            f"(mxha_maxscale_passive == 0) unless on (cluster, instance) ({gov_holder})",
+            d.backup_active_for,
+            "warning",
+            "MaxScale on {{ $labels.instance }} is active without holding the VIP (cluster {{ $labels.cluster }})",
+            "{{ $labels.instance }} in cluster {{ $labels.cluster }} does not hold the governing VIP but its "
+            "MaxScale is active (a restart brings back the persisted mode).",
+            runbook_base,
+            keep,
+        ),
+        _alert(
+            "MaxScaleActiveNodeDown",
+            f"""
 max by (cluster, instance) (
   ({gov_holder}) and on (cluster, instance) ((mxha_check_success == 0) or (mxha_maxscale_up == 0))
 )
@@ -127,40 +199,67 @@ max by (cluster, instance) (
   (up{{{job}}} == 0)
   and on (cluster, instance) (max_over_time(mxha_vip_present{{governing="true"}}[{d.recent_vip_window}]) == 1)
 )""",
-               d.active_node_down_for, "critical",
-               "The node holding the VIP, {{ $labels.instance }}, is down or unhealthy (cluster {{ $labels.cluster }})",
-               "{{ $labels.instance }} holds (or last held) the governing VIP of cluster {{ $labels.cluster }} and "
-               "fails its health check, or its MaxScale or its exporter does not answer.", runbook_base, keep),
-        _alert("MaxScaleHealthCheckFailing", "mxha_check_success == 0", d.check_failing_for, "warning",
-               "Health check failing on {{ $labels.instance }} (cluster {{ $labels.cluster }})",
-               "The MaxScale health check (mxha check) fails on {{ $labels.instance }} in cluster "
-               "{{ $labels.cluster }}; keepalived will not let this node hold the VIP.", runbook_base),
-        _alert("MaxScaleExporterDown", f"up{{{job}}} == 0", d.exporter_down_for, "warning",
-               "mxha exporter on {{ $labels.instance }} cannot be scraped (cluster {{ $labels.cluster }})",
-               "Prometheus cannot scrape the mxha exporter on {{ $labels.instance }} in cluster "
-               "{{ $labels.cluster }}: the pair is partly blind.", runbook_base),
-        _alert("MaxScaleConfigSyncPassiveHazard", "mxha_maxscale_config_sync_enabled == 1", d.config_sync_for,
-               "warning",
-               "MaxScale config sync is on at {{ $labels.instance }} (cluster {{ $labels.cluster }})",
-               "With config_sync_cluster set, a runtime passive change can spread to every MaxScale of cluster "
-               "{{ $labels.cluster }}; the remediator refuses to act there.", runbook_base),
-        _alert("MaxScaleRemediationFailing",
-               f"""
+            d.active_node_down_for,
+            "critical",
+            "The node holding the VIP, {{ $labels.instance }}, is down or unhealthy (cluster {{ $labels.cluster }})",
+            "{{ $labels.instance }} holds (or last held) the governing VIP of cluster {{ $labels.cluster }} and "
+            "fails its health check, or its MaxScale or its exporter does not answer.",
+            runbook_base,
+            keep,
+        ),
+        _alert(
+            "MaxScaleHealthCheckFailing",
+            "mxha_check_success == 0",
+            d.check_failing_for,
+            "warning",
+            "Health check failing on {{ $labels.instance }} (cluster {{ $labels.cluster }})",
+            "The MaxScale health check (mxha check) fails on {{ $labels.instance }} in cluster "
+            "{{ $labels.cluster }}; keepalived will not let this node hold the VIP.",
+            runbook_base,
+        ),
+        _alert(
+            "MaxScaleExporterDown",
+            f"up{{{job}}} == 0",
+            d.exporter_down_for,
+            "warning",
+            "mxha exporter on {{ $labels.instance }} cannot be scraped (cluster {{ $labels.cluster }})",
+            "Prometheus cannot scrape the mxha exporter on {{ $labels.instance }} in cluster "
+            "{{ $labels.cluster }}: the pair is partly blind.",
+            runbook_base,
+        ),
+        _alert(
+            "MaxScaleConfigSyncPassiveHazard",
+            "mxha_maxscale_config_sync_enabled == 1",
+            d.config_sync_for,
+            "warning",
+            "MaxScale config sync is on at {{ $labels.instance }} (cluster {{ $labels.cluster }})",
+            "With config_sync_cluster set, a runtime passive change can spread to every MaxScale of cluster "
+            "{{ $labels.cluster }}; the remediator refuses to act there.",
+            runbook_base,
+        ),
+        _alert(
+            "MaxScaleRemediationFailing",
+            f"""
 max by (cluster) (increase(mxha_remediator_actions_total{{result="failure"}}[{d.remediation_failure_window}]) > 0)
 or
 max by (cluster) (mxha_remediator_circuit_open == 1)""",
-               "0s", "critical",
-               "The remediator cannot correct cluster {{ $labels.cluster }}",
-               "Remediator actions on cluster {{ $labels.cluster }} failed recently, or its circuit breaker "
-               "stopped acting after too many corrections.", runbook_base, keep),
+            "0s",
+            "critical",
+            "The remediator cannot correct cluster {{ $labels.cluster }}",
+            "Remediator actions on cluster {{ $labels.cluster }} failed recently, or its circuit breaker "
+            "stopped acting after too many corrections.",
+            runbook_base,
+            keep,
+        ),
     ]
-    return {"groups": [
-        {"name": "mxha.recording", "rules": RECORDING},
-        {"name": "mxha.alerts", "rules": alerts},
-    ]}
+    return {
+        "groups": [
+            {"name": "mxha.recording", "rules": RECORDING},
+            {"name": "mxha.alerts", "rules": alerts},
+        ]
+    }
 
 
 def header(d: Durations) -> str:
     fields = ", ".join(f"{k}={v}" for k, v in asdict(d).items() if k != "name")
-    return (f"# Generated by `python -m mxha.alerts.generate` ({d.name} durations): do not edit by hand.\n"
-            f"# {fields}\n")
+    return f"# Generated by `python -m mxha.alerts.generate` ({d.name} durations): do not edit by hand.\n# {fields}\n"

@@ -165,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lp.add_argument("--dir", dest="lab_dir", default=None)
     lp.add_argument("--out", default=None, help="folder for timeline pictures and JSON")
+    lp = lab_sub.add_parser("demo", help="up, every scenario, summary table and pictures, down (make demo)")
+    lp.add_argument("--dir", dest="lab_dir", default=None)
+    lp.add_argument("--out", default=None, help="folder for timeline pictures (default ./lab-out)")
+    lp.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
     return parser
 
 

@@ -10,17 +10,23 @@ from typing import Any
 
 import pytest
 import yaml
-
 from conftest import REPO, requires_program
 from mxha.alerts.generate import FILES, render
 from mxha.alerts.rules import VARIANTS, Durations, build_rules
 
 pytestmark = requires_program("promtool")
 CONTRACT_ALERTS = {
-    "MaxScaleVRRPSplitBrain": "critical", "MaxScaleVIPConflict": "critical", "MaxScaleVIPMissing": "critical",
-    "MaxScaleMultipleActive": "critical", "MaxScaleMasterPassive": "critical", "MaxScaleBackupActive": "warning",
-    "MaxScaleActiveNodeDown": "critical", "MaxScaleHealthCheckFailing": "warning", "MaxScaleExporterDown": "warning",
-    "MaxScaleConfigSyncPassiveHazard": "warning", "MaxScaleRemediationFailing": "critical",
+    "MaxScaleVRRPSplitBrain": "critical",
+    "MaxScaleVIPConflict": "critical",
+    "MaxScaleVIPMissing": "critical",
+    "MaxScaleMultipleActive": "critical",
+    "MaxScaleMasterPassive": "critical",
+    "MaxScaleBackupActive": "warning",
+    "MaxScaleActiveNodeDown": "critical",
+    "MaxScaleHealthCheckFailing": "warning",
+    "MaxScaleExporterDown": "warning",
+    "MaxScaleConfigSyncPassiveHazard": "warning",
+    "MaxScaleRemediationFailing": "critical",
 }
 JOB = "mxha-exporter"
 VIP = "198.51.100.100"
@@ -70,8 +76,12 @@ class Case:
         exp = []
         for labels, value in fired:
             full = {**labels, "severity": rule["labels"]["severity"]}
-            exp.append({"exp_labels": full, "exp_annotations": {
-                k: render_template(v, full, value) for k, v in rule["annotations"].items()}})
+            exp.append(
+                {
+                    "exp_labels": full,
+                    "exp_annotations": {k: render_template(v, full, value) for k, v in rule["annotations"].items()},
+                }
+            )
         self.checks.append({"eval_time": f"{step * self.i}s", "alertname": alert, "exp_alerts": exp})
         return self
 
@@ -80,8 +90,9 @@ class Case:
 
 
 def vrrp(case: Case, node: str, values: list[float | None], cluster: str = "c1") -> Case:
-    return case.node("mxha_vrrp_state", node, values, cluster, state="MASTER", vrid="51", vrrp_instance="VI_1",
-                     interface="eth0")
+    return case.node(
+        "mxha_vrrp_state", node, values, cluster, state="MASTER", vrid="51", vrrp_instance="VI_1", interface="eth0"
+    )
 
 
 def vip(case: Case, node: str, values: list[float | None], cluster: str = "c1", governing: str = "true") -> Case:
@@ -115,8 +126,9 @@ def cases(d: Durations) -> list[Case]:
     for cl in ("a", "b"):
         vrrp(c, "node1", [1], cl)
         vrrp(c, "node2", [1] if cl == "a" else [0], cl)
-    out.append(c.expect("MaxScaleVRRPSplitBrain", late("MaxScaleVRRPSplitBrain", c),
-                        [({"cluster": "a", "vrid": "51"}, "2")]))
+    out.append(
+        c.expect("MaxScaleVRRPSplitBrain", late("MaxScaleVRRPSplitBrain", c), [({"cluster": "a", "vrid": "51"}, "2")])
+    )
 
     # VIP conflict / missing
     c = Case(d)
@@ -140,8 +152,9 @@ def cases(d: Durations) -> list[Case]:
     c = Case(d)
     c.node("mxha_vip_present", "node1", [1], vip="198.51.100.101", vrrp_instance="VI_2", governing="false")
     c.node("mxha_vip_present", "node2", [1], vip="198.51.100.101", vrrp_instance="VI_2", governing="false")
-    out.append(c.expect("MaxScaleVIPConflict", late("MaxScaleVIPConflict", c),
-                        [({**c1, "vip": "198.51.100.101"}, "2")]))
+    out.append(
+        c.expect("MaxScaleVIPConflict", late("MaxScaleVIPConflict", c), [({**c1, "vip": "198.51.100.101"}, "2")])
+    )
 
     # multiple active
     c = Case(d)
@@ -198,9 +211,11 @@ def cases(d: Durations) -> list[Case]:
     c.node("mxha_check_success", "node2", [1])
     c.node("mxha_maxscale_up", "node1", [1])
     c.node("mxha_maxscale_up", "node2", [1])
-    out.append(c.expect("MaxScaleActiveNodeDown", late("MaxScaleActiveNodeDown", c), [(node1, "1")])
-               .expect("MaxScaleHealthCheckFailing", late("MaxScaleHealthCheckFailing", c),
-                       [({**node1, "job": JOB}, "0")]))
+    out.append(
+        c.expect("MaxScaleActiveNodeDown", late("MaxScaleActiveNodeDown", c), [(node1, "1")]).expect(
+            "MaxScaleHealthCheckFailing", late("MaxScaleHealthCheckFailing", c), [({**node1, "job": JOB}, "0")]
+        )
+    )
     c = Case(d)
     vip(c, "node1", [1, 1, 1, None])
     c.node("up", "node1", [1, 1, 1, 0])
@@ -224,8 +239,13 @@ def cases(d: Durations) -> list[Case]:
     # exporter down: fires; a single failed scrape does not
     c = Case(d)
     c.node("up", "node2", [0])
-    out.append(c.expect("MaxScaleExporterDown", late("MaxScaleExporterDown", c),
-                        [({**c1, "instance": "node2:9843", "job": JOB}, "0")]))
+    out.append(
+        c.expect(
+            "MaxScaleExporterDown",
+            late("MaxScaleExporterDown", c),
+            [({**c1, "instance": "node2:9843", "job": JOB}, "0")],
+        )
+    )
     c = Case(d)
     c.node("up", "node2", [1, 0, 1])
     out.append(c.expect("MaxScaleExporterDown", c.for_steps("MaxScaleExporterDown") + 3, []))
@@ -234,22 +254,36 @@ def cases(d: Durations) -> list[Case]:
     c = Case(d)
     c.node("mxha_maxscale_config_sync_enabled", "node1", [1])
     c.node("mxha_maxscale_config_sync_enabled", "node2", [0])
-    out.append(c.expect("MaxScaleConfigSyncPassiveHazard", late("MaxScaleConfigSyncPassiveHazard", c),
-                        [({**c1, "instance": "node1:9843", "job": JOB}, "1")]))
+    out.append(
+        c.expect(
+            "MaxScaleConfigSyncPassiveHazard",
+            late("MaxScaleConfigSyncPassiveHazard", c),
+            [({**c1, "instance": "node1:9843", "job": JOB}, "1")],
+        )
+    )
 
     # remediation failing: a failed action, or the circuit open; the remediator's own job has no cluster
     # target label, so `cluster` is the metric's own label
     rem = {"instance": "mon:9844", "job": "mxha-remediator"}
     c = Case(d)
-    c.add("mxha_remediator_actions_total", {**rem, "cluster": "c1", "node": "node2", "action": "demote",
-                                            "result": "failure"}, [0, 0, 1])
+    c.add(
+        "mxha_remediator_actions_total",
+        {**rem, "cluster": "c1", "node": "node2", "action": "demote", "result": "failure"},
+        [0, 0, 1],
+    )
     c.add("mxha_remediator_circuit_open", {**rem, "cluster": "c1"}, [0])
     out.append(c.expect("MaxScaleRemediationFailing", 4, [(c1, "1")]))
     c = Case(d)
-    c.add("mxha_remediator_actions_total", {**rem, "cluster": "c1", "node": "node2", "action": "demote",
-                                            "result": "failure"}, [0])
-    c.add("mxha_remediator_actions_total", {**rem, "cluster": "c1", "node": "node2", "action": "demote",
-                                            "result": "success"}, [0, 1, 2, 3])
+    c.add(
+        "mxha_remediator_actions_total",
+        {**rem, "cluster": "c1", "node": "node2", "action": "demote", "result": "failure"},
+        [0],
+    )
+    c.add(
+        "mxha_remediator_actions_total",
+        {**rem, "cluster": "c1", "node": "node2", "action": "demote", "result": "success"},
+        [0, 1, 2, 3],
+    )
     c.add("mxha_remediator_circuit_open", {**rem, "cluster": "c1"}, [0, 0, 1])
     out.append(c.expect("MaxScaleRemediationFailing", 1, []).expect("MaxScaleRemediationFailing", 4, [(c1, "1")]))
     return out
@@ -259,11 +293,15 @@ def cases(d: Durations) -> list[Case]:
 def test_promtool_unit_tests(variant: str, tmp_path: Path) -> None:
     d = VARIANTS[variant]
     rules = REPO / "alerts" / FILES[variant]
-    suite = {"rule_files": [str(rules)], "evaluation_interval": d.scrape_interval,
-             "tests": [c.to_test() for c in cases(d)]}
+    suite = {
+        "rule_files": [str(rules)],
+        "evaluation_interval": d.scrape_interval,
+        "tests": [c.to_test() for c in cases(d)],
+    }
     (tmp_path / "tests.yml").write_text(yaml.safe_dump(suite, sort_keys=False))
-    proc = subprocess.run(["promtool", "test", "rules", str(tmp_path / "tests.yml")], capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run(
+        ["promtool", "test", "rules", str(tmp_path / "tests.yml")], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
 
 
@@ -305,8 +343,9 @@ def test_example_prometheus_config_passes_promtool(tmp_path: Path) -> None:
     text = (REPO / "examples/prometheus/prometheus.yml").read_text()
     text = text.replace("/etc/prometheus/rules/mxha-rules.yml", str(REPO / "alerts/mxha-rules.yml"))
     (tmp_path / "prometheus.yml").write_text(text)
-    proc = subprocess.run(["promtool", "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True,
-                          text=True, check=False)
+    proc = subprocess.run(
+        ["promtool", "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = yaml.safe_load(text)
     jobs = {j["job_name"]: j for j in doc["scrape_configs"]}
@@ -321,8 +360,9 @@ def test_example_alertmanager_config_passes_amtool(tmp_path: Path) -> None:
     token.write_text("x\n")
     text = text.replace("/etc/alertmanager/mxha-webhook.token", str(token))
     (tmp_path / "am.yml").write_text(text)
-    proc = subprocess.run(["amtool", "check-config", str(tmp_path / "am.yml")], capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run(
+        ["amtool", "check-config", str(tmp_path / "am.yml")], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     route = yaml.safe_load(text)["route"]["routes"][0]
     assert route["receiver"] == "mxha-remediator" and route["group_by"] == ["cluster", "alertname"]

@@ -1,0 +1,293 @@
+"""The Grafana dashboard of a MaxScale pair, built as data: ``python -m mxha.dashboards.build``.
+
+Conventions (tested): a ``datasource`` variable that every panel and target uses, a ``cluster``
+variable, stable ``uid``, pinned ``schemaVersion``, units and descriptions on every panel,
+``$__rate_interval`` in every rate()/increase().
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+UID = "mxha-pair"
+SCHEMA_VERSION = 39
+DS = {"type": "prometheus", "uid": "${datasource}"}
+C = 'cluster="$cluster"'
+OUT = Path(__file__).with_name("mxha-pair.json")
+
+
+def _target(expr: str, legend: str = "", instant: bool = False, ref: str = "A") -> dict[str, Any]:
+    t: dict[str, Any] = {"datasource": DS, "expr": expr, "legendFormat": legend, "refId": ref}
+    if instant:
+        t.update(instant=True, range=False, format="table")
+    return t
+
+
+def _mappings(values: dict[int, tuple[str, str]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "value",
+            "options": {
+                str(k): {"text": text, "color": color, "index": i}
+                for i, (k, (text, color)) in enumerate(values.items())
+            },
+        }
+    ]
+
+
+def _panel(
+    pid: int,
+    kind: str,
+    title: str,
+    description: str,
+    grid: tuple[int, int, int, int],
+    targets: list[dict[str, Any]],
+    unit: str = "none",
+    **extra: Any,
+) -> dict[str, Any]:
+    x, y, w, h = grid
+    panel: dict[str, Any] = {
+        "id": pid,
+        "type": kind,
+        "title": title,
+        "description": description,
+        "datasource": DS,
+        "gridPos": {"x": x, "y": y, "w": w, "h": h},
+        "targets": targets,
+        "fieldConfig": {"defaults": {"unit": unit, **extra.pop("defaults", {})}, "overrides": []},
+        "options": extra.pop("options", {}),
+    }
+    panel.update(extra)
+    return panel
+
+
+VRRP_STATE_EXPR = (
+    f'max by (instance) (mxha_vrrp_state{{{C},state="BACKUP"}} * 1 '
+    f'+ ignoring(state) mxha_vrrp_state{{{C},state="MASTER"}} * 2 '
+    f'+ ignoring(state) mxha_vrrp_state{{{C},state="FAULT"}} * 3 '
+    f'+ ignoring(state) mxha_vrrp_state{{{C},state="STOP"}} * 4 '
+    f'and on (instance, vrrp_instance) max by (instance, vrrp_instance) (mxha_vip_present{{{C},governing="true"}}))'
+)
+MODE_EXPR = f"max by (instance) (mxha_maxscale_passive{{{C}}}) or max by (instance) (mxha_maxscale_up{{{C}}} == 0) + 2"
+
+
+def build() -> dict[str, Any]:
+    panels: list[dict[str, Any]] = [
+        {
+            "id": 1,
+            "type": "row",
+            "title": "The pair",
+            "collapsed": False,
+            "gridPos": {"x": 0, "y": 0, "w": 24, "h": 1},
+            "panels": [],
+        },
+        _panel(
+            2,
+            "stat",
+            "VIP holder",
+            "Nodes whose kernel has the governing VIP now. Exactly one is healthy.",
+            (0, 1, 6, 4),
+            [_target(f'max by (instance) (mxha_vip_present{{{C},governing="true"}}) == 1', "{{instance}}")],
+            options={"textMode": "name", "colorMode": "background", "reduceOptions": {"calcs": ["lastNotNull"]}},
+            defaults={"color": {"mode": "fixed", "fixedColor": "green"}, "noValue": "nobody"},
+        ),
+        _panel(
+            3,
+            "stat",
+            "Active MaxScales",
+            "MaxScales with passive=false. Green at exactly 1.",
+            (6, 1, 6, 4),
+            [_target(f"sum(cluster:mxha_maxscale_active:sum{{{C}}})")],
+            options={"colorMode": "background", "reduceOptions": {"calcs": ["lastNotNull"]}},
+            defaults={
+                "thresholds": {
+                    "mode": "absolute",
+                    "steps": [
+                        {"color": "red", "value": None},
+                        {"color": "green", "value": 1},
+                        {"color": "red", "value": 2},
+                    ],
+                }
+            },
+        ),
+        _panel(
+            4,
+            "stat",
+            "VRRP masters",
+            "Nodes in VRRP MASTER per vrid; more than one is a split brain.",
+            (12, 1, 6, 4),
+            [_target(f"cluster_vrid:mxha_vrrp_masters:sum{{{C}}}", "vrid {{vrid}}")],
+            options={"colorMode": "background", "reduceOptions": {"calcs": ["lastNotNull"]}},
+            defaults={
+                "thresholds": {
+                    "mode": "absolute",
+                    "steps": [
+                        {"color": "red", "value": None},
+                        {"color": "green", "value": 1},
+                        {"color": "red", "value": 2},
+                    ],
+                }
+            },
+        ),
+        _panel(
+            5,
+            "stat",
+            "Health checks",
+            "Per node: the MaxScale health check keepalived relies on.",
+            (18, 1, 6, 4),
+            [_target(f"mxha_check_success{{{C}}}", "{{instance}}")],
+            options={"colorMode": "background", "reduceOptions": {"calcs": ["lastNotNull"]}},
+            defaults={"mappings": _mappings({0: ("failing", "red"), 1: ("passing", "green")})},
+        ),
+        {
+            "id": 6,
+            "type": "row",
+            "title": "Per node",
+            "collapsed": False,
+            "gridPos": {"x": 0, "y": 5, "w": 24, "h": 1},
+            "panels": [],
+        },
+        _panel(
+            7,
+            "state-timeline",
+            "VRRP state (governing instance)",
+            "keepalived's state of the instance that governs MaxScale's mode, per node.",
+            (0, 6, 24, 5),
+            [_target(VRRP_STATE_EXPR, "{{instance}}")],
+            defaults={
+                "mappings": _mappings(
+                    {
+                        0: ("INIT", "purple"),
+                        1: ("BACKUP", "blue"),
+                        2: ("MASTER", "green"),
+                        3: ("FAULT", "red"),
+                        4: ("STOP", "orange"),
+                    }
+                )
+            },
+        ),
+        _panel(
+            8,
+            "state-timeline",
+            "VIP present",
+            "Whether the node's kernel holds the governing VIP.",
+            (0, 11, 24, 5),
+            [_target(f'max by (instance) (mxha_vip_present{{{C},governing="true"}})', "{{instance}}")],
+            defaults={"mappings": _mappings({0: ("absent", "transparent"), 1: ("held", "green")})},
+        ),
+        _panel(
+            9,
+            "state-timeline",
+            "MaxScale mode",
+            "active, passive, or down (REST API not answering).",
+            (0, 16, 24, 5),
+            [_target(MODE_EXPR, "{{instance}}")],
+            defaults={"mappings": _mappings({0: ("active", "green"), 1: ("passive", "blue"), 2: ("down", "red")})},
+        ),
+        {
+            "id": 10,
+            "type": "row",
+            "title": "Changes",
+            "collapsed": False,
+            "gridPos": {"x": 0, "y": 21, "w": 24, "h": 1},
+            "panels": [],
+        },
+        _panel(
+            11,
+            "timeseries",
+            "VRRP transitions",
+            "Times each node became VRRP MASTER, per interval.",
+            (0, 22, 12, 7),
+            [
+                _target(
+                    f"sum by (instance) (increase(mxha_vrrp_became_master_total{{{C}}}[$__rate_interval]))",
+                    "{{instance}}",
+                )
+            ],
+            unit="short",
+        ),
+        _panel(
+            12,
+            "timeseries",
+            "Remediator actions",
+            "Demotions and promotions by the remediator, by outcome.",
+            (12, 22, 12, 7),
+            [
+                _target(
+                    f"sum by (node, action, result) (increase(mxha_remediator_actions_total{{{C}}}[$__rate_interval]))",
+                    "{{node}} {{action}} {{result}}",
+                )
+            ],
+            unit="short",
+        ),
+        _panel(
+            13,
+            "stat",
+            "Remediator circuit",
+            "Open: the remediator stopped acting after too many corrections.",
+            (0, 29, 6, 5),
+            [_target(f"max(mxha_remediator_circuit_open{{{C}}})")],
+            options={"colorMode": "background", "reduceOptions": {"calcs": ["lastNotNull"]}},
+            defaults={"mappings": _mappings({0: ("closed", "green"), 1: ("OPEN", "red")})},
+        ),
+        _panel(
+            14,
+            "table",
+            "Firing alerts",
+            "maxscale-ha alerts firing now for this cluster.",
+            (6, 29, 18, 5),
+            [_target(f'ALERTS{{{C},alertstate="firing",alertname=~"MaxScale.*"}}', instant=True)],
+            options={"showHeader": True},
+        ),
+    ]
+    return {
+        "uid": UID,
+        "title": "MaxScale pair (maxscale-ha)",
+        "schemaVersion": SCHEMA_VERSION,
+        "version": 1,
+        "editable": True,
+        "graphTooltip": 1,
+        "refresh": "10s",
+        "time": {"from": "now-1h", "to": "now"},
+        "tags": ["maxscale", "keepalived", "maxscale-ha"],
+        "timezone": "",
+        "annotations": {"list": []},
+        "templating": {
+            "list": [
+                {
+                    "name": "datasource",
+                    "label": "Data source",
+                    "type": "datasource",
+                    "query": "prometheus",
+                    "current": {},
+                    "hide": 0,
+                },
+                {
+                    "name": "cluster",
+                    "label": "Cluster",
+                    "type": "query",
+                    "datasource": DS,
+                    "query": {"query": "label_values(mxha_maxscale_up, cluster)", "refId": "cluster"},
+                    "definition": "label_values(mxha_maxscale_up, cluster)",
+                    "refresh": 2,
+                    "current": {},
+                    "hide": 0,
+                    "includeAll": False,
+                    "multi": False,
+                    "sort": 1,
+                },
+            ]
+        },
+        "panels": panels,
+    }
+
+
+def render() -> str:
+    return json.dumps(build(), indent=2, sort_keys=False) + "\n"
+
+
+if __name__ == "__main__":
+    OUT.write_text(render())
+    print(f"wrote {OUT}")

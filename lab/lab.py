@@ -1,0 +1,490 @@
+"""``mxha lab``: the two-node lab in network namespaces, with real keepalived, Prometheus and
+Alertmanager, the MaxScale emulator, the exporters and the remediator.
+
+Layout (fixed, see the README): 198.51.100.0/24 on a bridge in its own namespace; the host
+at .1; node1 .11 (priority 150) and node2 .12 (priority 100); VIP .100 (VI_1, vrid 51);
+monitor .2 with Prometheus :9090, Alertmanager :9093 and the remediator :9844.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import secrets
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+from mxha.alerts.generate import render as render_rules
+from mxha.lab.keepalived_conf import VrrpSpec, render_keepalived_conf
+from mxha.lab.netns import Harness, HarnessError, check_subnet_free, have_netns
+
+DEFAULT_DIR = "/run/mxha-lab"
+PREFIX = "mxha"
+CLUSTER = "lab"
+NODES = {"node1": (11, 150), "node2": (12, 100)}
+MONITOR_INDEX = 2
+VIP_INDEX = 100
+MXHA = [sys.executable, "-m", "mxha"]
+
+
+@dataclass(frozen=True)
+class Layout:
+    subnet: str
+
+    def host(self, index: int) -> str:
+        return str(ipaddress.ip_network(self.subnet).network_address + index)
+
+    @property
+    def monitor(self) -> str:
+        return self.host(MONITOR_INDEX)
+
+    @property
+    def vip(self) -> str:
+        return self.host(VIP_INDEX)
+
+    def node(self, name: str) -> str:
+        return self.host(NODES[name][0])
+
+
+def lab_dir(args: argparse.Namespace) -> Path:
+    return Path(getattr(args, "lab_dir", None) or os.environ.get("MXHA_LAB_DIR") or DEFAULT_DIR)
+
+
+def _wait(url: str, what: str, timeout: float = 30.0, headers: dict[str, str] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            resp = requests.get(url, timeout=1, headers=headers)
+            if resp.status_code < 500:
+                return
+            last = f"HTTP {resp.status_code}"
+        except requests.RequestException as exc:
+            last = type(exc).__name__
+        time.sleep(0.2)
+    raise HarnessError(f"{what} did not answer at {url} within {timeout:g}s ({last})")
+
+
+class Lab:
+    def __init__(self, workdir: Path, subnet: str | None = None) -> None:
+        self.workdir = workdir
+        meta = workdir / "lab.json"
+        saved = json.loads(meta.read_text()) if meta.exists() else {}
+        self.layout = Layout(subnet or saved.get("subnet") or "198.51.100.0/24")
+        self.harness: Harness | None = None
+        if (workdir / "harness.json").exists():
+            self.harness = Harness(workdir, prefix=PREFIX, subnet=self.layout.subnet)
+
+    # -- description (the contract's `status --json`) ------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        lay, d = self.layout, self.workdir
+        mon = lay.monitor
+        return {
+            "cluster": CLUSTER,
+            "nodes": [
+                {
+                    "name": n,
+                    "namespace": f"{PREFIX}-{n}",
+                    "address": lay.node(n),
+                    "exporter_url": f"http://{lay.node(n)}:9843",
+                    "maxscale_url": f"http://{lay.node(n)}:8989",
+                    "config_file": str(d / n / "node.yml"),
+                }
+                for n in NODES
+            ],
+            "vip": lay.vip,
+            "prometheus_url": f"http://{mon}:9090",
+            "alertmanager_url": f"http://{mon}:9093",
+            "remediator_url": f"http://{mon}:9844",
+            "webhook_token_file": str(d / "monitor" / "webhook.token"),
+            "remediator_config_file": str(d / "monitor" / "remediator.yml"),
+            "lab_dir": str(d),
+        }
+
+    def token(self) -> str:
+        return (self.workdir / "monitor" / "webhook.token").read_text().strip()
+
+    def is_up(self) -> bool:
+        if self.harness is None or not self.harness.record.get("namespaces"):
+            return False
+        desc = self.describe()
+        urls = [n["exporter_url"] + "/healthz" for n in desc["nodes"]]
+        urls += [n["maxscale_url"] + "/__emulator__/state" for n in desc["nodes"]]
+        urls += [
+            desc["prometheus_url"] + "/-/ready",
+            desc["alertmanager_url"] + "/-/ready",
+            desc["remediator_url"] + "/healthz",
+        ]
+        try:
+            return all(requests.get(u, timeout=1).ok for u in urls)
+        except requests.RequestException:
+            return False
+
+    # -- up ------------------------------------------------------------------------------------
+    def up(self) -> None:
+        why = have_netns()
+        if why:
+            raise HarnessError(f"the lab {why}")
+        for tool in ("prometheus", "prometheus-alertmanager"):
+            if shutil.which(tool) is None:
+                raise HarnessError(f"the lab needs {tool} (Debian package; `make demo` installs it)")
+        if self.is_up():
+            print(f"lab already up ({self.workdir})")
+            return
+        if self.harness is not None:
+            self.down(quiet=True)
+        check_subnet_free(self.layout.subnet)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.workdir, 0o755)
+        (self.workdir / "lab.json").write_text(json.dumps({"subnet": self.layout.subnet}))
+        h = self.harness = Harness(self.workdir, prefix=PREFIX, subnet=self.layout.subnet)
+        try:
+            h.create_lan()
+            h.add_host_link(1)
+            for name, (index, _prio) in NODES.items():
+                h.add_node(name, index)
+            h.add_node("monitor", MONITOR_INDEX)
+            for name in NODES:
+                self._write_node(name)
+                self.start_emulator(name)
+            for name in NODES:
+                self._start_exporter(name)
+            for name in NODES:
+                self.start_keepalived(name)
+            self._write_monitor()
+            self.start_remediator()
+            self._start_alertmanager()
+            self._start_prometheus()
+            self._wait_settled()
+        except BaseException:
+            print(f"lab up failed; logs in {self.workdir}; tearing down", file=sys.stderr)
+            self.down(quiet=True, keep_logs=True)
+            raise
+
+    def _write_node(self, name: str) -> None:
+        assert self.harness is not None
+        d = self.harness.nodes[name].workdir
+        addr = self.layout.node(name)
+        cfg = {
+            "node": name,
+            "maxscale": {
+                "url": f"http://{addr}:8989",
+                "user": "admin",
+                "password_file": str(d / "maxscale.pass"),
+                "connect_timeout": 0.3,
+                "read_timeout": 0.7,
+            },
+            "check": {"expected_servers": ["server1", "server2"], "timeout": 1.0, "interval": 0.5},
+            "keepalived": {
+                "source": "json",
+                "pid_file": str(d / "keepalived.pid"),
+                "dump_dir": str(d),
+                "governing_instance": "VI_1",
+                "min_signal_interval": 0.3,
+                "dump_timeout": 1.0,
+            },
+            "notify": {"state_file": str(d / "notify-state.json"), "timeout": 3.0, "log_file": str(d / "notify.log")},
+            "exporter": {"listen_address": f"{addr}:9843"},
+        }
+        (d / "maxscale.pass").write_text("mariadb\n")
+        os.chmod(d / "maxscale.pass", 0o600)
+        (d / "node.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        mxha = " ".join(MXHA)
+        conf = render_keepalived_conf(
+            router_id=name,
+            interface="eth0",
+            instances=[VrrpSpec("VI_1", 51, NODES[name][1], f"{self.layout.vip}/24")],
+            check_script=f"{mxha} check --config.file {d}/node.yml",
+            notify_script=f"{mxha} notify --config.file {d}/node.yml",
+            check_interval=1,
+            check_timeout=2,
+            fall=2,
+            rise=2,
+        )
+        (d / "keepalived.conf").write_text(conf)
+
+    def start_emulator(self, name: str) -> None:
+        assert self.harness is not None
+        d = self.harness.nodes[name].workdir
+        addr = self.layout.node(name)
+        self.harness.start(
+            name,
+            [
+                *MXHA,
+                "emulator",
+                "--web.listen-address",
+                f"{addr}:8989",
+                "--state-file",
+                str(d / "maxscale.state"),
+                "--nodename",
+                name,
+                "--log.level",
+                "warning",
+            ],
+            label=f"emulator-{name}",
+        )
+        _wait(f"http://{addr}:8989/__emulator__/state", f"{name} MaxScale emulator", 15)
+
+    def stop_emulator(self, name: str, hard: bool = False) -> None:
+        import signal
+
+        assert self.harness is not None
+        self.harness.stop_process(f"emulator-{name}", signal.SIGKILL if hard else signal.SIGTERM)
+
+    def _start_exporter(self, name: str) -> None:
+        assert self.harness is not None
+        d = self.harness.nodes[name].workdir
+        self.harness.start(
+            name,
+            [*MXHA, "exporter", "--config.file", str(d / "node.yml"), "--log.level", "warning"],
+            label=f"exporter-{name}",
+        )
+        _wait(f"http://{self.layout.node(name)}:9843/healthz", f"{name} exporter", 20)
+
+    def start_keepalived(self, name: str) -> None:
+        assert self.harness is not None
+        d = self.harness.nodes[name].workdir
+        self.harness.start(
+            name,
+            [
+                "keepalived",
+                "-f",
+                str(d / "keepalived.conf"),
+                "-p",
+                str(d / "keepalived.pid"),
+                "-r",
+                str(d / "vrrp.pid"),
+                "-c",
+                str(d / "checkers.pid"),
+                "--vrrp",
+                "--dont-fork",
+                "--log-console",
+                "--log-detail",
+            ],
+            label=f"keepalived-{name}",
+            env={"TMPDIR": str(d)},
+        )
+
+    def _write_monitor(self) -> None:
+        assert self.harness is not None
+        d = self.harness.nodes["monitor"].workdir
+        mon = self.layout.monitor
+        (d / "webhook.token").write_text(secrets.token_hex(16) + "\n")
+        os.chmod(d / "webhook.token", 0o600)
+        (d / "mxha-rules-lab.yml").write_text(render_rules("lab"))
+        prom = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
+            "rule_files": [str(d / "mxha-rules-lab.yml")],
+            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"{mon}:9093"]}]}]},
+            "scrape_configs": [
+                {
+                    "job_name": "mxha-exporter",
+                    "static_configs": [
+                        {"targets": [f"{self.layout.node(n)}:9843" for n in NODES], "labels": {"cluster": CLUSTER}}
+                    ],
+                },
+                {"job_name": "mxha-remediator", "static_configs": [{"targets": [f"{mon}:9844"]}]},
+            ],
+        }
+        (d / "prometheus.yml").write_text(yaml.safe_dump(prom, sort_keys=False))
+        am = {
+            "route": {
+                "receiver": "remediator",
+                "group_by": ["cluster", "alertname"],
+                "group_wait": "1s",
+                "group_interval": "2s",
+                "repeat_interval": "10s",
+            },
+            "receivers": [
+                {
+                    "name": "remediator",
+                    "webhook_configs": [
+                        {
+                            "url": f"http://{mon}:9844/webhook",
+                            "send_resolved": True,
+                            "http_config": {
+                                "authorization": {"type": "Bearer", "credentials_file": str(d / "webhook.token")}
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+        (d / "alertmanager.yml").write_text(yaml.safe_dump(am, sort_keys=False))
+        rem = {
+            "listen_address": f"{mon}:9844",
+            "audit_log": str(d / "audit.jsonl"),
+            "auth": {"bearer_token_file": str(d / "webhook.token")},
+            "policy": {
+                "cooldown_seconds": 2,
+                "unreachable_grace_seconds": 5,
+                "circuit_max_actions": 4,
+                "circuit_window_seconds": 60,
+                "state_timeout": 1.0,
+            },
+            "limits": {"request_budget_seconds": 6},
+            "clusters": {
+                CLUSTER: {
+                    "nodes": [
+                        {
+                            "name": n,
+                            "state_url": f"http://{self.layout.node(n)}:9843/state",
+                            "maxscale": {
+                                "url": f"http://{self.layout.node(n)}:8989",
+                                "user": "admin",
+                                "password_file": str(self.harness.nodes[n].workdir / "maxscale.pass"),
+                                "connect_timeout": 0.3,
+                                "read_timeout": 0.7,
+                            },
+                        }
+                        for n in NODES
+                    ]
+                }
+            },
+        }
+        (d / "remediator.yml").write_text(yaml.safe_dump(rem, sort_keys=False))
+
+    def start_remediator(self) -> None:
+        assert self.harness is not None
+        d = self.harness.nodes["monitor"].workdir
+        self.harness.start(
+            "monitor", [*MXHA, "remediator", "--config.file", str(d / "remediator.yml")], label="remediator"
+        )
+        _wait(f"http://{self.layout.monitor}:9844/healthz", "remediator", 20)
+
+    def restart_remediator(self) -> None:
+        assert self.harness is not None
+        self.harness.stop_process("remediator")
+        self.start_remediator()
+
+    def _start_alertmanager(self) -> None:
+        assert self.harness is not None
+        d = self.harness.nodes["monitor"].workdir
+        (d / "am-data").mkdir(exist_ok=True)
+        self.harness.start(
+            "monitor",
+            [
+                "prometheus-alertmanager",
+                f"--config.file={d / 'alertmanager.yml'}",
+                f"--storage.path={d / 'am-data'}",
+                f"--web.listen-address={self.layout.monitor}:9093",
+                "--cluster.listen-address=",
+                "--log.level=warn",
+            ],
+            label="alertmanager",
+        )
+        _wait(f"http://{self.layout.monitor}:9093/-/ready", "Alertmanager", 30)
+
+    def _start_prometheus(self) -> None:
+        assert self.harness is not None
+        d = self.harness.nodes["monitor"].workdir
+        (d / "prom-data").mkdir(exist_ok=True)
+        self.harness.start(
+            "monitor",
+            [
+                "prometheus",
+                f"--config.file={d / 'prometheus.yml'}",
+                f"--storage.tsdb.path={d / 'prom-data'}",
+                f"--web.listen-address={self.layout.monitor}:9090",
+                "--log.level=warn",
+            ],
+            label="prometheus",
+        )
+        _wait(f"http://{self.layout.monitor}:9090/-/ready", "Prometheus", 40)
+
+    def _wait_settled(self, timeout: float = 40.0) -> None:
+        """Up means: node1 MASTER with the VIP and active, node2 BACKUP and passive."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.baseline_ok():
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        raise HarnessError("the pair did not settle (node1 MASTER and active, node2 BACKUP and passive)")
+
+    def node_view(self, name: str) -> dict[str, Any]:
+        addr = self.layout.node(name)
+        state = requests.get(f"http://{addr}:9843/state", timeout=2).json()
+        inst = next((i for i in state["keepalived"]["instances"] if i["governing"]), None)
+        emu = requests.get(f"http://{addr}:8989/__emulator__/state", timeout=2).json()
+        return {
+            "vrrp": inst["state"] if inst else None,
+            "vip": any(v["present"] for v in state["vips"] if v["governing"]),
+            "passive": emu["passive"],
+        }
+
+    def baseline_ok(self) -> bool:
+        n1, n2 = self.node_view("node1"), self.node_view("node2")
+        return (
+            n1["vrrp"] == "MASTER"
+            and n1["vip"]
+            and n1["passive"] is False
+            and n2["vrrp"] == "BACKUP"
+            and not n2["vip"]
+            and n2["passive"] is True
+        )
+
+    # -- down ----------------------------------------------------------------------------------
+    def down(self, quiet: bool = False, keep_logs: bool = False) -> None:
+        harness = self.harness or Harness(self.workdir, prefix=PREFIX, subnet=self.layout.subnet)
+        harness.teardown()
+        self.harness = None
+        if keep_logs:
+            return
+        if self.workdir.exists():
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        if not quiet:
+            print(f"lab down: processes stopped, namespaces and {self.workdir} removed")
+
+
+def main(args: argparse.Namespace) -> int:
+    lab = Lab(lab_dir(args), getattr(args, "subnet", None))
+    action = args.lab_command
+    try:
+        if action == "up":
+            lab.up()
+            desc = lab.describe()
+            print(f"lab up in {desc['lab_dir']}")
+            for node in desc["nodes"]:
+                print(
+                    f"  {node['name']}: {node['address']}  exporter {node['exporter_url']}  "
+                    f"MaxScale {node['maxscale_url']}  (netns {node['namespace']})"
+                )
+            print(
+                f"  VIP {desc['vip']}; Prometheus {desc['prometheus_url']}  Alertmanager {desc['alertmanager_url']}  "
+                f"remediator {desc['remediator_url']}"
+            )
+            return 0
+        if action == "down":
+            lab.down()
+            return 0
+        if action == "status":
+            desc = {**lab.describe(), "up": lab.is_up()}
+            if args.json:
+                print(json.dumps(desc))
+            else:
+                print(f"lab {'up' if desc['up'] else 'down'} ({desc['lab_dir']})")
+            return 0 if desc["up"] else 1
+        if action == "scenario":
+            from mxha.lab.scenarios import run_named
+
+            return run_named(lab, args.name, Path(args.out) if args.out else None)
+        if action == "demo":
+            from mxha.lab.scenarios import demo
+
+            return demo(lab, Path(args.out) if args.out else Path("lab-out"))
+    except HarnessError as exc:
+        print(f"mxha lab {action}: {exc}", file=sys.stderr)
+        return 1
+    print(f"unknown lab action {action}", file=sys.stderr)
+    return 2
