@@ -302,7 +302,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         return f"{'https' if self.st.config.tls_cert else 'http'}://{host}"
 
     def _send(self, status: int, document: Any = None, headers: dict[str, str] | None = None) -> None:
-        body = b"" if document is None else json.dumps(document, indent=4).encode()
+        # compact by default, indented with ?pretty=true, as MaxScale does
+        indent = 4 if "pretty=true" in urlsplit(self.path).query else None
+        body = b"" if document is None else json.dumps(document, indent=indent).encode()
         self.send_response(status)
         for key, value in (headers or {}).items():
             self.send_header(key, value)
