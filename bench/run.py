@@ -77,25 +77,7 @@ def bench_exporter(instances: int, scrapes: int, concurrent_seconds: float) -> l
                 router_id="n", interface="eth0", instances=specs, check_script=None, notify_script=None
             )
         )
-        h.start(
-            "n",
-            [
-                "keepalived",
-                "-f",
-                str(d / "keepalived.conf"),
-                "-p",
-                str(d / "k.pid"),
-                "-r",
-                str(d / "v.pid"),
-                "-c",
-                str(d / "c.pid"),
-                "--vrrp",
-                "--dont-fork",
-                "--log-console",
-            ],
-            label="keepalived",
-            env={"TMPDIR": str(d)},
-        )
+        h.start_keepalived("n", d / "keepalived.conf", label="keepalived")
         h.start(
             "n",
             [*MXHA, "emulator", "--web.listen-address", f"{node.address}:8989", "--log.level", "warning"],
@@ -108,7 +90,7 @@ def bench_exporter(instances: int, scrapes: int, concurrent_seconds: float) -> l
                 "check": {"expected_servers": ["server1", "server2"], "interval": 2},
                 "keepalived": {
                     "source": "json",
-                    "pid_file": str(d / "k.pid"),
+                    "pid_file": str(d / "keepalived.pid"),
                     "dump_dir": str(d),
                     "governing_instance": "VI_1",
                     "min_signal_interval": min_interval,
@@ -120,7 +102,7 @@ def bench_exporter(instances: int, scrapes: int, concurrent_seconds: float) -> l
         signum = json_signal_number()
         assert signum is not None
         raw = SignalDumpReader(
-            pid_file=str(d / "k.pid"), dump_dir=str(d), mode="json", min_interval=0, json_signum=signum
+            pid_file=str(d / "keepalived.pid"), dump_dir=str(d), mode="json", min_interval=0, json_signum=signum
         )
         dump_times = []
         for _ in range(max(50, scrapes // 4)):

@@ -16,6 +16,11 @@ SCHEMA_VERSION = 39
 DS = {"type": "prometheus", "uid": "${datasource}"}
 C = 'cluster="$cluster"'
 OUT = Path(__file__).with_name("mxha-pair.json")
+# green at exactly 1 (one active MaxScale, one VRRP master), red at 0 and at 2 or more
+EXACTLY_ONE = {
+    "mode": "absolute",
+    "steps": [{"color": "red", "value": None}, {"color": "green", "value": 1}, {"color": "red", "value": 2}],
+}
 
 
 def _target(expr: str, legend: str = "", instant: bool = False, ref: str = "A") -> dict[str, Any]:
@@ -101,16 +106,7 @@ def build() -> dict[str, Any]:
             (6, 1, 6, 4),
             [_target(f"sum(cluster:mxha_maxscale_active:sum{{{C}}})")],
             options={"colorMode": "background", "reduceOptions": {"calcs": ["lastNotNull"]}},
-            defaults={
-                "thresholds": {
-                    "mode": "absolute",
-                    "steps": [
-                        {"color": "red", "value": None},
-                        {"color": "green", "value": 1},
-                        {"color": "red", "value": 2},
-                    ],
-                }
-            },
+            defaults={"thresholds": EXACTLY_ONE},
         ),
         _panel(
             4,
@@ -120,16 +116,7 @@ def build() -> dict[str, Any]:
             (12, 1, 6, 4),
             [_target(f"cluster_vrid:mxha_vrrp_masters:sum{{{C}}}", "vrid {{vrid}}")],
             options={"colorMode": "background", "reduceOptions": {"calcs": ["lastNotNull"]}},
-            defaults={
-                "thresholds": {
-                    "mode": "absolute",
-                    "steps": [
-                        {"color": "red", "value": None},
-                        {"color": "green", "value": 1},
-                        {"color": "red", "value": 2},
-                    ],
-                }
-            },
+            defaults={"thresholds": EXACTLY_ONE},
         ),
         _panel(
             5,

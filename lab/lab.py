@@ -251,27 +251,7 @@ class Lab:
 
     def start_keepalived(self, name: str) -> None:
         assert self.harness is not None
-        d = self.harness.nodes[name].workdir
-        self.harness.start(
-            name,
-            [
-                "keepalived",
-                "-f",
-                str(d / "keepalived.conf"),
-                "-p",
-                str(d / "keepalived.pid"),
-                "-r",
-                str(d / "vrrp.pid"),
-                "-c",
-                str(d / "checkers.pid"),
-                "--vrrp",
-                "--dont-fork",
-                "--log-console",
-                "--log-detail",
-            ],
-            label=f"keepalived-{name}",
-            env={"TMPDIR": str(d)},
-        )
+        self.harness.start_keepalived(name, self.harness.nodes[name].workdir / "keepalived.conf")
 
     def _write_monitor(self) -> None:
         assert self.harness is not None

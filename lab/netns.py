@@ -201,6 +201,27 @@ class Harness:
         self._save()
         return proc
 
+    def start_keepalived(self, node: str, conf: Path, *, label: str | None = None) -> subprocess.Popen[bytes]:
+        """Real keepalived (VRRP only) in a node's namespace, with pid files and TMPDIR (its dumps)
+        in the node's workdir, so several keepalived on one host never share them."""
+        d = self.nodes[node].workdir
+        argv = [
+            "keepalived",
+            "-f",
+            str(conf),
+            "-p",
+            str(d / "keepalived.pid"),
+            "-r",
+            str(d / "vrrp.pid"),
+            "-c",
+            str(d / "checkers.pid"),
+            "--vrrp",
+            "--dont-fork",
+            "--log-console",
+            "--log-detail",
+        ]
+        return self.start(node, argv, label=label or f"keepalived-{node}", env={"TMPDIR": str(d)})
+
     def stop_process(self, label: str, sig: int = signal.SIGTERM, timeout: float = 5.0) -> None:
         for entry in [p for p in self.record["processes"] if p["label"] == label]:
             _kill_group(entry["pid"], sig, timeout)

@@ -151,26 +151,7 @@ class Pair:
 
     def _start_keepalived(self, name: str) -> None:
         d = self.h.nodes[name].workdir
-        self.h.start(
-            name,
-            [
-                "keepalived",
-                "-f",
-                str(d / "keepalived.conf"),
-                "-p",
-                str(d / "keepalived.pid"),
-                "-r",
-                str(d / "vrrp.pid"),
-                "-c",
-                str(d / "checkers.pid"),
-                "--vrrp",
-                "--dont-fork",
-                "--log-console",
-                "--log-detail",
-            ],
-            label=f"keepalived-{name}",
-            env={"TMPDIR": str(d)},
-        )
+        self.h.start_keepalived(name, d / "keepalived.conf")
         wait_for(lambda: (d / "keepalived.pid").exists(), 10, f"{name} keepalived pid file")
 
     # -- observing --------------------------------------------------------------------------
