@@ -246,7 +246,7 @@ class NodeReader:
         self.cfg = cfg
         self.keepalived = keepalived
         self.dump = dump
-        self.client = client or cfg.maxscale.client()
+        self.client = client or cfg.maxscale.client(keep_alive=True)
         self.addresses = addresses
         self.min_interval = cfg.keepalived.min_signal_interval
         self._lock = threading.Lock()

@@ -26,6 +26,7 @@ import base64
 import collections
 import copy
 import email.utils
+import errno
 import hmac
 import json
 import logging
@@ -906,7 +907,15 @@ class Emulator:
         with self._guard:
             if self._server is not None:
                 return
-            server = EmulatorHTTPServer(self)
+            deadline = time.monotonic() + 3.0
+            while True:  # the socket we closed a moment ago may still be going away
+                try:
+                    server = EmulatorHTTPServer(self)
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
             self.config.port = server.server_address[1]
             self.state.parameters["admin_port"] = self.config.port
             self._server = server

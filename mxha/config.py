@@ -154,7 +154,7 @@ class MaxScaleSettings:
     connect_timeout: float = 0.5
     read_timeout: float = 1.5
 
-    def client(self) -> MaxScaleClient:
+    def client(self, keep_alive: bool = False) -> MaxScaleClient:
         return MaxScaleClient(
             self.url,
             self.user,
@@ -163,6 +163,7 @@ class MaxScaleSettings:
             insecure=self.insecure_skip_verify,
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
+            keep_alive=keep_alive,
         )
 
 

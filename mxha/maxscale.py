@@ -10,6 +10,7 @@ import base64
 import http.client
 import json
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -103,6 +104,10 @@ class _TimedHTTPSConnection(http.client.HTTPSConnection):
         self.sock.settimeout(self._read_timeout)
 
 
+class _StaleConnection(Exception):
+    """A reused connection turned out closed; the request is sent again on a fresh one."""
+
+
 @dataclass
 class MaxScaleClient:
     """One MaxScale's REST API. Every call has a connect and a read timeout."""
@@ -114,8 +119,13 @@ class MaxScaleClient:
     insecure: bool = False
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     read_timeout: float = DEFAULT_READ_TIMEOUT
+    # Long-lived users (exporter, remediator) reuse idle connections; a one-shot `mxha check`
+    # does not need to.
+    keep_alive: bool = False
 
     def __post_init__(self) -> None:
+        self._idle: list[http.client.HTTPConnection] = []
+        self._idle_lock = threading.Lock()
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"MaxScale URL must be http(s)://HOST[:PORT], got {self.url!r}")
@@ -164,49 +174,109 @@ class MaxScaleClient:
             if remaining <= 0:
                 raise MaxScaleError(f"{method} {path}: deadline passed before sending", kind="timeout")
             connect_timeout, read_timeout = min(connect_timeout, remaining), min(read_timeout, remaining)
-        conn = self._connection(connect_timeout, read_timeout)
-        headers = {"Authorization": self._auth, "Accept": "application/json", "Connection": "close"}
+        headers = {
+            "Authorization": self._auth,
+            "Accept": "application/json",
+            "Connection": "keep-alive" if self.keep_alive else "close",
+        }
         payload: bytes | None = None
         if body is not None:
             payload = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         target = f"{self._prefix}{path}"
-        try:
+        conn, reused = self._take(connect_timeout, read_timeout)
+        while True:
             try:
-                conn.request(method, target, body=payload, headers=headers)
-            except (ConnectionRefusedError, socket.gaierror, OSError) as exc:
-                if isinstance(exc, (TimeoutError, socket.timeout)):
-                    raise MaxScaleError(f"{method} {path}: connect timed out", kind="timeout") from exc
-                raise MaxScaleError(f"{method} {path}: cannot connect to {self.url}: {exc}", kind="connect") from exc
-            if deadline is not None and conn.sock is not None:
-                conn.sock.settimeout(max(0.001, min(read_timeout, deadline - time.monotonic())))
-            resp = conn.getresponse()
-            raw = resp.read()
-            resp_headers = {k: v for k, v in resp.getheaders()}
-        except MaxScaleError:
-            raise
-        except TimeoutError as exc:
-            raise MaxScaleError(f"{method} {path}: no answer within {read_timeout:g}s", kind="timeout") from exc
-        except (http.client.HTTPException, OSError) as exc:  # ssl.SSLError is an OSError
-            raise MaxScaleError(f"{method} {path}: {type(exc).__name__}: {exc}", kind="protocol") from exc
-        finally:
-            conn.close()
+                status, resp_headers, raw, will_close = self._exchange(
+                    conn, method, path, target, payload, headers, read_timeout, deadline
+                )
+                break
+            except _StaleConnection as exc:
+                conn.close()
+                if not reused:  # a fresh connection that drops us is a real failure
+                    raise MaxScaleError(
+                        f"{method} {path}: connection closed by MaxScale", kind="protocol"
+                    ) from exc.__cause__
+                conn, reused = self._connection(connect_timeout, read_timeout), False
+            except BaseException:
+                conn.close()
+                raise
+        self._give_back(conn, will_close)
         document: Any = None
         if raw.strip():
             try:
                 document = json.loads(raw)
             except ValueError as exc:
                 raise MaxScaleError(
-                    f"{method} {path}: HTTP {resp.status} with a body that is not JSON",
-                    status=resp.status,
+                    f"{method} {path}: HTTP {status} with a body that is not JSON",
+                    status=status,
                     kind="protocol",
                 ) from exc
-        if resp.status not in expect:
-            kind = "auth" if resp.status in (401, 403) else "http"
+        if status not in expect:
+            kind = "auth" if status in (401, 403) else "http"
             raise MaxScaleError(
-                f"{method} {path}: HTTP {resp.status}", status=resp.status, details=error_details(document), kind=kind
+                f"{method} {path}: HTTP {status}", status=status, details=error_details(document), kind=kind
             )
-        return Response(resp.status, resp_headers, document)
+        return Response(status, resp_headers, document)
+
+    def _take(self, connect_timeout: float, read_timeout: float) -> tuple[http.client.HTTPConnection, bool]:
+        if self.keep_alive:
+            with self._idle_lock:
+                while self._idle:
+                    conn = self._idle.pop()
+                    if conn.sock is not None:
+                        conn.sock.settimeout(read_timeout)
+                        return conn, True
+        return self._connection(connect_timeout, read_timeout), False
+
+    def _give_back(self, conn: http.client.HTTPConnection, will_close: bool) -> None:
+        if self.keep_alive and not will_close and conn.sock is not None:
+            with self._idle_lock:
+                if len(self._idle) < 4:
+                    self._idle.append(conn)
+                    return
+        conn.close()
+
+    def _exchange(
+        self,
+        conn: http.client.HTTPConnection,
+        method: str,
+        path: str,
+        target: str,
+        payload: bytes | None,
+        headers: dict[str, str],
+        read_timeout: float,
+        deadline: float | None,
+    ) -> tuple[int, dict[str, str], bytes, bool]:
+        sent = False
+        try:
+            try:
+                conn.request(method, target, body=payload, headers=headers)
+                sent = True
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+                raise _StaleConnection() from exc
+            except OSError as exc:
+                if isinstance(exc, TimeoutError):
+                    raise MaxScaleError(f"{method} {path}: connect timed out", kind="timeout") from exc
+                raise MaxScaleError(f"{method} {path}: cannot connect to {self.url}: {exc}", kind="connect") from exc
+            if deadline is not None and conn.sock is not None:
+                conn.sock.settimeout(max(0.001, min(read_timeout, deadline - time.monotonic())))
+            resp = conn.getresponse()
+            raw = resp.read()
+            return resp.status, {k: v for k, v in resp.getheaders()}, raw, resp.will_close
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+            # an idle keep-alive connection the server closed: nothing was answered
+            if sent:
+                raise _StaleConnection() from exc
+            raise MaxScaleError(f"{method} {path}: {type(exc).__name__}: {exc}", kind="protocol") from exc
+        except MaxScaleError:
+            raise
+        except _StaleConnection:
+            raise
+        except TimeoutError as exc:
+            raise MaxScaleError(f"{method} {path}: no answer within {read_timeout:g}s", kind="timeout") from exc
+        except (http.client.HTTPException, OSError) as exc:  # ssl.SSLError is an OSError
+            raise MaxScaleError(f"{method} {path}: {type(exc).__name__}: {exc}", kind="protocol") from exc
 
     def _get_data(self, path: str, deadline: float | None = None) -> Any:
         doc = self.request("GET", path, expect=(200,), deadline=deadline).document

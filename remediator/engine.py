@@ -163,7 +163,9 @@ class Reconciler:
         self.metrics = Metrics(cfg, self.runtimes)
         self.audit = audit or AuditLog(cfg.audit_log)
         self.drivers = {(c, n.name): driver_factory(n) for c, cl in cfg.clusters.items() for n in cl.nodes}
-        self.clients = {(c, n.name): n.maxscale.client() for c, cl in cfg.clusters.items() for n in cl.nodes}
+        self.clients = {
+            (c, n.name): n.maxscale.client(keep_alive=True) for c, cl in cfg.clusters.items() for n in cl.nodes
+        }
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="observe")
         self.http = requests.Session()
 

@@ -216,3 +216,30 @@ def test_https_with_ca_file_insecure_flag_and_failure(make_emulator: Any, tls_pa
 
 def test_path_prefix_in_url(emulator: Emulator, tmp_path: Path) -> None:
     assert MaxScaleClient(emulator.url + "/").get_maxscale()["version"]
+
+
+def test_keep_alive_reuses_connections_and_survives_a_server_closing_them(emulator: Emulator) -> None:
+    c = client_for(emulator, keep_alive=True)
+    for _ in range(5):
+        c.get_maxscale()
+    assert len(c._idle) == 1  # one connection, reused
+    # the server goes away and comes back: the idle connection is dead, the next call reconnects
+    emulator.stop_listening()
+    emulator.start()
+    for conn in c._idle:
+        assert conn.sock is not None
+        conn.sock.shutdown(socket.SHUT_RDWR)  # as a server closing an idle keep-alive connection does
+    assert c.get_maxscale()["version"] == "24.02.4"
+    c.set_passive(True)
+    assert c.get_maxscale()["parameters"]["passive"] is True
+
+
+def test_keep_alive_drops_a_connection_after_a_timeout(emulator: Emulator) -> None:
+    c = client_for(emulator, keep_alive=True, read_timeout=0.3)
+    c.get_maxscale()
+    control(emulator, "fault", {"mode": "hang"})
+    with pytest.raises(MaxScaleError) as info:
+        c.get_maxscale()
+    assert info.value.kind == "timeout" and c._idle == []
+    control(emulator, "fault", {"mode": "none"})
+    assert c.get_maxscale()["version"] == "24.02.4"
