@@ -33,6 +33,9 @@ METRICS: dict[str, str] = {
     "mxha_keepalived_signals_total": "Signals this exporter sent keepalived to dump its state.",
     "mxha_maxscale_read_duration_seconds": "How long reading MaxScale's REST API took this scrape.",
     "mxha_vip_lookup_up": "1 if the kernel's address list was read this scrape.",
+    "mxha_notify_last_success": "1 if the last mxha notify that acted reached MaxScale, 0 if it gave up.",
+    "mxha_notify_last_timestamp_seconds": "When mxha notify last acted (Unix time).",
+    "mxha_notify_desired_passive": "The mode the last VRRP transition asked for: 1 passive, 0 active.",
 }
 
 
@@ -123,6 +126,17 @@ def snapshot_metrics(snap: Snapshot) -> Iterator[Metric]:
             if is_primary is not None:
                 primary.add_metric([name], 1 if is_primary else 0)
         yield primary
+    if snap.notify is not None:
+        n = snap.notify
+        last_ok = _g("mxha_notify_last_success")
+        last_ok.add_metric([], 1 if n.ok else 0)
+        last_t = _g("mxha_notify_last_timestamp_seconds")
+        last_t.add_metric([], n.time)
+        yield from (last_ok, last_t)
+        if n.desired_passive is not None:
+            desired = _g("mxha_notify_desired_passive")
+            desired.add_metric([], 1 if n.desired_passive else 0)
+            yield desired
     ok = _g("mxha_check_success")
     ok.add_metric([], 1 if snap.check_success() else 0)
     yield ok

@@ -62,6 +62,38 @@ class VipReading:
 
 
 @dataclass(frozen=True)
+class NotifyReading:
+    """The last transition `mxha notify` recorded (its state file), if any."""
+
+    time: float
+    state: str
+    ok: bool
+    desired_passive: bool | None
+    result: str
+
+
+def read_notify_state(path: str) -> NotifyReading | None:
+    from mxha.notify import read_state_file
+
+    doc = read_state_file(path)
+    history = doc.get("history")
+    if not isinstance(history, list) or not history or not isinstance(history[-1], dict):
+        return None
+    governing = [h for h in history if isinstance(h, dict) and "ok" in h]  # the ones that acted
+    last = governing[-1] if governing else history[-1]
+    try:
+        return NotifyReading(
+            float(last["time"]),
+            str(last["state"]),
+            bool(last.get("ok", True)),
+            doc.get("desired_passive") if isinstance(doc.get("desired_passive"), bool) else None,
+            str(last.get("result", ""))[:300],
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
 class Snapshot:
     node: str
     time: float
@@ -76,6 +108,7 @@ class Snapshot:
     check_max_age: float
     maxscale: MaxScaleReading
     signals_sent: int = 0
+    notify: NotifyReading | None = None
 
     def check_fresh(self) -> bool:
         return self.check is not None and self.time - self.check.checked_at <= self.check_max_age
@@ -146,6 +179,15 @@ class Snapshot:
                 "read_at": ms.read_at,
                 "error": ms.error,
                 "version": ms.version,
+            },
+            "notify": None
+            if self.notify is None
+            else {
+                "time": self.notify.time,
+                "state": self.notify.state,
+                "ok": self.notify.ok,
+                "desired_passive": self.notify.desired_passive,
+                "result": self.notify.result,
             },
         }
 
@@ -346,6 +388,7 @@ class NodeReader:
             check_max_age=self.cfg.check.max_age,
             maxscale=ms,
             signals_sent=self.dump.signals_sent if self.dump else 0,
+            notify=read_notify_state(self.cfg.notify.state_file),
         )
 
     def _vips(self, state: KeepalivedState | None, governing: str | None) -> tuple[tuple[VipReading, ...], str | None]:

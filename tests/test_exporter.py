@@ -309,3 +309,25 @@ def test_bad_config_stops_startup_with_one_line_naming_the_key(tmp_path: Path, y
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and key in lines[0], proc.stderr
+
+
+def test_a_lost_notify_shows_in_metrics_and_state(cfg: Path, standin: Callable[..., Path], tmp_path: Path) -> None:
+    # a notify that ran while MaxScale was down (port 9 refuses) is recorded; the exporter shows it
+    dead = write_node_config(
+        tmp_path / "dead.yml",
+        "http://127.0.0.1:9",
+        notify={"timeout": 0.5, "state_file": str(tmp_path / "notify-state.json")},
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "mxha", "notify", "--config.file", str(dead), "INSTANCE", "VI_1", "MASTER", "150"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert proc.returncode == 1
+    assert str(tmp_path / "notify-state.json") in cfg.read_text()  # the exporter reads the same file
+    reader = make_reader(cfg, standin("good"))
+    out = scrape(reader)
+    assert value(out, "mxha_notify_last_success") == 0 and value(out, "mxha_notify_desired_passive") == 0
+    state = reader.snapshot().to_state()["notify"]
+    assert state["ok"] is False and state["state"] == "MASTER" and "gave up" in state["result"]
