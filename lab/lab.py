@@ -309,6 +309,7 @@ class Lab:
                 "circuit_max_actions": 4,
                 "circuit_window_seconds": 60,
                 "state_timeout": 1.0,
+                "recheck_seconds": 2,
             },
             "limits": {"request_budget_seconds": 6},
             "clusters": {

@@ -434,6 +434,8 @@ class CircuitBreaker(Scenario):
                 except (requests.RequestException, ValueError, KeyError):
                     pass
 
+        # a fresh remediator, so earlier scenarios' actions do not count in its circuit window
+        self.lab.restart_remediator()
         sampler.mark("inject: a script re-activates node2's MaxScale whenever it is passive")
         thread = threading.Thread(target=saboteur, daemon=True)
         thread.start()

@@ -33,6 +33,7 @@ class PolicySettings:
     circuit_max_actions: int = 6
     circuit_window_seconds: float = 300.0
     state_timeout: float = 1.5
+    recheck_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ def parse_remediator_config(doc: dict[str, Any]) -> RemediatorConfig:
         circuit_max_actions=pol.integer("circuit_max_actions", 6, minimum=1),
         circuit_window_seconds=pol.number("circuit_window_seconds", 300.0, minimum=1, maximum=86400),
         state_timeout=pol.number("state_timeout", 1.5, minimum=0.05, maximum=10),
+        recheck_seconds=pol.number("recheck_seconds", 10.0, minimum=0, maximum=3600),
     )
     pol.finish()
     clusters_raw = top.section("clusters")

@@ -66,6 +66,8 @@ class ClusterRuntime:
     action_times: collections.deque[float] = field(default_factory=collections.deque)
     circuit_open_until: float = 0.0
     recent: collections.deque[dict[str, Any]] = field(default_factory=lambda: collections.deque(maxlen=50))
+    recheck: threading.Timer | None = None
+    recheck_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class AuditLog:
@@ -250,9 +252,46 @@ class Reconciler:
                 result = self._reconcile_locked(cluster, deadline)
             rt.last = result
             self._audit(result, triggers)
-            return result
         finally:
             rt.lock.release()
+        acted = any(r["result"] == "success" for r in result.results)
+        if acted or result.status != 200:
+            self._schedule_recheck(cluster)
+        return result
+
+    def _schedule_recheck(self, cluster: str) -> None:
+        """Look again a little later without waiting for Alertmanager: an alert that keeps firing
+        is only re-sent at its repeat_interval, so an undone correction (or a grace period that
+        ends) would otherwise wait that long."""
+        delay = self.cfg.policy.recheck_seconds
+        rt = self.runtimes[cluster]
+        if delay <= 0:
+            return
+        with rt.recheck_lock:
+            if rt.recheck is not None:
+                return
+            timer = threading.Timer(delay, self._recheck, args=(cluster,))
+            timer.daemon = True
+            rt.recheck = timer
+            timer.start()
+
+    def _recheck(self, cluster: str) -> None:
+        rt = self.runtimes[cluster]
+        with rt.recheck_lock:
+            rt.recheck = None
+        now = time.monotonic()
+        trigger = {"status": "recheck", "alertname": "", "cluster": cluster, "fingerprint": ""}
+        try:
+            self.reconcile(cluster, [trigger], now, now + self.cfg.request_budget_seconds)
+        except Exception:  # noqa: BLE001 - a timer thread must not die silently
+            log.exception("cluster %s: recheck failed", cluster)
+
+    def close(self) -> None:
+        for rt in self.runtimes.values():
+            with rt.recheck_lock:
+                if rt.recheck is not None:
+                    rt.recheck.cancel()
+                    rt.recheck = None
 
     def _reconcile_locked(self, cluster: str, deadline: float) -> ReconcileResult:
         started = time.monotonic()

@@ -31,7 +31,7 @@ class Cluster:
         self.doc: dict[str, Any] = {
             "auth": {"bearer_token": TOKEN},
             "audit_log": str(self.audit),
-            "policy": {"cooldown_seconds": 0, "unreachable_grace_seconds": 0.5, **policy},
+            "policy": {"cooldown_seconds": 0, "unreachable_grace_seconds": 0.5, "recheck_seconds": 0, **policy},
             "clusters": {
                 "mx-prod": {
                     "nodes": [
@@ -501,3 +501,25 @@ def test_config_requires_auth_unless_told(tmp_path: Path) -> None:
         parse_remediator_config(
             {"auth": {"bearer_token": "x"}, "clusters": {"c": {"nodes": [{**nodes[0], "state_url": "ftp://x"}]}}}
         )
+
+
+def test_recheck_catches_an_undone_correction_without_a_new_delivery(make_emulator: Any, tmp_path: Path) -> None:
+    import time
+
+    c = Cluster(make_emulator, tmp_path, recheck_seconds=0.5)
+    try:
+        c.states["node1"].set("MASTER", True, 150)
+        c.states["node2"].set("BACKUP", False, 100)
+        client = c.app()
+        assert post(client, payload()).status_code == 200
+        assert c.passive("node2") is True
+        c.set_passive("node2", False)  # undone behind our back; Alertmanager will not resend for a while
+        deadline = time.monotonic() + 5
+        while c.passive("node2") is False and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert c.passive("node2") is True
+        audit = [json.loads(line) for line in c.audit.read_text().splitlines()]
+        assert any(t["status"] == "recheck" for a in audit for t in a["triggers"])
+        c.reconciler.close()
+    finally:
+        c.close()
