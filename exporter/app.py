@@ -73,10 +73,7 @@ class ExporterApp:
                 "503 Service Unavailable",
                 {"success": False, "reason": "no check has run yet", "age_seconds": None},
             )
-        age = time.time() - result.checked_at
-        fresh = age <= self.reader.cfg.check.max_age
-        ok = result.success and fresh
-        reason = result.reason if fresh else f"stale result ({age:.1f}s old): {result.reason}"
+        ok, reason, age = result.judged_at(time.time(), self.reader.cfg.check.max_age)
         return _json(
             start,
             "200 OK" if ok else "503 Service Unavailable",

@@ -110,11 +110,8 @@ class Snapshot:
     signals_sent: int = 0
     notify: NotifyReading | None = None
 
-    def check_fresh(self) -> bool:
-        return self.check is not None and self.time - self.check.checked_at <= self.check_max_age
-
     def check_success(self) -> bool:
-        return self.check_fresh() and self.check is not None and self.check.success
+        return self.check is not None and self.check.judged_at(self.time, self.check_max_age)[0]
 
     def to_state(self) -> dict[str, Any]:
         """The contract's ``/state`` document."""
@@ -143,13 +140,9 @@ class Snapshot:
         if self.check is None:
             check = {"success": False, "reason": "no check has run yet", "checked_at": None, "duration_seconds": None}
         else:
-            reason = (
-                self.check.reason
-                if self.check_fresh()
-                else f"stale: last check {self.time - self.check.checked_at:.1f}s ago ({self.check.reason})"
-            )
+            success, reason, _age = self.check.judged_at(self.time, self.check_max_age)
             check = {
-                "success": self.check_success(),
+                "success": success,
                 "reason": reason,
                 "checked_at": self.check.checked_at,
                 "duration_seconds": self.check.duration_seconds,

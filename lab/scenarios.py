@@ -264,11 +264,11 @@ class Scenario:
             ]
         )
         r.figures["vip_without_active_max_s"] = longest_vip_without_active(sampler.samples)
-        r.check("no remediator promotion left two MaxScales active", self._no_bad_promotion(r, started_wall))
+        r.check("no remediator promotion left two MaxScales active", self._no_bad_promotion(r))
         r.passed = all(ok for _, ok in r.checks)
         return r
 
-    def _no_bad_promotion(self, r: Report, started_wall: float) -> bool:
+    def _no_bad_promotion(self, r: Report) -> bool:
         for action in r.actions:
             if action["action"] != "promote" or action["result"] != "success":
                 continue

@@ -18,7 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from mxha.maxscale import MaxScaleClient, MaxScaleError, server_is_running
@@ -35,8 +35,13 @@ class CheckResult:
     checked_at: float
     duration_seconds: float
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+    def judged_at(self, now: float, max_age: float) -> tuple[bool, str, float]:
+        """The cached result as seen at ``now``: older than ``max_age`` counts as failed (fail safe).
+        Returns (success, reason, age in seconds)."""
+        age = now - self.checked_at
+        if age > max_age:
+            return False, f"stale result ({age:.1f}s old): {self.reason}", age
+        return self.success, self.reason, age
 
 
 def evaluate_servers(

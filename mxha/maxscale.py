@@ -269,11 +269,7 @@ class MaxScaleClient:
             if sent:
                 raise _StaleConnection() from exc
             raise MaxScaleError(f"{method} {path}: {type(exc).__name__}: {exc}", kind="protocol") from exc
-        except MaxScaleError:
-            raise
-        except _StaleConnection:
-            raise
-        except TimeoutError as exc:
+        except TimeoutError as exc:  # MaxScaleError and _StaleConnection pass through untouched
             raise MaxScaleError(f"{method} {path}: no answer within {read_timeout:g}s", kind="timeout") from exc
         except (http.client.HTTPException, OSError) as exc:  # ssl.SSLError is an OSError
             raise MaxScaleError(f"{method} {path}: {type(exc).__name__}: {exc}", kind="protocol") from exc

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import requests
-from mxha.remediator.config import ClusterSettings, NodeSettings, RemediatorConfig
+from mxha.remediator.config import NodeSettings, RemediatorConfig
 from mxha.remediator.drivers import Driver, DriverError, make_driver
 from mxha.remediator.policy import Action, NodeObservation, Plan, plan_actions
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -169,7 +169,6 @@ class Reconciler:
             (c, n.name): n.maxscale.client(keep_alive=True) for c, cl in cfg.clusters.items() for n in cl.nodes
         }
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="observe")
-        self.http = requests.Session()
 
     # -- reading live state ---------------------------------------------------------------
     def _observe_node(
@@ -458,7 +457,3 @@ class Reconciler:
                 "recent_actions": list(rt.recent),
             }
         return out
-
-
-def cluster_of(cfg: RemediatorConfig, name: str) -> ClusterSettings | None:
-    return cfg.clusters.get(name)
