@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from mxha.alerts.rules import DEFAULT_RUNBOOK_BASE, VARIANTS, build_rules, header
 
 FILES = {"production": "mxha-rules.yml", "lab": "mxha-rules-lab.yml"}

@@ -298,6 +298,7 @@ def bench_check(runs: int) -> list[list[Any]]:
 # -- 3. remediator -----------------------------------------------------------------------------
 def bench_remediator(requests_n: int) -> list[list[Any]]:
     from helpers import StateServer
+
     from mxha.lab.emulator import Emulator, EmulatorConfig
 
     emus = {n: Emulator(EmulatorConfig(port=0, nodename=n, passive=(n == "node2"))) for n in ("node1", "node2")}

@@ -11,14 +11,16 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from mxha.exporter.collector import NodeCollector
-from mxha.exporter.node import NodeReader, make_keepalived_source
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from mxha.config import NodeConfig, load_node_config, parse_listen_address
+from mxha.exporter.collector import NodeCollector
+from mxha.exporter.node import NodeReader, make_keepalived_source
 
 log = logging.getLogger("mxha.exporter")
+
+MAX_BODY_BYTES = 4096
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
@@ -109,6 +111,7 @@ def main(config_file: str, listen_address: str | None) -> int:
         threads=4,
         channel_timeout=10,
         connection_limit=200,
+        max_request_body_size=MAX_BODY_BYTES,  # it takes no bodies: refuse them before buffering
         ident="mxha-exporter",
         clear_untrusted_proxy_headers=True,
     )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from mxha.exporter.keepalived import STATES
-from mxha.exporter.node import Snapshot
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from mxha.exporter.keepalived import STATES
+from mxha.exporter.node import Snapshot
 
 # name -> help; the README's metrics table is tested against this.
 METRICS: dict[str, str] = {

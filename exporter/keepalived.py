@@ -374,6 +374,7 @@ class SignalDumpReader:
         self._clock = clock
         self._lock = threading.Lock()
         self._cached: KeepalivedState | None = None
+        self._failure: str | None = None
         self._cached_at = float("-inf")
         self.signals_sent = 0
         self.last_dump_seconds = 0.0
@@ -381,12 +382,20 @@ class SignalDumpReader:
     def read(self) -> KeepalivedState:
         """The current state, from a dump no older than ``min_interval``."""
         with self._lock:
-            if self._cached is not None and self._clock() - self._cached_at < self.min_interval:
-                return self._cached
-            # a failed read is not cached as truth, but it still counts against the rate limit
+            if self._clock() - self._cached_at < self.min_interval:
+                if self._failure is not None:
+                    # a failed attempt counts against the limit too: no signal storm while
+                    # keepalived cannot be read (permission denied, a wrong pid file)
+                    raise KeepalivedReadError(f"{self._failure} (not retried within min_signal_interval)")
+                if self._cached is not None:
+                    return self._cached
             self._cached_at = self._clock()
-            self._cached = None
-            state = self._dump()
+            self._cached, self._failure = None, None
+            try:
+                state = self._dump()
+            except (KeepalivedReadError, OSError, ValueError) as exc:
+                self._failure = str(exc) if isinstance(exc, KeepalivedReadError) else f"{type(exc).__name__}: {exc}"
+                raise
             self._cached = state
             return state
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from mxha.config import NodeConfig
 from mxha.exporter.keepalived import (
     FifoEventReader,
     KeepalivedReadError,
@@ -19,10 +20,9 @@ from mxha.exporter.keepalived import (
     json_signal_number,
 )
 from mxha.exporter.vip import VipLookupError, local_addresses
-
-from mxha.config import NodeConfig
 from mxha.healthcheck import CheckResult, run_check
 from mxha.maxscale import MaxScaleClient, MaxScaleError, monitor_lock_mode, monitor_primary, server_is_running
+from mxha.transport import NO_ANSWER
 
 log = logging.getLogger("mxha.exporter")
 
@@ -44,6 +44,7 @@ class MaxScaleReading:
     activated_at: float | None = None
     servers: tuple[tuple[str, bool], ...] = ()
     monitors: tuple[tuple[str, str, bool | None], ...] = ()  # name, lock mode, primary
+    error_kind: str | None = None  # mxha.transport.ERROR_KINDS, while not up
 
     @property
     def locks(self) -> str | None:
@@ -171,6 +172,7 @@ class Snapshot:
                 "locks": ms.locks,
                 "read_at": ms.read_at,
                 "error": ms.error,
+                "error_kind": ms.error_kind,
                 "version": ms.version,
             },
             "notify": None
@@ -214,15 +216,18 @@ def read_maxscale(client: MaxScaleClient, timeout: float) -> MaxScaleReading:
     try:
         attrs = client.get_maxscale(deadline)
     except MaxScaleError as exc:
-        return MaxScaleReading(False, str(exc), now, time.monotonic() - started)
+        return MaxScaleReading(False, str(exc), now, time.monotonic() - started, error_kind=exc.error_kind)
     finally:
         for t in helpers:
             t.join(max(0.0, deadline - time.monotonic()) + 0.1)
     for name in calls:
-        if isinstance(results.get(name), MaxScaleError):
-            return MaxScaleReading(False, str(results[name]), now, time.monotonic() - started)
+        failed = results.get(name)
+        if isinstance(failed, MaxScaleError):
+            return MaxScaleReading(False, str(failed), now, time.monotonic() - started, error_kind=failed.error_kind)
         if name not in results:
-            return MaxScaleReading(False, f"GET /v1/{name}: no answer in time", now, time.monotonic() - started)
+            return MaxScaleReading(
+                False, f"GET /v1/{name}: no answer in time", now, time.monotonic() - started, error_kind=NO_ANSWER
+            )
     servers, monitors = results["servers"], results["monitors"]
     params = attrs.get("parameters", {})
     passive = params.get("passive")
@@ -365,7 +370,7 @@ class NodeReader:
         vips, vip_error = self._vips(ka_state, governing)
         worker.join(self.maxscale_timeout + 0.5)
         ms = box.get("ms") or MaxScaleReading(
-            False, "MaxScale read did not finish in time", time.time(), self.maxscale_timeout
+            False, "MaxScale read did not finish in time", time.time(), self.maxscale_timeout, error_kind=NO_ANSWER
         )
         return Snapshot(
             node=self.cfg.node,

@@ -10,7 +10,7 @@ change server states, lock mode and inject faults at runtime without a restart:
 
 - ``GET  /__emulator__/state``      internal state and request counters
 - ``GET  /__emulator__/requests``   the last requests received (method, path, status)
-- ``POST /__emulator__/fault``      ``{"mode": "none|slow|hang|error|reject_auth|refuse",
+- ``POST /__emulator__/fault``      ``{"mode": "none|slow|hang|error|reject_auth|refuse|drip",
                                        "delay": 2.0, "duration": 5.0}``
 - ``POST /__emulator__/servers``    ``{"server1": "Down", "server2": "Master, Running"}``
 - ``POST /__emulator__/maxscale``   ``{"passive": true}`` (as if changed behind our back,
@@ -28,6 +28,7 @@ import copy
 import email.utils
 import errno
 import hmac
+import io
 import json
 import logging
 import os
@@ -47,7 +48,7 @@ log = logging.getLogger("mxha.emulator")
 VERSION = "24.02.4"
 COMMIT = "source-build"
 LOCK_MODES = ("none", "majority_of_all", "majority_of_running")
-FAULT_MODES = ("none", "slow", "hang", "error", "reject_auth", "refuse")
+FAULT_MODES = ("none", "slow", "hang", "error", "reject_auth", "refuse", "drip")
 RELEASE_HOLDOFF_SECONDS = 60.0
 
 # Parameters of the `maxscale` object that MaxScale refuses to change at runtime.
@@ -279,6 +280,21 @@ class EmulatorState:
         return self.fault
 
 
+def _drip(out: Any, data: bytes, delay: float, cleared: threading.Event) -> None:
+    """Write ``data`` one byte at a time, ``delay`` apart, until the fault is cleared."""
+    try:
+        for i in range(len(data)):
+            if cleared.is_set():
+                out.write(data[i:])
+                break
+            out.write(data[i : i + 1])
+            out.flush()
+            time.sleep(delay)
+        out.flush()
+    except OSError:
+        pass  # the client gave up on us, as it should
+
+
 class EmulatorHandler(BaseHTTPRequestHandler):
     server_version = "MaxScale"
     sys_version = ""
@@ -416,6 +432,20 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             return
         if fault.mode == "slow":
             time.sleep(fault.delay)
+        if fault.mode == "drip":  # answer, but one byte every `delay` seconds: alive and useless
+            real, self.wfile = self.wfile, io.BytesIO()
+            try:
+                self._serve(fault)
+            finally:
+                answer, self.wfile = self.wfile.getvalue(), real
+                _drip(real, answer, fault.delay or 0.5, st.unhang)  # outside the state lock
+            return
+        self._serve(fault)
+
+    def _serve(self, fault: Fault) -> None:
+        st = self.st
+        parts = urlsplit(self.path)
+        path = unquote(parts.path)
         if fault.mode == "error":
             self._errors(500, "Internal error (emulated fault)")
             return
@@ -853,7 +883,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             self.server.owner.stop_listening(None if duration is None else float(duration))
             return
         st.fault = Fault(mode, delay, until, methods)
-        if mode == "hang":
+        if mode in ("hang", "drip"):
             st.unhang.clear()
         else:
             st.unhang.set()
@@ -880,6 +910,29 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(owner.config.tls_cert, owner.config.tls_key)
             self.socket = ctx.wrap_socket(self.socket, server_side=True)
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, addr = super().get_request()
+        with self.connections_lock:
+            self.connections.add(conn)
+        return conn, addr
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        """A stopped MaxScale's kept-alive connections die with it."""
+        with self.connections_lock:
+            conns = list(self.connections)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class Emulator:
@@ -931,6 +984,7 @@ class Emulator:
         if server is not None:
             threading.Thread(target=server.shutdown, daemon=True).start()
             server.socket.close()
+            server.drop_connections()
 
     def stop_listening(self, seconds: float | None = None) -> None:
         """Close the listening socket: new connections are refused, like a stopped MaxScale."""

@@ -22,6 +22,7 @@ from typing import Any
 
 import requests
 import yaml
+
 from mxha.alerts.generate import render as render_rules
 from mxha.lab.keepalived_conf import VrrpSpec, render_keepalived_conf
 from mxha.lab.netns import Harness, HarnessError, check_subnet_free, have_netns

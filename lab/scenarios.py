@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
 from mxha.lab.lab import NODES, Lab
 
 SAMPLE_PERIOD = 0.1

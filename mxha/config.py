@@ -121,7 +121,10 @@ class Section:
 
 
 def read_secret(sec: Section, base: str, *, default: str | None = None) -> str | None:
-    """``base`` from the file itself, ``base_file`` (a file holding it) or ``base_env`` (a variable)."""
+    """``base`` from the file itself, ``base_file`` (a file holding it) or ``base_env`` (a variable).
+
+    An empty secret is refused, naming the key: a password of "" would let ``user:`` in.
+    """
     given = [n for n in (base, f"{base}_file", f"{base}_env") if sec.data.get(n) is not None]
     if len(given) > 1:
         raise ConfigError(f"{sec.key(given[1])}: give only one of {base}, {base}_file, {base}_env")
@@ -130,18 +133,25 @@ def read_secret(sec: Section, base: str, *, default: str | None = None) -> str |
     env = sec.text(f"{base}_env")
     if inline is not None:
         return str(inline)
+    value: str | None = default
+    key = base
     if path is not None:
+        key = f"{base}_file"
         try:
             with open(path, encoding="utf-8") as fh:
-                return fh.read().strip("\r\n")
+                value = fh.read().strip("\r\n")
         except OSError as exc:
-            raise ConfigError(f"{sec.key(base + '_file')}: cannot read {path}: {exc.strerror}") from exc
-    if env is not None:
+            raise ConfigError(f"{sec.key(key)}: cannot read {path}: {exc.strerror}") from exc
+        if not value.strip():
+            raise ConfigError(f"{sec.key(key)}: {path} is empty; an empty secret is refused")
+    elif env is not None:
+        key = f"{base}_env"
         value = os.environ.get(str(env))
         if value is None:
-            raise ConfigError(f"{sec.key(base + '_env')}: environment variable {env} is not set")
-        return value
-    return default
+            raise ConfigError(f"{sec.key(key)}: environment variable {env} is not set")
+        if not value.strip():
+            raise ConfigError(f"{sec.key(key)}: environment variable {env} is empty; an empty secret is refused")
+    return value
 
 
 @dataclass(frozen=True)

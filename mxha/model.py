@@ -55,6 +55,9 @@ class MaxScaleView:
     read_at: float | None
     error: str | None
     version: str | None = None
+    # why it is not up: no_answer (the only kind that may count toward "down"), auth, http,
+    # document, tls (mxha.transport.ERROR_KINDS); None while up
+    error_kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,16 @@ def _req(doc: Any, key: str, types: type | tuple[type, ...], where: str, nullabl
     if not isinstance(value, types):
         raise StateFormatError(f"{where}.{key}: wrong type")
     return value
+
+
+def _error_kind(ms: dict[str, Any]) -> str | None:
+    """An exporter older than this key says only ``error``: its kind is unknown, never "no answer"."""
+    from mxha.transport import ERROR_KINDS
+
+    kind = ms.get("error_kind")
+    if ms.get("up") is True:
+        return None
+    return kind if kind in ERROR_KINDS else "unknown"
 
 
 def node_state_from_json(doc: Any) -> NodeState:
@@ -145,6 +158,7 @@ def node_state_from_json(doc: Any) -> NodeState:
             read_at=_req(ms, "read_at", num, "maxscale", True),
             error=_req(ms, "error", str, "maxscale", True),
             version=ms.get("version") if isinstance(ms.get("version"), str) else None,
+            error_kind=_error_kind(ms),
         ),
     )
     # Prefer the exporter's top-level VIP list: it is checked with the kernel even while

@@ -15,13 +15,13 @@ from base64 import b64decode
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
-from mxha.remediator.config import RemediatorConfig, load_remediator_config
-from mxha.remediator.engine import Reconciler
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import HTTPException
 
 from mxha.config import parse_listen_address
+from mxha.remediator.config import RemediatorConfig, load_remediator_config
+from mxha.remediator.engine import Reconciler
 
 log = logging.getLogger("mxha.remediator")
 api = Blueprint("api", __name__)
@@ -217,6 +217,9 @@ def main(config_file: str, listen_address: str | None, dry_run: bool) -> int:
         threads=cfg.threads,
         channel_timeout=30,
         connection_limit=500,
+        # waitress buffers a body (to disk past a point) BEFORE the app can say 401: cap it at
+        # the configured limit so the cap holds before auth; its own 413 is plain text
+        max_request_body_size=cfg.max_body_bytes,
         ident="mxha-remediator",
         clear_untrusted_proxy_headers=True,
     )

@@ -34,6 +34,7 @@ class PolicySettings:
     circuit_window_seconds: float = 300.0
     state_timeout: float = 1.5
     recheck_seconds: float = 10.0
+    probe_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ def parse_remediator_config(doc: dict[str, Any]) -> RemediatorConfig:
         circuit_window_seconds=pol.number("circuit_window_seconds", 300.0, minimum=1, maximum=86400),
         state_timeout=pol.number("state_timeout", 1.5, minimum=0.05, maximum=10),
         recheck_seconds=pol.number("recheck_seconds", 10.0, minimum=0, maximum=3600),
+        probe_seconds=pol.number("probe_seconds", 1.0, minimum=0.1, maximum=60),
     )
     pol.finish()
     clusters_raw = top.section("clusters")

@@ -8,12 +8,12 @@ on the command line is visible to every user in /proc), and a timeout.
 from __future__ import annotations
 
 import subprocess
+import time
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from mxha.remediator.config import NodeSettings
-
 from mxha.maxscale import MaxScaleClient, MaxScaleError
+from mxha.remediator.config import NodeSettings
 
 
 class DriverError(RuntimeError):
@@ -71,15 +71,18 @@ class MaxctrlDriver:
                 argv.append("--tls-verify-server-cert=false")
         return [*argv, *command]
 
-    def _run(self, *command: str) -> str:
+    def _run(self, deadline: float, *command: str) -> str:
         argv = self.argv(*command)
+        timeout = min(self.node.maxctrl_timeout + 1.0, deadline - time.monotonic())
+        if timeout <= 0:
+            raise DriverError(f"maxctrl {' '.join(command)}: the request budget was spent")
         try:
             proc = subprocess.run(
                 argv,
-                input=self.node.maxscale.password + "\n",
+                input=(self.node.maxscale.password or "") + "\n",
                 capture_output=True,
                 text=True,
-                timeout=self.node.maxctrl_timeout + 1.0,
+                timeout=timeout,
                 check=False,
             )
         except FileNotFoundError as exc:
@@ -92,13 +95,13 @@ class MaxctrlDriver:
         return proc.stdout.strip()
 
     def set_passive(self, passive: bool, deadline: float) -> None:
-        out = self._run("alter", "maxscale", "passive", "true" if passive else "false")
+        out = self._run(deadline, "alter", "maxscale", "passive", "true" if passive else "false")
         if "OK" not in out:
             raise DriverError(f"maxctrl alter maxscale passive: unexpected output {out[:200]!r}")
 
     def release_locks(self, monitor: str, deadline: float) -> str:
         try:
-            self._run("call", "command", "mariadbmon", "release-locks", monitor)
+            self._run(deadline, "call", "command", "mariadbmon", "release-locks", monitor)
         except DriverError as exc:
             if "locks are not in use" in str(exc):
                 return "locks-off"

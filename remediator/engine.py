@@ -2,7 +2,19 @@
 
 Guardrails: one reconcile at a time per cluster (deliveries that waited for the lock share
 a reconcile that started after they arrived), a cooldown per node, a circuit breaker per
-cluster, dry-run. Alerts are only triggers: nothing here reads an address from them.
+cluster, dry-run. A correction (demote then promote) passes the guards as ONE unit: they
+decide before its first action and either let it run whole or none of it. Right before a
+promotion every node is read again, and the promotion is dropped if anything it rests on
+changed. Alerts are only triggers: nothing here reads an address from them.
+
+Every read shares the reconcile's deadline (``limits.request_budget_seconds``): a peer that
+drips or hangs cannot hold the cluster's lock past it.
+
+"Down" is measured here, not trusted from memory: a node's "no answer" streak only grows while
+it is observed again within about two ``probe_seconds``; a gap, or any answer, starts over.
+While a node is in such a streak, or was counted down, the cluster is probed every
+``probe_seconds`` without waiting for Alertmanager, so a grace ends when it should and a node
+that comes back active after being counted down is demoted at once.
 """
 
 from __future__ import annotations
@@ -14,24 +26,25 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import requests
-from mxha.remediator.config import NodeSettings, RemediatorConfig
-from mxha.remediator.drivers import Driver, DriverError, make_driver
-from mxha.remediator.policy import Action, NodeObservation, Plan, plan_actions
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from mxha.maxscale import MaxScaleError, monitor_lock_mode
 from mxha.model import StateFormatError, node_state_from_json
+from mxha.policy import NO_ANSWER, OK, REFUSAL_REASONS, UNKNOWN, Action, NodeObservation, Plan, plan_actions
+from mxha.remediator.config import NodeSettings, RemediatorConfig
+from mxha.remediator.drivers import Driver, DriverError, make_driver
+from mxha.transport import HttpJsonError, JsonHttpClient
 
 log = logging.getLogger("mxha.remediator")
 ACTIONS = ("demote", "promote", "release_locks")
 RESULTS = ("success", "failure", "skipped", "dry_run")
+SKIP_REASONS = ("cooldown", "circuit_open", "state_changed", "demotion_failed", "budget")
 
 
 @dataclass
@@ -44,6 +57,7 @@ class ReconcileResult:
     results: list[dict[str, Any]] = field(default_factory=list)
     status: int = 200
     shared: bool = False
+    guard: str | None = None  # the guard that refused the correction, if one did
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -54,19 +68,31 @@ class ReconcileResult:
             "status": self.status,
             "time": self.time,
             "shared": self.shared,
+            "guard": self.guard,
         }
+
+
+@dataclass
+class Streak:
+    """A run of consecutive "no answer" observations of one node."""
+
+    since: float
+    last: float
 
 
 @dataclass
 class ClusterRuntime:
     lock: threading.Lock = field(default_factory=threading.Lock)
     last: ReconcileResult | None = None
-    unreachable_since: dict[str, float] = field(default_factory=dict)
+    streaks: dict[str, Streak] = field(default_factory=dict)
+    counted_down: set[str] = field(default_factory=set)  # promoted over; watched until they answer
     last_action_at: dict[str, float] = field(default_factory=dict)
     action_times: collections.deque[float] = field(default_factory=collections.deque)
     circuit_open_until: float = 0.0
+    refused: str | None = None  # the last reconcile's refusal reason
     recent: collections.deque[dict[str, Any]] = field(default_factory=lambda: collections.deque(maxlen=50))
     recheck: threading.Timer | None = None
+    recheck_due: float = float("inf")
     recheck_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -93,7 +119,9 @@ class AuditLog:
 
 
 class Metrics:
-    def __init__(self, cfg: RemediatorConfig, runtimes: dict[str, ClusterRuntime]) -> None:
+    def __init__(
+        self, cfg: RemediatorConfig, runtimes: dict[str, ClusterRuntime], clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.actions = Counter(
             "mxha_remediator_actions",
@@ -105,6 +133,18 @@ class Metrics:
             "mxha_remediator_decisions",
             "Reconcile decisions, by verdict.",
             ["cluster", "verdict"],
+            registry=self.registry,
+        )
+        self.skipped = Counter(
+            "mxha_remediator_corrections_skipped",
+            "Corrections not run (whole), by the guard or check that stopped them.",
+            ["cluster", "reason"],
+            registry=self.registry,
+        )
+        self.over_down = Counter(
+            "mxha_remediator_promotions_over_down",
+            "Promotions made while another node was counted down (no answer for the whole grace).",
+            ["cluster"],
             registry=self.registry,
         )
         self.webhooks = Counter(
@@ -131,25 +171,66 @@ class Metrics:
                 for action in ACTIONS:
                     for result in RESULTS:
                         self.actions.labels(cname, node.name, action, result)
-        self.registry.register(_CircuitCollector(runtimes))
+            for reason in SKIP_REASONS:
+                self.skipped.labels(cname, reason)
+            self.over_down.labels(cname)
+        self.registry.register(_ClusterCollector(runtimes, clock))
 
 
-class _CircuitCollector(Collector):
-    def __init__(self, runtimes: dict[str, ClusterRuntime]) -> None:
+class _ClusterCollector(Collector):
+    def __init__(self, runtimes: dict[str, ClusterRuntime], clock: Callable[[], float]) -> None:
         self.runtimes = runtimes
+        self.clock = clock
 
     def collect(self) -> list[Metric]:
-        g = GaugeMetricFamily(
+        circuit = GaugeMetricFamily(
             "mxha_remediator_circuit_open", "1 while the circuit breaker stops actions.", labels=["cluster"]
         )
-        now = time.monotonic()
+        refused = GaugeMetricFamily(
+            "mxha_remediator_cluster_refused",
+            "1 for the reason the last reconcile of the cluster refused to act (node_identity: a /state names "
+            "another node; config_sync; priority_tie: candidates share the top VRRP priority).",
+            labels=["cluster", "reason"],
+        )
         for name, rt in self.runtimes.items():
-            g.add_metric([name], 1 if rt.circuit_open_until > now else 0)
-        return [g]
+            now = self.clock()
+            circuit.add_metric([name], 1 if rt.circuit_open_until > now else 0)
+            for reason in REFUSAL_REASONS:
+                refused.add_metric([name, reason], 1 if rt.refused == reason else 0)
+        return [circuit, refused]
 
 
-def _obs_json(o: NodeObservation) -> dict[str, Any]:
-    return asdict(o)
+@dataclass
+class NodeReading:
+    """One node read live: its /state (via its exporter) and its MaxScale (directly)."""
+
+    observation: NodeObservation
+    state_status: str  # ok, no_answer, error, budget (not asked: our own time ran out)
+    state_error: str | None = None
+    state_node: str | None = None
+    exporter_maxscale: str | None = None  # what its exporter says of its MaxScale: up, no_answer, error
+    maxscale_error: str | None = None
+    maxscale_error_kind: str | None = None
+    monitors_with_locks: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self.observation)
+        doc.update(
+            state_status=self.state_status,
+            state_error=self.state_error,
+            state_node=self.state_node,
+            exporter_maxscale=self.exporter_maxscale,
+            maxscale_error=self.maxscale_error,
+            maxscale_error_kind=self.maxscale_error_kind,
+            monitors_with_locks=list(self.monitors_with_locks),
+        )
+        return doc
+
+
+def _status_of(exc: HttpJsonError) -> str:
+    if exc.kind == "budget":
+        return "budget"
+    return NO_ANSWER if exc.error_kind == NO_ANSWER else "error"
 
 
 class Reconciler:
@@ -159,78 +240,156 @@ class Reconciler:
         *,
         driver_factory: Callable[[NodeSettings], Driver] = make_driver,
         audit: AuditLog | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cfg = cfg
+        self.clock = clock
         self.runtimes = {name: ClusterRuntime() for name in cfg.clusters}
-        self.metrics = Metrics(cfg, self.runtimes)
+        self.metrics = Metrics(cfg, self.runtimes, clock)
         self.audit = audit or AuditLog(cfg.audit_log)
         self.drivers = {(c, n.name): driver_factory(n) for c, cl in cfg.clusters.items() for n in cl.nodes}
         self.clients = {
             (c, n.name): n.maxscale.client(keep_alive=True) for c, cl in cfg.clusters.items() for n in cl.nodes
         }
-        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="observe")
+        self.state_clients = {
+            (c, n.name): JsonHttpClient(
+                n.state_url, connect_timeout=cfg.policy.state_timeout, read_timeout=cfg.policy.state_timeout
+            )
+            for c, cl in cfg.clusters.items()
+            for n in cl.nodes
+        }
+        largest = max(len(cl.nodes) for cl in cfg.clusters.values())
+        self.pool = ThreadPoolExecutor(max_workers=max(8, 4 * largest), thread_name_prefix="observe")
+        self._closed = False
 
     # -- reading live state ---------------------------------------------------------------
-    def _observe_node(
-        self, cluster: str, node: NodeSettings, deadline: float
-    ) -> tuple[NodeObservation, dict[str, Any]]:
-        rt = self.runtimes[cluster]
-        extra: dict[str, Any] = {"monitors_with_locks": []}
-        vrrp_state = priority = holds_vip = check_ok = None
-        state_error: str | None = None
+    def _read_state(self, cluster: str, node: NodeSettings, deadline: float) -> dict[str, Any]:
+        """The node's /state, as far as it could be read by ``deadline``."""
+        out: dict[str, Any] = {"status": "ok"}
+        limit = min(deadline, time.monotonic() + self.cfg.policy.state_timeout)
         try:
-            timeout = max(0.05, min(self.cfg.policy.state_timeout, deadline - time.monotonic()))
-            resp = requests.get(node.state_url, timeout=timeout)
-            resp.raise_for_status()
-            state = node_state_from_json(resp.json())
-            gov = state.keepalived.governing()
-            if state.keepalived.up and gov is not None:
-                vrrp_state, priority = gov.state, gov.priority
-            holds_vip = state.holds_governing_vip()
-            check_ok = state.check.success
-        except (requests.RequestException, ValueError, StateFormatError) as exc:
-            state_error = f"{type(exc).__name__}: {exc}"[:300]
-        client = self.clients[(cluster, node.name)]
-        passive = config_sync = None
-        locks = None
-        ms_error: str | None = None
-        try:
-            attrs = client.get_maxscale(deadline)
-            value = attrs.get("parameters", {}).get("passive")
-            passive = value if isinstance(value, bool) else None
-            config_sync = attrs.get("config_sync") is not None
-            monitors = client.get_monitors(deadline)
-            modes = [monitor_lock_mode(m) for m in monitors]
-            locks = next((m for m in modes if m != "none"), "none")
-            extra["monitors_with_locks"] = [str(m.get("id")) for m in monitors if monitor_lock_mode(m) != "none"]
-            maxscale_up = True
-            rt.unreachable_since.pop(node.name, None)
-        except MaxScaleError as exc:
-            maxscale_up = False
-            ms_error = str(exc)[:300]
-            rt.unreachable_since.setdefault(node.name, time.monotonic())
-        unreachable_for = None if maxscale_up else time.monotonic() - rt.unreachable_since[node.name]
-        obs = NodeObservation(
-            node.name,
-            vrrp_state,
-            priority,
-            holds_vip,
-            check_ok,
-            maxscale_up,
-            passive,
-            locks,
-            config_sync,
-            unreachable_for,
-        )
-        extra["state_error"] = state_error
-        extra["maxscale_error"] = ms_error
-        return obs, extra
+            if deadline - time.monotonic() <= 0.001:
+                raise HttpJsonError("not asked: the request budget was spent", kind="budget", answered=False)
+            state = node_state_from_json(self.state_clients[(cluster, node.name)].get_json(None, limit))
+        except HttpJsonError as exc:
+            return {"status": _status_of(exc), "error": str(exc)[:300]}
+        except StateFormatError as exc:
+            return {"status": "error", "error": f"bad /state document: {exc}"[:300]}
+        out["node"] = state.node
+        gov = state.keepalived.governing()
+        if state.keepalived.up and gov is not None:
+            out["vrrp_state"], out["priority"] = gov.state, gov.priority
+        out["holds_vip"] = state.holds_governing_vip()
+        out["check_ok"] = state.check.success
+        ms = state.maxscale
+        out["exporter_maxscale"] = "up" if ms.up else (NO_ANSWER if ms.error_kind == NO_ANSWER else "error")
+        return out
 
-    def observe(self, cluster: str, deadline: float) -> tuple[list[NodeObservation], dict[str, dict[str, Any]]]:
+    def _read_maxscale(self, cluster: str, node: NodeSettings, deadline: float) -> dict[str, Any]:
+        client = self.clients[(cluster, node.name)]
+        try:
+            if deadline - time.monotonic() <= 0.001:
+                raise MaxScaleError("not asked: the request budget was spent", kind="budget", answered=False)
+            attrs = client.get_maxscale(deadline)
+            monitors = client.get_monitors(deadline)
+        except MaxScaleError as exc:
+            return {"status": _status_of(exc), "error": str(exc)[:300], "error_kind": exc.error_kind}
+        value = attrs.get("parameters", {}).get("passive")
+        modes = [monitor_lock_mode(m) for m in monitors]
+        return {
+            "status": "ok" if isinstance(value, bool) else "error",
+            "error": None if isinstance(value, bool) else "MaxScale did not say whether it is passive",
+            "passive": value if isinstance(value, bool) else None,
+            "config_sync": attrs.get("config_sync") is not None,
+            "locks": next((m for m in modes if m != "none"), "none"),
+            "monitors_with_locks": tuple(
+                str(m.get("id")) for m, mode in zip(monitors, modes, strict=True) if mode != "none"
+            ),
+        }
+
+    def observe(self, cluster: str, deadline: float) -> list[NodeReading]:
+        """Every node of the cluster, read side by side; ends by ``deadline`` whatever the peers do."""
         nodes = self.cfg.clusters[cluster].nodes
-        futures = [self.pool.submit(self._observe_node, cluster, n, deadline) for n in nodes]
-        pairs = [f.result() for f in futures]
-        return [p[0] for p in pairs], {p[0].name: p[1] for p in pairs}
+        jobs: list[tuple[NodeSettings, Future[dict[str, Any]], Future[dict[str, Any]]]] = [
+            (
+                n,
+                self.pool.submit(self._read_state, cluster, n, deadline),
+                self.pool.submit(self._read_maxscale, cluster, n, deadline),
+            )
+            for n in nodes
+        ]
+        readings = []
+        for node, state_f, ms_f in jobs:
+            state = self._result(state_f, deadline)
+            ms = self._result(ms_f, deadline)
+            readings.append(self._reading(cluster, node.name, state, ms))
+        return readings
+
+    @staticmethod
+    def _result(future: Future[dict[str, Any]], deadline: float) -> dict[str, Any]:
+        try:
+            return future.result(timeout=max(0.0, deadline - time.monotonic()) + 0.25)
+        except TimeoutError:  # only if a worker overran its own deadline: say so, decide nothing on it
+            future.cancel()
+            return {"status": "budget", "error": "read did not finish by the deadline"}
+
+    def _reading(self, cluster: str, name: str, state: dict[str, Any], ms: dict[str, Any]) -> NodeReading:
+        """Combine what the node's exporter and its MaxScale said into one observation.
+
+        Only "no answer" counts toward down, and only when the MaxScale gives none AND its
+        exporter either gives none or itself reports its MaxScale not answering.
+        """
+        identity_ok = state.get("node") in (None, name)
+        if ms["status"] == "ok":
+            status = OK
+        elif ms["status"] == NO_ANSWER and (
+            state["status"] == NO_ANSWER or (state["status"] == "ok" and state.get("exporter_maxscale") == NO_ANSWER)
+        ):
+            status = NO_ANSWER
+        else:
+            status = UNKNOWN
+        down_for = self._evidence(cluster, name, status, budget_only=ms["status"] == "budget")
+        obs = NodeObservation(
+            name,
+            state.get("vrrp_state"),
+            state.get("priority"),
+            state.get("holds_vip"),
+            state.get("check_ok"),
+            maxscale=status,
+            passive=ms.get("passive") if status == OK else None,
+            locks=ms.get("locks"),
+            config_sync=ms.get("config_sync"),
+            down_for=down_for,
+            identity_ok=identity_ok,
+        )
+        return NodeReading(
+            obs,
+            state["status"],
+            state.get("error"),
+            state.get("node"),
+            state.get("exporter_maxscale"),
+            ms.get("error"),
+            ms.get("error_kind"),
+            tuple(ms.get("monitors_with_locks", ())),
+        )
+
+    def _evidence(self, cluster: str, name: str, status: str, *, budget_only: bool) -> float | None:
+        """Record this observation in the node's "no answer" streak; return the streak's length."""
+        rt = self.runtimes[cluster]
+        now = self.clock()
+        if status != NO_ANSWER:
+            if not budget_only:  # a read we never made says nothing either way
+                rt.streaks.pop(name, None)
+                rt.counted_down.discard(name)
+            return None
+        streak = rt.streaks.get(name)
+        # the probe looks every probe_seconds and one look takes at most state_timeout: a longer
+        # gap means nobody was looking, and silence nobody saw is no evidence
+        max_gap = 2 * self.cfg.policy.probe_seconds + self.cfg.policy.state_timeout + 0.5
+        if streak is None or now - streak.last > max_gap:
+            streak = rt.streaks[name] = Streak(now, now)
+        streak.last = now
+        return now - streak.since
 
     # -- the reconcile --------------------------------------------------------------------
     def reconcile(
@@ -240,7 +399,7 @@ class Reconciler:
         remaining = deadline - time.monotonic()
         if not rt.lock.acquire(timeout=max(0.0, remaining)):
             plan = Plan("busy", "another reconcile of this cluster held the lock past the request budget", retry=True)
-            return ReconcileResult(cluster, time.monotonic(), time.time(), [], asdict(plan), status=503)
+            return ReconcileResult(cluster, time.monotonic(), time.time(), [], _plan_json(plan), status=503)
         try:
             if rt.last is not None and rt.last.started_mono >= arrived:
                 # a reconcile that read live state after this delivery arrived has already run
@@ -249,43 +408,53 @@ class Reconciler:
                 return shared
             with self.metrics.duration.labels(cluster).time():
                 result = self._reconcile_locked(cluster, deadline)
-            rt.last = result
-            self._audit(result, triggers)
+            previous, rt.last = rt.last, result
+            probe = all(t.get("status") == "probe" for t in triggers)
+            if not probe or result.results or previous is None or previous.plan["verdict"] != result.plan["verdict"]:
+                self._audit(result, triggers)  # probes are audited only when something changed
         finally:
             rt.lock.release()
+        if rt.streaks or rt.counted_down:
+            self._schedule_recheck(cluster, self.cfg.policy.probe_seconds)
         acted = any(r["result"] == "success" for r in result.results)
         if acted or result.status != 200:
-            self._schedule_recheck(cluster)
+            self._schedule_recheck(cluster, self.cfg.policy.recheck_seconds)
         return result
 
-    def _schedule_recheck(self, cluster: str) -> None:
+    def _schedule_recheck(self, cluster: str, delay: float) -> None:
         """Look again a little later without waiting for Alertmanager: an alert that keeps firing
         is only re-sent at its repeat_interval, so an undone correction (or a grace period that
         ends) would otherwise wait that long."""
-        delay = self.cfg.policy.recheck_seconds
         rt = self.runtimes[cluster]
-        if delay <= 0:
+        if delay <= 0 or self._closed:
             return
+        due = time.monotonic() + delay
         with rt.recheck_lock:
             if rt.recheck is not None:
-                return
+                if rt.recheck_due <= due:
+                    return
+                rt.recheck.cancel()
             timer = threading.Timer(delay, self._recheck, args=(cluster,))
             timer.daemon = True
-            rt.recheck = timer
+            rt.recheck, rt.recheck_due = timer, due
             timer.start()
 
     def _recheck(self, cluster: str) -> None:
         rt = self.runtimes[cluster]
         with rt.recheck_lock:
-            rt.recheck = None
+            rt.recheck, rt.recheck_due = None, float("inf")
+        if self._closed:
+            return
         now = time.monotonic()
-        trigger = {"status": "recheck", "alertname": "", "cluster": cluster, "fingerprint": ""}
+        kind = "probe" if rt.streaks or rt.counted_down else "recheck"
+        trigger = {"status": kind, "alertname": "", "cluster": cluster, "fingerprint": ""}
         try:
             self.reconcile(cluster, [trigger], now, now + self.cfg.request_budget_seconds)
         except Exception:  # noqa: BLE001 - a timer thread must not die silently
             log.exception("cluster %s: recheck failed", cluster)
 
     def close(self) -> None:
+        self._closed = True
         for rt in self.runtimes.values():
             with rt.recheck_lock:
                 if rt.recheck is not None:
@@ -294,101 +463,137 @@ class Reconciler:
 
     def _reconcile_locked(self, cluster: str, deadline: float) -> ReconcileResult:
         started = time.monotonic()
-        observations, extra = self.observe(cluster, deadline)
+        # Observation may use half of what is left; the rest is kept for a whole correction.
+        readings = self.observe(cluster, started + (deadline - started) / 2)
+        observations = [r.observation for r in readings]
         plan = plan_actions(observations, self.cfg.policy.unreachable_grace_seconds)
-        result = ReconcileResult(
-            cluster, started, time.time(), [{**_obs_json(o), **extra[o.name]} for o in observations], asdict(plan)
-        )
+        rt = self.runtimes[cluster]
+        rt.refused = plan.refusal
+        result = ReconcileResult(cluster, started, time.time(), [r.to_json() for r in readings], _plan_json(plan))
         self.metrics.decisions.labels(cluster, plan.verdict).inc()
         if plan.retry:
             result.status = 503
-        rt = self.runtimes[cluster]
-        if plan.actions and rt.circuit_open_until > time.monotonic():
-            result.plan["verdict"] = "circuit-open"
-            result.plan["reason"] = (
-                f"circuit breaker open for {rt.circuit_open_until - time.monotonic():.0f}s more; wanted: {plan.reason}"
-            )
-            for action in plan.actions:
-                result.results.append(self._record(cluster, action.node, action.kind, "skipped", "circuit open"))
-            result.status = 200
+        if not plan.actions:
             return result
-        by_name = {o.name: o for o in observations}
-        for action in plan.actions:
-            if time.monotonic() >= deadline:
-                result.results.append(
-                    self._record(cluster, action.node, action.kind, "skipped", "request budget spent")
-                )
-                result.status = 503
-                break
-            outcome = self._execute(cluster, action, by_name, extra, deadline)
-            result.results.append(outcome)
-            if outcome["result"] != "success" and outcome["result"] != "dry_run":
-                if outcome["result"] == "failure":
-                    result.status = 500
-                elif result.status == 200:
-                    result.status = 503 if outcome["reason"] == "cooldown" else 200
-                if action.kind == "demote":
-                    # never promote while a demotion did not happen: that is how two get active
-                    for rest in plan.actions[plan.actions.index(action) + 1 :]:
-                        if rest.kind == "promote":
-                            result.results.append(
-                                self._record(
-                                    cluster,
-                                    rest.node,
-                                    "promote",
-                                    "skipped",
-                                    f"demotion of {action.node} did not happen",
-                                )
-                            )
-                    break
+        refusal = self._guard(cluster, plan)
+        if refusal is not None:
+            reason, status = refusal
+            result.guard = reason
+            result.plan["verdict"] = reason.replace("_", "-")
+            result.plan["reason"] = f"{reason.replace('_', ' ')}: not running any of it; wanted: {plan.reason}"
+            self.metrics.skipped.labels(cluster, reason).inc()
+            for action in plan.actions:
+                result.results.append(self._record(cluster, action.node, action.kind, "skipped", reason))
+            result.status = max(result.status, status)
+            return result
+        if self.cfg.dry_run:
+            for action in plan.actions:
+                result.results.append(self._record(cluster, action.node, action.kind, "dry_run", "dry-run mode"))
+            return result
+        self._run_correction(cluster, plan, readings, deadline, result)
         return result
 
-    def _record(self, cluster: str, node: str, action: str, outcome: str, reason: str = "") -> dict[str, Any]:
-        self.metrics.actions.labels(cluster, node, action, outcome).inc()
-        entry = {"time": time.time(), "node": node, "action": action, "result": outcome, "reason": reason}
-        self.runtimes[cluster].recent.append(entry)
-        log.info("cluster %s: %s %s -> %s %s", cluster, action, node, outcome, reason)
-        return entry
-
-    def _circuit_allows(self, cluster: str) -> bool:
+    def _guard(self, cluster: str, plan: Plan) -> tuple[str, int] | None:
+        """The guards, asked ONCE for the whole correction: (reason, HTTP status) to refuse it, or None."""
         rt = self.runtimes[cluster]
-        now = time.monotonic()
+        now = self.clock()
+        for action in plan.actions:
+            if now - rt.last_action_at.get(action.node, float("-inf")) < self.cfg.policy.cooldown_seconds:
+                return "cooldown", 503
+        if self.cfg.dry_run:
+            return None
         window = self.cfg.policy.circuit_window_seconds
         while rt.action_times and now - rt.action_times[0] > window:
             rt.action_times.popleft()
-        if len(rt.action_times) >= self.cfg.policy.circuit_max_actions:
+        if rt.circuit_open_until > now:
+            return "circuit_open", 200
+        if len(rt.action_times) + len(plan.actions) > self.cfg.policy.circuit_max_actions:
             rt.circuit_open_until = now + window
             log.warning(
-                "cluster %s: circuit breaker opened after %d actions in %gs", cluster, len(rt.action_times), window
+                "cluster %s: circuit breaker opened: %d actions in %gs, and this correction needs %d more",
+                cluster,
+                len(rt.action_times),
+                window,
+                len(plan.actions),
             )
-            return False
-        return True
+            return "circuit_open", 200
+        for action in plan.actions:  # admitted whole: every action of it counts, now
+            rt.action_times.append(now)
+            rt.last_action_at[action.node] = now
+        return None
 
-    def _execute(
-        self,
-        cluster: str,
-        action: Action,
-        obs: dict[str, NodeObservation],
-        extra: dict[str, dict[str, Any]],
-        deadline: float,
-    ) -> dict[str, Any]:
-        rt = self.runtimes[cluster]
+    def _run_correction(
+        self, cluster: str, plan: Plan, readings: list[NodeReading], deadline: float, result: ReconcileResult
+    ) -> None:
+        by_name = {r.observation.name: r for r in readings}
+        demotions = [a for a in plan.actions if a.kind == "demote"]
+        promotions = [a for a in plan.actions if a.kind == "promote"]
+        for action in demotions:
+            outcome = self._change_mode(cluster, action, by_name[action.node], deadline)
+            result.results.append(outcome)
+            if outcome["result"] != "success":
+                result.status = 500
+                for rest in plan.actions[plan.actions.index(action) + 1 :]:
+                    result.results.append(
+                        self._record(
+                            cluster, rest.node, rest.kind, "skipped", f"demotion of {action.node} did not happen"
+                        )
+                    )
+                self.metrics.skipped.labels(cluster, "demotion_failed").inc()
+                return
+        for action in promotions:
+            changed = self._changed_since(cluster, plan, readings, {a.node for a in demotions}, deadline)
+            if changed:
+                self.metrics.skipped.labels(cluster, "state_changed").inc()
+                result.results.append(
+                    self._record(cluster, action.node, "promote", "skipped", "state changed: " + changed)
+                )
+                result.status = 503
+                return
+            outcome = self._change_mode(cluster, action, by_name[action.node], deadline)
+            result.results.append(outcome)
+            if outcome["result"] != "success":
+                result.status = 500
+            elif plan.over_down:
+                self.runtimes[cluster].counted_down.update(plan.over_down)
+                self.metrics.over_down.labels(cluster).inc()
+                outcome["over_down"] = list(plan.over_down)
+
+    def _changed_since(
+        self, cluster: str, plan: Plan, before: list[NodeReading], demoted: set[str], deadline: float
+    ) -> str | None:
+        """Read every node again; say what changed that the promotion rests on, or None."""
+        limit = min(deadline, time.monotonic() + self.cfg.policy.state_timeout)
+        now = {r.observation.name: r.observation for r in self.observe(cluster, limit)}
+        keep = plan.keep
+        changes: list[str] = []
+        for old in (r.observation for r in before):
+            new = now[old.name]
+            fields: tuple[str, ...]
+            if old.name == keep:
+                fields = ("vrrp_state", "holds_vip", "check_ok", "maxscale", "passive")
+            else:
+                fields = ("maxscale",) if old.name in demoted else ("maxscale", "passive")
+            for f in fields:
+                if getattr(old, f) != getattr(new, f):
+                    changes.append(f"{old.name} {f} {getattr(old, f)!r} -> {getattr(new, f)!r}")
+            if old.name in demoted and new.passive is not True:
+                changes.append(f"{old.name} is not passive after its demotion")
+        if changes:
+            return "; ".join(changes)
+        fresh = plan_actions(list(now.values()), self.cfg.policy.unreachable_grace_seconds)
+        if fresh.keep != keep or fresh.actions != (Action(str(keep), "promote"),):
+            return f"a fresh plan says {fresh.verdict}: {fresh.reason}"
+        return None
+
+    def _change_mode(self, cluster: str, action: Action, reading: NodeReading, deadline: float) -> dict[str, Any]:
         node = action.node
-        since = time.monotonic() - rt.last_action_at.get(node, float("-inf"))
-        if since < self.cfg.policy.cooldown_seconds:
-            return self._record(cluster, node, action.kind, "skipped", "cooldown")
-        if self.cfg.dry_run:
-            return self._record(cluster, node, action.kind, "dry_run", "dry-run mode")
-        if not self._circuit_allows(cluster):
-            return self._record(cluster, node, action.kind, "skipped", "circuit open")
-        rt.action_times.append(time.monotonic())
-        rt.last_action_at[node] = time.monotonic()
         driver = self.drivers[(cluster, node)]
         client = self.clients[(cluster, node)]
         passive = action.kind == "demote"
         try:
-            if action.kind == "promote":
-                self._verify_others_passive(cluster, node, deadline)
+            if deadline - time.monotonic() <= 0:
+                raise DriverError("the request budget was spent before this action")
             driver.set_passive(passive, deadline)
             if client.get_maxscale(deadline)["parameters"].get("passive") is not passive:
                 raise DriverError("MaxScale did not report the new mode after the change")
@@ -396,7 +601,7 @@ class Reconciler:
             return self._record(cluster, node, action.kind, "failure", str(exc)[:300])
         outcome = self._record(cluster, node, action.kind, "success")
         if action.release_locks:
-            for monitor in extra[node].get("monitors_with_locks", []):
+            for monitor in reading.monitors_with_locks:
                 try:
                     released = driver.release_locks(monitor, deadline)
                     self._record(cluster, node, "release_locks", "success", f"{monitor}: {released}")
@@ -404,22 +609,12 @@ class Reconciler:
                     self._record(cluster, node, "release_locks", "failure", f"{monitor}: {exc}"[:300])
         return outcome
 
-    def _verify_others_passive(self, cluster: str, keep: str, deadline: float) -> None:
-        """Right before a promotion: every other node passive now, or down past the grace."""
-        grace = self.cfg.policy.unreachable_grace_seconds
-        rt = self.runtimes[cluster]
-        for node in self.cfg.clusters[cluster].nodes:
-            if node.name == keep:
-                continue
-            try:
-                passive = self.clients[(cluster, node.name)].get_maxscale(deadline)["parameters"].get("passive")
-            except MaxScaleError as exc:
-                down_for = time.monotonic() - rt.unreachable_since.setdefault(node.name, time.monotonic())
-                if down_for >= grace:
-                    continue
-                raise DriverError(f"not promoting: {node.name} unreachable ({exc})") from exc
-            if passive is not True:
-                raise DriverError(f"not promoting: {node.name} is not passive")
+    def _record(self, cluster: str, node: str, action: str, outcome: str, reason: str = "") -> dict[str, Any]:
+        self.metrics.actions.labels(cluster, node, action, outcome).inc()
+        entry = {"time": time.time(), "node": node, "action": action, "result": outcome, "reason": reason}
+        self.runtimes[cluster].recent.append(entry)
+        log.info("cluster %s: %s %s -> %s %s", cluster, action, node, outcome, reason)
+        return entry
 
     def _audit(self, result: ReconcileResult, triggers: list[dict[str, Any]]) -> None:
         self.audit.write(
@@ -430,6 +625,7 @@ class Reconciler:
                 "shared": result.shared,
                 "observed": result.observations,
                 "plan": result.plan,
+                "guard": result.guard,
                 "results": result.results,
                 "status": result.status,
                 "dry_run": self.cfg.dry_run,
@@ -438,7 +634,7 @@ class Reconciler:
 
     # -- status -----------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        now = time.monotonic()
+        now = self.clock()
         out: dict[str, Any] = {"dry_run": self.cfg.dry_run, "clusters": {}}
         for name, rt in self.runtimes.items():
             last = rt.last
@@ -451,9 +647,19 @@ class Reconciler:
                     "max_actions": self.cfg.policy.circuit_max_actions,
                     "window_seconds": self.cfg.policy.circuit_window_seconds,
                 },
+                "refused": rt.refused,
+                "not_answering_for": {n: round(now - s.since, 3) for n, s in sorted(rt.streaks.items())},
+                "counted_down": sorted(rt.counted_down),
                 "last_observed": last.observations if last else None,
                 "last_plan": last.plan if last else None,
+                "last_guard": last.guard if last else None,
                 "last_reconcile_at": last.time if last else None,
                 "recent_actions": list(rt.recent),
             }
         return out
+
+
+def _plan_json(plan: Plan) -> dict[str, Any]:
+    doc = asdict(plan)
+    doc["actions"] = list(doc["actions"])
+    return doc

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from mxha.lab.emulator import Emulator, EmulatorConfig
 
 REPO = Path(__file__).resolve().parents[1]

@@ -29,43 +29,110 @@ def write_node_config(path: Path, maxscale_url: str, **sections: Any) -> Path:
 
 class StateServer:
     """Serves a node's ``/state`` built by the exporter's own Snapshot code, so the document is the
-    real shape; tests change the VRRP/VIP/check picture between requests."""
+    real shape; tests change the VRRP/VIP/check picture, and inject faults, between requests.
+
+    ``fault``: ``none``, ``error`` (HTTP 500), ``hang`` (no answer until cleared), ``drip`` (one
+    byte every ``drip_delay`` seconds), ``garbage`` (200 with a body that is not JSON);
+    ``refuse()``/``listen()`` close and reopen the port.
+    """
 
     def __init__(self, node: str) -> None:
         import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         self.node = node
+        self.claims = node  # the node name the document gives
         self.vrrp = "BACKUP"
         self.priority = 100
         self.holds_vip = False
         self.check_ok = True
-        self.fail = False
+        self.maxscale_up = True
+        self.maxscale_error_kind: str | None = None
+        self.fault = "none"
+        self.drip_delay = 0.5
+        self.cleared = threading.Event()
+        self.requests = 0
+        self.server: Any = None
+        self.port = 0
+        self.listen()
+        self.url = f"http://127.0.0.1:{self.port}/state"
+
+    @property
+    def fail(self) -> bool:
+        return self.fault == "error"
+
+    @fail.setter
+    def fail(self, value: bool) -> None:
+        self.set_fault("error" if value else "none")
+
+    def set_fault(self, fault: str, drip_delay: float = 0.5) -> None:
+        self.fault, self.drip_delay = fault, drip_delay
+        if fault in ("hang", "drip"):
+            self.cleared.clear()
+        else:
+            self.cleared.set()
+
+    def listen(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        if self.server is not None:
+            return
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
             def log_message(self, *args: Any) -> None:
                 pass
 
             def do_GET(self) -> None:
-                if owner.fail:
-                    self.send_response(500)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
                 import json
+                import time
 
-                body = json.dumps(owner.document()).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                owner.requests += 1
+                fault = owner.fault
+                if fault == "hang":
+                    owner.cleared.wait(60)
+                    self.close_connection = True
+                    return
+                if fault == "error":
+                    body, status = b'{"error": "boom"}', 500
+                elif fault == "garbage":
+                    body, status = b"<html>not json", 200
+                else:
+                    body, status = json.dumps(owner.document()).encode(), 200
+                head = (
+                    f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                ).encode()
+                data = head + body
+                try:
+                    if fault == "drip":
+                        for i in range(len(data)):
+                            if owner.cleared.is_set():
+                                self.wfile.write(data[i:])
+                                break
+                            self.wfile.write(data[i : i + 1])
+                            self.wfile.flush()
+                            time.sleep(owner.drip_delay)
+                    else:
+                        self.wfile.write(data)
+                    self.wfile.flush()
+                except OSError:
+                    self.close_connection = True
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/state"
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server.daemon_threads = True
+        server.allow_reuse_address = True
+        self.port = server.server_address[1]
+        self.server = server
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def refuse(self) -> None:
+        """Stop listening: connections are refused, as for a dead exporter."""
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
 
     def set(self, vrrp: str, holds_vip: bool, priority: int | None = None, check_ok: bool = True) -> None:
         self.vrrp, self.holds_vip, self.check_ok = vrrp, holds_vip, check_ok
@@ -77,13 +144,18 @@ class StateServer:
 
         from mxha.exporter.keepalived import KeepalivedState, Vip, VrrpInstance
         from mxha.exporter.node import MaxScaleReading, Snapshot, VipReading
-
         from mxha.healthcheck import CheckResult
 
         vip = "198.51.100.100"
         inst = VrrpInstance("VI_1", 51, "eth0", self.vrrp, self.priority, self.priority, time.time() - 5, (Vip(vip),))
+        if self.maxscale_up:
+            ms = MaxScaleReading(True, None, time.time(), 0.002, passive=False)
+        else:
+            ms = MaxScaleReading(
+                False, "GET /v1/maxscale: failed", time.time(), 0.002, error_kind=self.maxscale_error_kind
+            )
         snap = Snapshot(
-            node=self.node,
+            node=self.claims,
             time=time.time(),
             keepalived=KeepalivedState((inst,), (), "json", time.time()),
             keepalived_error=None,
@@ -94,10 +166,10 @@ class StateServer:
             vip_error=None,
             check=CheckResult(self.check_ok, "2/2 expected servers listed", time.time(), 0.003),
             check_max_age=6,
-            maxscale=MaxScaleReading(True, None, time.time(), 0.002, passive=False),
+            maxscale=ms,
         )
         return snap.to_state()
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.cleared.set()
+        self.refuse()

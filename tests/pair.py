@@ -13,6 +13,7 @@ from typing import Any
 
 import requests
 import yaml
+
 from mxha.lab.keepalived_conf import VrrpSpec, render_keepalived_conf
 from mxha.lab.netns import Harness
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import REPO, requires_program
+
 from mxha.alerts.generate import FILES, render
 from mxha.alerts.rules import VARIANTS, Durations, build_rules
 

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from conftest import REPO
+
 from mxha.dashboards.build import SCHEMA_VERSION, UID, render
 
 DASH: dict[str, Any] = json.loads((REPO / "dashboards" / "mxha-pair.json").read_text())

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 from conftest import MAXSCALE_FIXTURES, control, load_fixture
+
 from mxha.lab.emulator import Emulator
 
 AUTH = ("admin", "mariadb")

@@ -16,14 +16,14 @@ import pytest
 import requests
 from conftest import KEEPALIVED_FIXTURES, control, requires_program
 from helpers import write_node_config
+from prometheus_client import CollectorRegistry, generate_latest
+
+from mxha.config import load_node_config
 from mxha.exporter.app import ExporterApp
 from mxha.exporter.collector import NodeCollector
 from mxha.exporter.keepalived import SignalDumpReader
 from mxha.exporter.node import NodeReader
 from mxha.lab.emulator import Emulator
-from prometheus_client import CollectorRegistry, generate_latest
-
-from mxha.config import load_node_config
 
 JSON_SIGNUM = signal.SIGRTMIN + 2
 STANDIN = Path(__file__).with_name("keepalived_standin.py")

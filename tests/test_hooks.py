@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from conftest import control
 from helpers import write_node_config
+
 from mxha.lab.emulator import Emulator
 
 

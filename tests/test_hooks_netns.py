@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mxha.lab.netns import have_netns
 from pair import Pair, wait_for
+
+from mxha.lab.netns import have_netns
 
 pytestmark = [
     pytest.mark.netns,

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from mxha.lab.netns import have_netns
 from pair import Pair, wait_for
+
+from mxha.lab.netns import have_netns
 
 pytestmark = [
     pytest.mark.netns,

@@ -8,6 +8,7 @@ import pytest
 from conftest import KEEPALIVED_FIXTURES
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from mxha.exporter.keepalived import (
     DumpParseError,
     parse_data_dump,

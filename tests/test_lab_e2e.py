@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 from conftest import REPO
+
 from mxha.lab.lab import Lab
 from mxha.lab.netns import have_netns, run
 from mxha.lab.scenarios import SCENARIOS

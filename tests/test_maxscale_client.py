@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from conftest import control, requires_program
-from mxha.lab.emulator import Emulator
 
+from mxha.lab.emulator import Emulator
 from mxha.maxscale import (
     MaxScaleClient,
     MaxScaleError,
@@ -165,7 +165,7 @@ def test_non_json_answer_is_a_protocol_error() -> None:
     with pytest.raises(MaxScaleError) as info:
         MaxScaleClient(f"http://127.0.0.1:{srv.getsockname()[1]}").get_maxscale()
     srv.close()
-    assert info.value.kind == "protocol"
+    assert info.value.kind == "document" and info.value.error_kind == "document"
 
 
 def test_bad_url_rejected() -> None:

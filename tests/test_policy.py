@@ -6,7 +6,8 @@ from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mxha.remediator.policy import NodeObservation, Plan, plan_actions
+
+from mxha.policy import NO_ANSWER, OK, UNKNOWN, NodeObservation, Plan, plan_actions
 
 GRACE = 10.0
 
@@ -14,22 +15,27 @@ node_obs = st.builds(
     NodeObservation,
     name=st.sampled_from(["a", "b", "c", "d"]),
     vrrp_state=st.sampled_from([None, "INIT", "BACKUP", "MASTER", "FAULT", "STOP"]),
-    priority=st.one_of(st.none(), st.integers(0, 255)),
+    priority=st.one_of(st.none(), st.sampled_from([50, 100, 150, 200])),
     holds_vip=st.one_of(st.none(), st.booleans()),
     check_ok=st.one_of(st.none(), st.booleans()),
-    maxscale_up=st.booleans(),
+    maxscale=st.sampled_from([OK, NO_ANSWER, UNKNOWN]),
     passive=st.one_of(st.none(), st.booleans()),
     locks=st.sampled_from([None, "none", "majority_of_all"]),
     config_sync=st.one_of(st.none(), st.booleans()),
-    unreachable_for=st.one_of(st.none(), st.floats(0, 100)),
+    down_for=st.one_of(st.none(), st.floats(0, 100)),
+    identity_ok=st.just(True),  # the refusal on a wrong identity has a property of its own
 )
 
 
 def consistent(n: NodeObservation) -> NodeObservation:
-    """A node whose MaxScale does not answer has no known mode."""
-    if not n.maxscale_up:
-        return replace(n, passive=None)
-    return replace(n, unreachable_for=None)
+    """Only a node whose mode was read has one; only a node not answering has a streak."""
+    if n.maxscale != OK:
+        n = replace(n, passive=None)
+    elif n.passive is None:  # a MaxScale that answered without saying its mode
+        n = replace(n, maxscale=UNKNOWN)
+    if n.maxscale != NO_ANSWER:
+        n = replace(n, down_for=None)
+    return n
 
 
 clusters = st.lists(node_obs, min_size=1, max_size=4, unique_by=lambda n: n.name).map(
@@ -45,10 +51,10 @@ def apply(nodes: list[NodeObservation], plan: Plan) -> list[NodeObservation]:
 
 
 def may_be_active(n: NodeObservation) -> bool:
-    """Unknown mode counts as possibly active, unless down past the grace."""
-    if n.maxscale_up:
+    """Unknown mode counts as possibly active, and so does silence, unless it lasted the whole grace."""
+    if n.maxscale == OK:
         return n.passive is not True
-    return (n.unreachable_for or 0.0) < GRACE
+    return not n.counted_down(GRACE)
 
 
 @settings(max_examples=600)
@@ -64,11 +70,59 @@ def test_a_promotion_leaves_exactly_one_possibly_active(nodes: list[NodeObservat
 @given(clusters)
 def test_with_a_keeper_every_other_reachable_node_ends_passive(nodes: list[NodeObservation]) -> None:
     plan = plan_actions(nodes, GRACE)
-    if plan.keep is None or plan.verdict == "refused":
+    if plan.keep is None or plan.verdict in ("refused", "waiting"):
         return
     for n in apply(nodes, plan):
-        if n.name != plan.keep and n.maxscale_up and n.passive is not None:
+        if n.name != plan.keep and n.mode_known:
             assert n.passive is True
+
+
+@settings(max_examples=600)
+@given(clusters)
+def test_the_plan_never_leaves_none_active_where_one_was(nodes: list[NodeObservation]) -> None:
+    plan = plan_actions(nodes, GRACE)
+    before = sum(n.is_active for n in nodes)
+    after = sum(n.is_active for n in apply(nodes, plan))
+    assert after >= min(before, 1)
+
+
+@settings(max_examples=600)
+@given(clusters)
+def test_a_node_of_unknown_mode_blocks_every_promotion(nodes: list[NodeObservation]) -> None:
+    plan = plan_actions(nodes, GRACE)
+    unknown = [n for n in nodes if n.name != plan.keep and n.maxscale == UNKNOWN]
+    if unknown:
+        assert not plan.promotes
+
+
+@settings(max_examples=600)
+@given(clusters)
+def test_silence_shorter_than_the_grace_blocks_every_promotion(nodes: list[NodeObservation]) -> None:
+    plan = plan_actions(nodes, GRACE)
+    silent = [n for n in nodes if n.name != plan.keep and n.maxscale == NO_ANSWER and not n.counted_down(GRACE)]
+    if silent:
+        assert not plan.promotes
+    assert set(plan.over_down) == {
+        n.name for n in nodes if plan.promotes and n.name != plan.keep and n.counted_down(GRACE)
+    }
+
+
+@settings(max_examples=600)
+@given(clusters)
+def test_a_shared_top_priority_among_candidates_is_refused(nodes: list[NodeObservation]) -> None:
+    plan = plan_actions(nodes, GRACE)
+    candidates = sorted((n.priority or -1 for n in nodes if n.is_candidate), reverse=True)
+    if len(candidates) > 1 and candidates[0] == candidates[1] and not any(n.config_sync for n in nodes):
+        assert plan.verdict == "refused" and plan.refusal == "priority_tie" and plan.actions == ()
+
+
+@settings(max_examples=300)
+@given(clusters, st.sampled_from(["a", "b", "c", "d"]))
+def test_a_state_from_the_wrong_node_refuses_the_cluster(nodes: list[NodeObservation], who: str) -> None:
+    nodes = [replace(n, identity_ok=False) if n.name == who else n for n in nodes]
+    plan = plan_actions(nodes, GRACE)
+    if any(not n.identity_ok for n in nodes):
+        assert plan.refusal == "node_identity" and plan.actions == ()
 
 
 @settings(max_examples=600)
@@ -125,8 +179,47 @@ def test_choice_does_not_depend_on_order(nodes: list[NodeObservation]) -> None:
 
 def test_split_brain_keeps_the_higher_priority() -> None:
     nodes = [
-        NodeObservation("n1", "MASTER", 150, True, True, True, False),
-        NodeObservation("n2", "MASTER", 100, True, True, True, False),
+        NodeObservation("n1", "MASTER", 150, True, True, OK, False),
+        NodeObservation("n2", "MASTER", 100, True, True, OK, False),
     ]
     plan = plan_actions(nodes, GRACE)
     assert plan.keep == "n1" and [(a.node, a.kind) for a in plan.actions] == [("n2", "demote")]
+
+
+def test_split_brain_with_equal_priorities_is_refused_not_guessed() -> None:
+    nodes = [
+        NodeObservation("n1", "MASTER", 100, True, True, OK, False),
+        NodeObservation("n2", "MASTER", 100, True, True, OK, False),
+    ]
+    plan = plan_actions(nodes, GRACE)
+    assert (plan.verdict, plan.refusal, plan.actions) == ("refused", "priority_tie", ())
+    assert "n1, n2" in plan.reason
+
+
+def test_an_answering_but_erroring_node_is_never_counted_down() -> None:
+    keeper = NodeObservation("n1", "MASTER", 150, True, True, OK, True)
+    for down_for in (None, 0.0, 1e9):
+        erroring = NodeObservation("n2", "BACKUP", 100, False, True, UNKNOWN, None, down_for=down_for)
+        plan = plan_actions([keeper, erroring], GRACE)
+        assert plan.verdict == "waiting" and not plan.promotes and "mode unknown" in plan.reason
+
+
+def test_waiting_keeps_one_active_node_rather_than_none() -> None:
+    """The keeper cannot be promoted yet (n3 silent within the grace): demote n4, but spare n2."""
+    nodes = [
+        NodeObservation("n1", "MASTER", 200, True, True, OK, True),
+        NodeObservation("n2", "BACKUP", 150, False, True, OK, False),
+        NodeObservation("n3", None, None, None, None, NO_ANSWER, None, down_for=1.0),
+        NodeObservation("n4", "BACKUP", 100, False, True, OK, False),
+    ]
+    plan = plan_actions(nodes, GRACE)
+    assert plan.verdict == "waiting" and [(a.node, a.kind) for a in plan.actions] == [("n4", "demote")]
+
+
+def test_silence_for_the_whole_grace_is_counted_down_and_reported() -> None:
+    nodes = [
+        NodeObservation("n1", "MASTER", 150, True, True, OK, True),
+        NodeObservation("n2", None, None, None, None, NO_ANSWER, None, down_for=GRACE),
+    ]
+    plan = plan_actions(nodes, GRACE)
+    assert [(a.node, a.kind) for a in plan.actions] == [("n1", "promote")] and plan.over_down == ("n2",)

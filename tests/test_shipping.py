@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, requires_program
-from mxha.exporter.collector import METRICS
-from mxha.remediator.config import load_remediator_config
 
 from mxha.config import load_node_config
+from mxha.exporter.collector import METRICS
+from mxha.remediator.config import load_remediator_config
 
 README = (REPO / "README.md").read_text()
 
