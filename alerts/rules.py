@@ -31,6 +31,7 @@ class Durations:
     exporter_down_for: str
     config_sync_for: str
     remediation_failure_window: str
+    remediation_refused_for: str
     keep_firing_for: str  # for alerts that trigger the remediator: a one-scrape gap must not resolve them
     recent_vip_window: str  # how long a node that held the VIP counts as "the active node" once unscrapeable
 
@@ -49,6 +50,7 @@ PRODUCTION = Durations(
     exporter_down_for="2m",
     config_sync_for="10m",
     remediation_failure_window="10m",
+    remediation_refused_for="2m",
     keep_firing_for="1m",
     recent_vip_window="5m",
 )
@@ -67,6 +69,7 @@ LAB = Durations(
     exporter_down_for="5s",
     config_sync_for="10s",
     remediation_failure_window="1m",
+    remediation_refused_for="3s",
     keep_firing_for="5s",
     recent_vip_window="1m",
 )
@@ -250,6 +253,18 @@ max by (cluster) (mxha_remediator_circuit_open == 1)""",
             "stopped acting after too many corrections.",
             runbook_base,
             keep,
+        ),
+        _alert(
+            "MaxScaleRemediationRefused",
+            "max by (cluster, reason) (mxha_remediator_cluster_refused == 1)",
+            d.remediation_refused_for,
+            "warning",
+            "The remediator refuses to act on cluster {{ $labels.cluster }} ({{ $labels.reason }})",
+            "The remediator's last look at cluster {{ $labels.cluster }} found a reason not to act at all: "
+            "{{ $labels.reason }} (node_identity: a node's /state names another node; priority_tie: two "
+            "candidates share the top VRRP priority; config_sync: passive would spread to every node). "
+            "Until it is fixed, nothing corrects this cluster automatically.",
+            runbook_base,
         ),
     ]
     return {

@@ -3,7 +3,7 @@
 It writes keepalived's REAL recorded 2.2.7 dumps (``shared/fixtures``) when signalled, as
 keepalived does, or misbehaves on purpose: ``stale`` (never writes), ``truncated`` (writes
 half a file), ``late-complete`` (renames a half-written file into place, completes it 30 ms
-later: what 2.0.10+ can do). Usage: keepalived_standin.py DIR FIXTURE_DIR MODE JSON_SIGNUM
+later: what 2.0.10+ can do), ``unreadable`` (mode 0000). Usage: keepalived_standin.py DIR FIXTURE_DIR MODE JSON_SIGNUM
 """
 
 import os
@@ -46,6 +46,8 @@ def write(name: str) -> None:
         return
     with open(tmp, "w") as fh:
         fh.write(content)
+    if mode == "unreadable":  # as a keepalived without --umask writes it, for a reader without root's override
+        os.chmod(tmp, 0)
     os.replace(tmp, target)
 
 

@@ -28,6 +28,7 @@ CONTRACT_ALERTS = {
     "MaxScaleExporterDown": "warning",
     "MaxScaleConfigSyncPassiveHazard": "warning",
     "MaxScaleRemediationFailing": "critical",
+    "MaxScaleRemediationRefused": "warning",
 }
 JOB = "mxha-exporter"
 VIP = "198.51.100.100"
@@ -287,6 +288,21 @@ def cases(d: Durations) -> list[Case]:
     )
     c.add("mxha_remediator_circuit_open", {**rem, "cluster": "c1"}, [0, 0, 1])
     out.append(c.expect("MaxScaleRemediationFailing", 1, []).expect("MaxScaleRemediationFailing", 4, [(c1, "1")]))
+
+    # the remediator refusing a cluster: fires after its `for`; a single refused look does not
+    c = Case(d)
+    refused = {**rem, "cluster": "c1"}
+    c.add("mxha_remediator_cluster_refused", {**refused, "reason": "priority_tie"}, [0, 1])
+    c.add("mxha_remediator_cluster_refused", {**refused, "reason": "node_identity"}, [0])
+    steps = c.for_steps("MaxScaleRemediationRefused")
+    out.append(
+        c.expect("MaxScaleRemediationRefused", steps, []).expect(
+            "MaxScaleRemediationRefused", steps + 2, [({**c1, "reason": "priority_tie"}, "1")]
+        )
+    )
+    c = Case(d)
+    c.add("mxha_remediator_cluster_refused", {**refused, "reason": "node_identity"}, [0, 1] + [0] * 40)
+    out.append(c.expect("MaxScaleRemediationRefused", steps + 3, []))
     return out
 
 

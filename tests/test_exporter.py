@@ -331,3 +331,94 @@ def test_a_lost_notify_shows_in_metrics_and_state(cfg: Path, standin: Callable[.
     assert value(out, "mxha_notify_last_success") == 0 and value(out, "mxha_notify_desired_passive") == 0
     state = reader.snapshot().to_state()["notify"]
     assert state["ok"] is False and state["state"] == "MASTER" and "gave up" in state["result"]
+
+
+@requires_program("setpriv")
+def test_a_failed_dump_read_counts_against_the_signal_limit(tmp_path: Path, standin: Callable[..., Path]) -> None:
+    """Permission denied on the dump (keepalived's 0600 files, the README's common misconfiguration):
+    40 scrapes within a second still signal keepalived once per min_signal_interval, no more."""
+    import socket
+
+    import requests
+
+    from helpers import write_node_config
+
+    d = standin("unreadable")
+    cfg = write_node_config(
+        tmp_path / "n.yml",
+        "http://127.0.0.1:1",
+        keepalived={
+            "source": "json",
+            "pid_file": str(d / "keepalived.pid"),
+            "dump_dir": str(d),
+            "min_signal_interval": 5,
+            "dump_timeout": 0.5,
+        },
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # root without the permission-override capabilities: the 0000 dump is unreadable, as for a user
+    proc = subprocess.Popen(
+        [
+            "setpriv",
+            "--bounding-set=-dac_override,-dac_read_search",
+            sys.executable,
+            "-m",
+            "mxha",
+            "exporter",
+            "--config.file",
+            str(cfg),
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+        ],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                requests.get(url + "/healthz", timeout=0.5)
+                break
+            except requests.RequestException:
+                assert time.monotonic() < deadline, "exporter did not start"
+                time.sleep(0.1)
+        texts = [requests.get(url + "/metrics", timeout=5).text for _ in range(40)]
+        assert all(value(t, "mxha_keepalived_up") == 0 for t in texts)
+        state = requests.get(url + "/state", timeout=5).json()
+        assert "permission denied" in state["keepalived"]["error"]
+        assert int((d / "signals").read_text()) <= 2  # one per 5 s window (the scrapes took < 5 s)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@requires_program("setpriv")
+def test_the_dump_reader_itself_rate_limits_failures(tmp_path: Path, standin: Callable[..., Path]) -> None:
+    """Every caller of the reader (not only the exporter's snapshot cache) gets the limit on failures."""
+    d = standin("unreadable")
+    code = (
+        "import sys, signal\n"
+        "from mxha.exporter.keepalived import SignalDumpReader, KeepalivedReadError\n"
+        f"r = SignalDumpReader(pid_file='{d}/keepalived.pid', dump_dir='{d}', mode='json', min_interval=5,"
+        f" timeout=0.5, json_signum={int(JSON_SIGNUM)})\n"
+        "errors = []\n"
+        "for _ in range(40):\n"
+        "    try:\n"
+        "        r.read()\n"
+        "    except KeepalivedReadError as exc:\n"
+        "        errors.append(str(exc))\n"
+        "print(len(errors), r.signals_sent, errors[-1])\n"
+    )
+    proc = subprocess.run(
+        ["setpriv", "--bounding-set=-dac_override,-dac_read_search", sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    failures, signals, last = proc.stdout.split(" ", 2)
+    assert failures == "40" and signals == "1" and "permission denied" in last
+    assert int((d / "signals").read_text()) == 1
