@@ -10,6 +10,7 @@ change server states, lock mode and inject faults at runtime without a restart:
 
 - ``GET  /__emulator__/state``      internal state and request counters
 - ``GET  /__emulator__/requests``   the last requests received (method, path, status)
+- ``GET  /__emulator__/modes``      every change of ``passive``: time, value, via rest|control
 - ``POST /__emulator__/fault``      ``{"mode": "none|slow|hang|error|reject_auth|refuse|drip",
                                        "delay": 2.0, "duration": 5.0}``
 - ``POST /__emulator__/servers``    ``{"server1": "Down", "server2": "Master, Running"}``
@@ -207,6 +208,9 @@ class EmulatorState:
         self.fault = Fault()
         self.unhang = threading.Event()
         self.requests: collections.deque[dict[str, Any]] = collections.deque(maxlen=2000)
+        # every change of `passive`, with when and through what (rest: the REST API; control: behind
+        # the tools' back), so a test can rebuild who was active when
+        self.mode_changes: collections.deque[dict[str, Any]] = collections.deque(maxlen=10000)
         self.counts: collections.Counter[str] = collections.Counter()
         self._load_persisted()
 
@@ -256,6 +260,11 @@ class EmulatorState:
     @property
     def passive(self) -> bool:
         return bool(self.parameters["passive"])
+
+    def set_passive(self, passive: bool, via: str) -> None:
+        """Change the mode and record it (call with ``lock`` held)."""
+        self.parameters["passive"] = passive
+        self.mode_changes.append({"time": time.time(), "passive": passive, "via": via})
 
     def lock_mode(self) -> str:
         return str(self.monitor_parameters.get("cooperative_monitoring_locks", "none"))
@@ -651,7 +660,10 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             self._errors(400, *errors)
             return
         for key, value in params.items():
-            st.parameters[key] = value
+            if key == "passive":
+                st.set_passive(value, "rest")
+            else:
+                st.parameters[key] = value
         if "passive" in params:
             log.info("passive set to %s over the REST API", params["passive"])
         st.persist()
@@ -825,6 +837,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                         "pid": os.getpid(),
                     },
                 )
+            elif what == "modes" and self.command == "GET":
+                self._send(200, {"mode_changes": list(st.mode_changes)})
             elif what == "requests" and self.command == "GET":
                 self._send(200, {"requests": list(st.requests)})
             elif what == "requests" and self.command == "DELETE":
@@ -845,7 +859,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                     self._send(400, {"error": "passive must be a boolean"})
                     return
                 if "passive" in payload:
-                    st.parameters["passive"] = payload["passive"]
+                    st.set_passive(payload["passive"], "control")
                 if "config_sync_cluster" in payload:  # as if configured statically
                     st.parameters["config_sync_cluster"] = payload["config_sync_cluster"]
                 st.persist()

@@ -465,17 +465,40 @@ class Reconciler:
         started = time.monotonic()
         # Observation may use half of what is left; the rest is kept for a whole correction.
         readings = self.observe(cluster, started + (deadline - started) / 2)
-        observations = [r.observation for r in readings]
-        plan = plan_actions(observations, self.cfg.policy.unreachable_grace_seconds)
+        result = ReconcileResult(cluster, started, time.time(), [], {})
+        acted: set[str] = set()
+        # A correction whose ground moved under it (the re-read before its promotion disagreed) is
+        # decided again at once from what that re-read saw: once, within the same deadline.
+        for attempt in range(2):
+            fresh = self._decide_and_act(cluster, readings, deadline, result, acted, attempt)
+            if fresh is None or time.monotonic() >= deadline:
+                break
+            readings = fresh
+        return result
+
+    def _decide_and_act(
+        self,
+        cluster: str,
+        readings: list[NodeReading],
+        deadline: float,
+        result: ReconcileResult,
+        acted: set[str],
+        attempt: int,
+    ) -> list[NodeReading] | None:
+        """Plan from ``readings``; guard, act. Returns fresh readings when the correction was dropped
+        because the state changed under it, else None."""
+        plan = plan_actions([r.observation for r in readings], self.cfg.policy.unreachable_grace_seconds)
         rt = self.runtimes[cluster]
         rt.refused = plan.refusal
-        result = ReconcileResult(cluster, started, time.time(), [r.to_json() for r in readings], _plan_json(plan))
+        result.observations = [r.to_json() for r in readings]
+        result.plan = _plan_json(plan)
+        if attempt:
+            result.plan["notes"] = [*result.plan["notes"], "decided again after the state changed mid-correction"]
+        result.status = 503 if plan.retry else (200 if result.status == 503 else result.status)
         self.metrics.decisions.labels(cluster, plan.verdict).inc()
-        if plan.retry:
-            result.status = 503
         if not plan.actions:
-            return result
-        refusal = self._guard(cluster, plan)
+            return None
+        refusal = self._guard(cluster, plan, exempt=acted)
         if refusal is not None:
             reason, status = refusal
             result.guard = reason
@@ -485,19 +508,24 @@ class Reconciler:
             for action in plan.actions:
                 result.results.append(self._record(cluster, action.node, action.kind, "skipped", reason))
             result.status = max(result.status, status)
-            return result
+            return None
         if self.cfg.dry_run:
             for action in plan.actions:
                 result.results.append(self._record(cluster, action.node, action.kind, "dry_run", "dry-run mode"))
-            return result
-        self._run_correction(cluster, plan, readings, deadline, result)
-        return result
+            return None
+        acted.update(a.node for a in plan.actions)
+        return self._run_correction(cluster, plan, readings, deadline, result)
 
-    def _guard(self, cluster: str, plan: Plan) -> tuple[str, int] | None:
-        """The guards, asked ONCE for the whole correction: (reason, HTTP status) to refuse it, or None."""
+    def _guard(self, cluster: str, plan: Plan, exempt: set[str]) -> tuple[str, int] | None:
+        """The guards, asked ONCE for the whole correction: (reason, HTTP status) to refuse it, or None.
+
+        ``exempt``: nodes this same reconcile already acted on (its second decision finishes the
+        first correction; the cooldown is for corrections, not for the halves of one)."""
         rt = self.runtimes[cluster]
         now = self.clock()
         for action in plan.actions:
+            if action.node in exempt:
+                continue
             if now - rt.last_action_at.get(action.node, float("-inf")) < self.cfg.policy.cooldown_seconds:
                 return "cooldown", 503
         if self.cfg.dry_run:
@@ -524,7 +552,7 @@ class Reconciler:
 
     def _run_correction(
         self, cluster: str, plan: Plan, readings: list[NodeReading], deadline: float, result: ReconcileResult
-    ) -> None:
+    ) -> list[NodeReading] | None:
         by_name = {r.observation.name: r for r in readings}
         demotions = [a for a in plan.actions if a.kind == "demote"]
         promotions = [a for a in plan.actions if a.kind == "promote"]
@@ -540,16 +568,16 @@ class Reconciler:
                         )
                     )
                 self.metrics.skipped.labels(cluster, "demotion_failed").inc()
-                return
+                return None
         for action in promotions:
-            changed = self._changed_since(cluster, plan, readings, {a.node for a in demotions}, deadline)
+            changed, fresh = self._changed_since(cluster, plan, readings, {a.node for a in demotions}, deadline)
             if changed:
                 self.metrics.skipped.labels(cluster, "state_changed").inc()
                 result.results.append(
                     self._record(cluster, action.node, "promote", "skipped", "state changed: " + changed)
                 )
                 result.status = 503
-                return
+                return fresh
             outcome = self._change_mode(cluster, action, by_name[action.node], deadline)
             result.results.append(outcome)
             if outcome["result"] != "success":
@@ -558,13 +586,15 @@ class Reconciler:
                 self.runtimes[cluster].counted_down.update(plan.over_down)
                 self.metrics.over_down.labels(cluster).inc()
                 outcome["over_down"] = list(plan.over_down)
+        return None
 
     def _changed_since(
         self, cluster: str, plan: Plan, before: list[NodeReading], demoted: set[str], deadline: float
-    ) -> str | None:
-        """Read every node again; say what changed that the promotion rests on, or None."""
+    ) -> tuple[str | None, list[NodeReading]]:
+        """Read every node again; say what changed that the promotion rests on (or None), with the readings."""
         limit = min(deadline, time.monotonic() + self.cfg.policy.state_timeout)
-        now = {r.observation.name: r.observation for r in self.observe(cluster, limit)}
+        fresh = self.observe(cluster, limit)
+        now = {r.observation.name: r.observation for r in fresh}
         keep = plan.keep
         changes: list[str] = []
         for old in (r.observation for r in before):
@@ -580,11 +610,11 @@ class Reconciler:
             if old.name in demoted and new.passive is not True:
                 changes.append(f"{old.name} is not passive after its demotion")
         if changes:
-            return "; ".join(changes)
-        fresh = plan_actions(list(now.values()), self.cfg.policy.unreachable_grace_seconds)
-        if fresh.keep != keep or fresh.actions != (Action(str(keep), "promote"),):
-            return f"a fresh plan says {fresh.verdict}: {fresh.reason}"
-        return None
+            return "; ".join(changes), fresh
+        again = plan_actions(list(now.values()), self.cfg.policy.unreachable_grace_seconds)
+        if again.keep != keep or again.actions != (Action(str(keep), "promote"),):
+            return f"a fresh plan says {again.verdict}: {again.reason}", fresh
+        return None, fresh
 
     def _change_mode(self, cluster: str, action: Action, reading: NodeReading, deadline: float) -> dict[str, Any]:
         node = action.node

@@ -340,7 +340,6 @@ def test_a_failed_dump_read_counts_against_the_signal_limit(tmp_path: Path, stan
     import socket
 
     import requests
-
     from helpers import write_node_config
 
     d = standin("unreadable")
