@@ -458,9 +458,7 @@ def bench_remediator_deadline(deliveries: int, budget: float = 2.0) -> list[list
             },
         }
         (work / "rem.yml").write_text(yaml.safe_dump(cfg))
-        proc = subprocess.Popen(
-            [*MXHA, "remediator", "--config.file", str(work / "rem.yml"), "--log.level", "warning"]
-        )
+        proc = subprocess.Popen([*MXHA, "remediator", "--config.file", str(work / "rem.yml"), "--log.level", "warning"])
         try:
             _wait(f"http://127.0.0.1:{port}/healthz")
             body = json.dumps(

@@ -50,7 +50,7 @@ class ExporterApp:
             start("200 OK", [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))])
             return [body]
         if path == "/state":
-            return _json(start, "200 OK", self.reader.snapshot().to_state())
+            return _json(start, "200 OK", self.reader.snapshot().to_state().to_json())
         if path == "/check":
             return self.check(start)
         if path == "/healthz":

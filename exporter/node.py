@@ -22,6 +22,18 @@ from mxha.exporter.keepalived import (
 from mxha.exporter.vip import VipLookupError, local_addresses
 from mxha.healthcheck import CheckResult, run_check
 from mxha.maxscale import MaxScaleClient, MaxScaleError, monitor_lock_mode, monitor_primary, server_is_running
+from mxha.model import (
+    CheckView,
+    InstanceState,
+    KeepalivedView,
+    MaxScaleView,
+    NodeState,
+    NodeVip,
+    NotifyView,
+    VipState,
+    governing_instance,
+)
+from mxha.notify_record import NotifyRecord
 from mxha.transport import NO_ANSWER
 
 log = logging.getLogger("mxha.exporter")
@@ -62,36 +74,12 @@ class VipReading:
     present: bool
 
 
-@dataclass(frozen=True)
-class NotifyReading:
-    """The last transition `mxha notify` recorded (its state file), if any."""
-
-    time: float
-    state: str
-    ok: bool
-    desired_passive: bool | None
-    result: str
-
-
-def read_notify_state(path: str) -> NotifyReading | None:
-    from mxha.notify import read_state_file
-
-    doc = read_state_file(path)
-    history = doc.get("history")
-    if not isinstance(history, list) or not history or not isinstance(history[-1], dict):
+def read_notify_state(path: str) -> NotifyView | None:
+    record = NotifyRecord.read(path)
+    last = record.last_acted()
+    if last is None:
         return None
-    governing = [h for h in history if isinstance(h, dict) and "ok" in h]  # the ones that acted
-    last = governing[-1] if governing else history[-1]
-    try:
-        return NotifyReading(
-            float(last["time"]),
-            str(last["state"]),
-            bool(last.get("ok", True)),
-            doc.get("desired_passive") if isinstance(doc.get("desired_passive"), bool) else None,
-            str(last.get("result", ""))[:300],
-        )
-    except (KeyError, TypeError, ValueError):
-        return None
+    return NotifyView(last.time, last.state, last.ok is not False, record.desired_passive, last.result[:300])
 
 
 @dataclass(frozen=True)
@@ -109,82 +97,62 @@ class Snapshot:
     check_max_age: float
     maxscale: MaxScaleReading
     signals_sent: int = 0
-    notify: NotifyReading | None = None
+    notify: NotifyView | None = None
 
     def check_success(self) -> bool:
         return self.check is not None and self.check.judged_at(self.time, self.check_max_age)[0]
 
-    def to_state(self) -> dict[str, Any]:
-        """The contract's ``/state`` document."""
+    def to_state(self) -> NodeState:
+        """The contract's ``/state`` document, as its one model."""
         ka = self.keepalived
         instances = []
         if ka is not None:
             present = {(v.vrrp_instance, v.address): v.present for v in self.vips}
             for inst in ka.instances:
                 instances.append(
-                    {
-                        "name": inst.name,
-                        "vrid": inst.vrid,
-                        "interface": inst.interface,
-                        "state": inst.state,
-                        "priority": inst.priority,
-                        "base_priority": inst.base_priority,
-                        "governing": inst.name == self.governing_instance,
-                        "last_transition": inst.last_transition,
-                        "vips": [
-                            {"address": v.address, "present": present.get((inst.name, v.address), False)}
-                            for v in inst.vips
-                        ],
-                    }
+                    InstanceState(
+                        name=inst.name,
+                        vrid=inst.vrid,
+                        interface=inst.interface,
+                        state=inst.state,
+                        priority=inst.priority,
+                        base_priority=inst.base_priority,
+                        governing=inst.name == self.governing_instance,
+                        vips=tuple(VipState(v.address, present.get((inst.name, v.address), False)) for v in inst.vips),
+                        last_transition=inst.last_transition,
+                    )
                 )
-        check: dict[str, Any]
         if self.check is None:
-            check = {"success": False, "reason": "no check has run yet", "checked_at": None, "duration_seconds": None}
+            check = CheckView(False, "no check has run yet", None, None)
         else:
             success, reason, _age = self.check.judged_at(self.time, self.check_max_age)
-            check = {
-                "success": success,
-                "reason": reason,
-                "checked_at": self.check.checked_at,
-                "duration_seconds": self.check.duration_seconds,
-            }
+            check = CheckView(success, reason, self.check.checked_at, self.check.duration_seconds)
         ms = self.maxscale
-        return {
-            "node": self.node,
-            "time": self.time,
-            "keepalived": {
-                "up": ka is not None,
-                "source": ka.source if ka else None,
-                "read_at": self.keepalived_read_at,
-                "error": self.keepalived_error,
-                "instances": instances,
-            },
-            "vips": [
-                {"address": v.address, "vrrp_instance": v.vrrp_instance, "governing": v.governing, "present": v.present}
-                for v in self.vips
-            ],
-            "vip_error": self.vip_error,
-            "check": check,
-            "maxscale": {
-                "up": ms.up,
-                "passive": ms.passive,
-                "config_sync": ms.config_sync,
-                "locks": ms.locks,
-                "read_at": ms.read_at,
-                "error": ms.error,
-                "error_kind": ms.error_kind,
-                "version": ms.version,
-            },
-            "notify": None
-            if self.notify is None
-            else {
-                "time": self.notify.time,
-                "state": self.notify.state,
-                "ok": self.notify.ok,
-                "desired_passive": self.notify.desired_passive,
-                "result": self.notify.result,
-            },
-        }
+        return NodeState(
+            node=self.node,
+            time=self.time,
+            keepalived=KeepalivedView(
+                up=ka is not None,
+                source=ka.source if ka else None,
+                read_at=self.keepalived_read_at,
+                error=self.keepalived_error,
+                instances=tuple(instances),
+            ),
+            vips=tuple(NodeVip(v.address, v.vrrp_instance, v.governing, v.present) for v in self.vips),
+            vip_error=self.vip_error,
+            check=check,
+            maxscale=MaxScaleView(
+                up=ms.up,
+                passive=ms.passive,
+                config_sync=ms.config_sync,
+                locks=ms.locks,
+                read_at=ms.read_at,
+                error=ms.error,
+                error_kind=ms.error_kind,
+                version=ms.version,
+            ),
+            notify=self.notify,
+        )
 
 
 def _parse_http_date(value: Any) -> float | None:
@@ -323,11 +291,8 @@ class NodeReader:
 
     # -- snapshots ----------------------------------------------------------------------
     def governing_instance(self, state: KeepalivedState | None) -> str | None:
-        if self.cfg.keepalived.governing_instance:
-            return self.cfg.keepalived.governing_instance
-        if state is not None and len(state.instances) == 1:
-            return state.instances[0].name
-        return None
+        names = frozenset(i.name for i in state.instances) if state is not None else frozenset()
+        return governing_instance(self.cfg.keepalived.governing_instance, names)
 
     def snapshot(self) -> Snapshot:
         with self._lock:

@@ -44,6 +44,8 @@ from importlib import resources
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from mxha.files import atomic_write
+
 log = logging.getLogger("mxha.emulator")
 
 VERSION = "24.02.4"
@@ -249,12 +251,7 @@ class EmulatorState:
             "maxscale": runtime,
             "monitor": {"cooperative_monitoring_locks": self.monitor_parameters["cooperative_monitoring_locks"]},
         }
-        tmp = f"{path}.tmp.{os.getpid()}.{threading.get_ident()}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps(doc), mode=0o600)
 
     # -- derived state -------------------------------------------------------------------
     @property

@@ -26,6 +26,7 @@ import yaml
 from mxha.alerts.generate import render as render_rules
 from mxha.lab.keepalived_conf import VrrpSpec, render_keepalived_conf
 from mxha.lab.netns import Harness, HarnessError, check_subnet_free, have_netns
+from mxha.model import NodeState
 
 DEFAULT_DIR = "/run/mxha-lab"
 PREFIX = "mxha"
@@ -396,14 +397,9 @@ class Lab:
 
     def node_view(self, name: str) -> dict[str, Any]:
         addr = self.layout.node(name)
-        state = requests.get(f"http://{addr}:9843/state", timeout=2).json()
-        inst = next((i for i in state["keepalived"]["instances"] if i["governing"]), None)
+        state = NodeState.from_json(requests.get(f"http://{addr}:9843/state", timeout=2).json())
         emu = requests.get(f"http://{addr}:8989/__emulator__/state", timeout=2).json()
-        return {
-            "vrrp": inst["state"] if inst else None,
-            "vip": any(v["present"] for v in state["vips"] if v["governing"]),
-            "passive": emu["passive"],
-        }
+        return {"vrrp": state.governing_vrrp_state(), "vip": state.holds_governing_vip(), "passive": emu["passive"]}
 
     def baseline_ok(self) -> bool:
         n1, n2 = self.node_view("node1"), self.node_view("node2")

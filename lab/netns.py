@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mxha.files import atomic_write
+
 log = logging.getLogger("mxha.lab.netns")
 
 
@@ -110,9 +112,7 @@ class Harness:
 
     # -- bookkeeping ----------------------------------------------------------------------
     def _save(self) -> None:
-        tmp = self.workdir / "harness.json.tmp"
-        tmp.write_text(json.dumps(self.record, indent=1))
-        os.replace(tmp, self.workdir / "harness.json")
+        atomic_write(str(self.workdir / "harness.json"), json.dumps(self.record, indent=1))
 
     @property
     def lan(self) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 import requests
 
 from mxha.lab.lab import NODES, Lab
+from mxha.model import NodeState
 
 SAMPLE_PERIOD = 0.1
 LIMIT = 60.0  # generous: the targets are reported, not asserted
@@ -102,11 +103,10 @@ class Sampler:
         except (requests.RequestException, ValueError, KeyError):
             pass
         try:
-            state = self.http.get(f"http://{addr}:9843/state", timeout=0.5).json()
-            inst = next((i for i in state["keepalived"]["instances"] if i["governing"]), None)
-            out["vrrp"] = inst["state"] if inst else None
-            out["vip"] = any(v["present"] for v in state["vips"] if v["governing"])
-        except (requests.RequestException, ValueError, KeyError):
+            state = NodeState.from_json(self.http.get(f"http://{addr}:9843/state", timeout=0.5).json())
+            out["vrrp"] = state.governing_vrrp_state()
+            out["vip"] = state.holds_governing_vip()
+        except (requests.RequestException, ValueError):
             pass
         return out
 

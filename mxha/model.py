@@ -1,10 +1,37 @@
-"""The node model: what one node looks like, as the exporter's ``/state`` publishes it and
-the remediator reads it. One definition, used by both."""
+"""``/state``: one node's snapshot as its exporter publishes it. ONE typed model, used to write it
+(the exporter), to read it (the remediator, the lab, the tests, the bench) and to document it
+(``tests/golden/state.json`` is a real document; the README shows the same shape).
+
+Readers are lenient where the contract lets documents grow (extra keys are ignored) and strict
+where a wrong type would change a decision (``StateFormatError``).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
+
+# why a MaxScale is not up (mxha.transport.ERROR_KINDS); "unknown" from an exporter too old to say
+ERROR_KINDS = ("no_answer", "auth", "http", "document", "tls", "unknown")
+
+
+def governing_instance(configured: str | None, instances: set[str] | frozenset[str]) -> str | None:
+    """THE rule for which VRRP instance decides where the active MaxScale is.
+
+    The configured ``keepalived.governing_instance`` if set; else the only instance there is;
+    with several instances and none configured, none governs (guessing would flip MaxScale on
+    every instance's transitions). The exporter knows the instances from keepalived's dump; the
+    notify hook, which cannot ask keepalived, from the transitions it has recorded.
+    """
+    if configured:
+        return configured
+    if len(instances) == 1:
+        return next(iter(instances))
+    return None
+
+
+class StateFormatError(ValueError):
+    """A /state document that does not have the keys and types the contract promises."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +66,16 @@ class KeepalivedView:
 
 
 @dataclass(frozen=True)
+class NodeVip:
+    """A VIP checked with the kernel, also while keepalived cannot be read."""
+
+    address: str
+    vrrp_instance: str
+    governing: bool
+    present: bool
+
+
+@dataclass(frozen=True)
 class CheckView:
     success: bool
     reason: str
@@ -54,10 +91,21 @@ class MaxScaleView:
     locks: str | None  # "none" or the cooperative_monitoring_locks mode in use
     read_at: float | None
     error: str | None
-    version: str | None = None
     # why it is not up: no_answer (the only kind that may count toward "down"), auth, http,
-    # document, tls (mxha.transport.ERROR_KINDS); None while up
+    # document, tls; None while up
     error_kind: str | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class NotifyView:
+    """The last transition ``mxha notify`` acted on (its record), if any."""
+
+    time: float
+    state: str
+    ok: bool
+    desired_passive: bool | None
+    result: str
 
 
 @dataclass(frozen=True)
@@ -67,20 +115,45 @@ class NodeState:
     keepalived: KeepalivedView
     check: CheckView
     maxscale: MaxScaleView
-    governing_vips: tuple[VipState, ...] = field(default=())
+    vips: tuple[NodeVip, ...] = ()
+    vip_error: str | None = None
+    notify: NotifyView | None = None
+
+    # -- what readers ask of it ---------------------------------------------------------------
+    def governing_vips(self) -> tuple[NodeVip, ...]:
+        return tuple(v for v in self.vips if v.governing)
 
     def holds_governing_vip(self) -> bool:
         """True when every governing VIP is on this node now (per the kernel)."""
-        return bool(self.governing_vips) and all(v.present for v in self.governing_vips)
+        gov = self.governing_vips()
+        return bool(gov) and all(v.present for v in gov)
 
+    def governing_vrrp_state(self) -> str | None:
+        gov = self.keepalived.governing()
+        return gov.state if self.keepalived.up and gov is not None else None
+
+    def instance_state(self, name: str) -> str | None:
+        return next((i.state for i in self.keepalived.instances if i.name == name), None)
+
+    # -- the wire format ----------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
-        doc = asdict(self)
-        doc.pop("governing_vips")
-        return doc
+        doc = _lists(asdict(self))
+        field_order = ("node", "time", "keepalived", "vips", "vip_error", "check", "maxscale", "notify")
+        return {k: doc[k] for k in field_order}
+
+    @staticmethod
+    def from_json(doc: Any) -> NodeState:
+        """Parse a ``/state`` document (extra keys are allowed and ignored)."""
+        return _parse(doc)
 
 
-class StateFormatError(ValueError):
-    """A /state document that does not have the keys and types the contract promises."""
+def _lists(value: Any) -> Any:
+    """JSON's shapes: tuples become lists (``asdict`` keeps them as tuples)."""
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_lists(v) for v in value]
+    return value
 
 
 def _req(doc: Any, key: str, types: type | tuple[type, ...], where: str, nullable: bool = False) -> Any:
@@ -89,30 +162,28 @@ def _req(doc: Any, key: str, types: type | tuple[type, ...], where: str, nullabl
     value = doc[key]
     if value is None and nullable:
         return None
-    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+    allowed = types if isinstance(types, tuple) else (types,)
+    if isinstance(value, bool) and bool not in allowed:
         raise StateFormatError(f"{where}.{key}: wrong type")
-    if not isinstance(value, types):
+    if not isinstance(value, allowed):
         raise StateFormatError(f"{where}.{key}: wrong type")
     return value
 
 
-def _error_kind(ms: dict[str, Any]) -> str | None:
-    """An exporter older than this key says only ``error``: its kind is unknown, never "no answer"."""
-    from mxha.transport import ERROR_KINDS
-
-    kind = ms.get("error_kind")
-    if ms.get("up") is True:
-        return None
-    return kind if kind in ERROR_KINDS else "unknown"
+_NUM = (int, float)
 
 
-def node_state_from_json(doc: Any) -> NodeState:
-    """Parse a ``/state`` document (extra keys are allowed and ignored)."""
+def _opt_num(doc: dict[str, Any], key: str) -> float | None:
+    value = doc.get(key)
+    return float(value) if isinstance(value, _NUM) and not isinstance(value, bool) else None
+
+
+def _parse(doc: Any) -> NodeState:
     ka = _req(doc, "keepalived", dict, "state")
     instances = []
     for i, inst in enumerate(_req(ka, "instances", list, "keepalived")):
         where = f"keepalived.instances[{i}]"
-        vips = tuple(
+        inst_vips = tuple(
             VipState(_req(v, "address", str, where + ".vips"), _req(v, "present", bool, where + ".vips"))
             for v in _req(inst, "vips", list, where)
         )
@@ -125,52 +196,94 @@ def node_state_from_json(doc: Any) -> NodeState:
                 priority=_req(inst, "priority", int, where),
                 base_priority=_req(inst, "base_priority", int, where),
                 governing=_req(inst, "governing", bool, where),
-                vips=vips,
-                last_transition=inst.get("last_transition")
-                if isinstance(inst.get("last_transition"), (int, float))
-                else None,
+                vips=inst_vips,
+                last_transition=_opt_num(inst, "last_transition"),
             )
         )
+    keepalived = KeepalivedView(
+        up=_req(ka, "up", bool, "keepalived"),
+        source=_req(ka, "source", str, "keepalived", True),
+        read_at=_req(ka, "read_at", _NUM, "keepalived", True),
+        error=_req(ka, "error", str, "keepalived", True),
+        instances=tuple(instances),
+    )
     chk = _req(doc, "check", dict, "state")
     ms = _req(doc, "maxscale", dict, "state")
-    num = (int, float)
-    state = NodeState(
+    up = _req(ms, "up", bool, "maxscale")
+    kind = ms.get("error_kind")
+    maxscale = MaxScaleView(
+        up=up,
+        passive=_req(ms, "passive", bool, "maxscale", True),
+        config_sync=_req(ms, "config_sync", bool, "maxscale", True),
+        locks=_req(ms, "locks", str, "maxscale", True),
+        read_at=_req(ms, "read_at", _NUM, "maxscale", True),
+        error=_req(ms, "error", str, "maxscale", True),
+        # an exporter older than this key says only `error`: its kind is unknown, never "no answer"
+        error_kind=None if up else (kind if kind in ERROR_KINDS else "unknown"),
+        version=ms.get("version") if isinstance(ms.get("version"), str) else None,
+    )
+    # The top-level VIP list is checked with the kernel even while keepalived cannot be read (a
+    # killed keepalived can leave its VIP behind); an exporter without it gives the governing
+    # instance's VIPs.
+    vips: tuple[NodeVip, ...]
+    if isinstance(doc.get("vips"), list):
+        vips = tuple(
+            NodeVip(
+                _req(v, "address", str, "vips"),
+                str(v.get("vrrp_instance") or ""),
+                v.get("governing") is True,
+                _req(v, "present", bool, "vips"),
+            )
+            for v in doc["vips"]
+            if isinstance(v, dict)
+        )
+    else:
+        gov = keepalived.governing()
+        vips = tuple(NodeVip(v.address, gov.name, True, v.present) for v in gov.vips) if gov else ()
+    notify = None
+    nt = doc.get("notify")
+    if isinstance(nt, dict):
+        try:
+            notify = NotifyView(
+                time=float(_req(nt, "time", _NUM, "notify")),
+                state=_req(nt, "state", str, "notify"),
+                ok=_req(nt, "ok", bool, "notify"),
+                desired_passive=_req(nt, "desired_passive", bool, "notify", True),
+                result=_req(nt, "result", str, "notify"),
+            )
+        except StateFormatError:
+            notify = None  # informational only: a reader never decides on it
+    return NodeState(
         node=_req(doc, "node", str, "state"),
-        time=float(_req(doc, "time", num, "state")),
-        keepalived=KeepalivedView(
-            up=_req(ka, "up", bool, "keepalived"),
-            source=_req(ka, "source", str, "keepalived", True),
-            read_at=_req(ka, "read_at", num, "keepalived", True),
-            error=_req(ka, "error", str, "keepalived", True),
-            instances=tuple(instances),
-        ),
+        time=float(_req(doc, "time", _NUM, "state")),
+        keepalived=keepalived,
         check=CheckView(
             success=_req(chk, "success", bool, "check"),
             reason=_req(chk, "reason", str, "check"),
-            checked_at=_req(chk, "checked_at", num, "check", True),
-            duration_seconds=_req(chk, "duration_seconds", num, "check", True),
+            checked_at=_req(chk, "checked_at", _NUM, "check", True),
+            duration_seconds=_req(chk, "duration_seconds", _NUM, "check", True),
         ),
-        maxscale=MaxScaleView(
-            up=_req(ms, "up", bool, "maxscale"),
-            passive=_req(ms, "passive", bool, "maxscale", True),
-            config_sync=_req(ms, "config_sync", bool, "maxscale", True),
-            locks=_req(ms, "locks", str, "maxscale", True),
-            read_at=_req(ms, "read_at", num, "maxscale", True),
-            error=_req(ms, "error", str, "maxscale", True),
-            version=ms.get("version") if isinstance(ms.get("version"), str) else None,
-            error_kind=_error_kind(ms),
-        ),
+        maxscale=maxscale,
+        vips=vips,
+        vip_error=doc.get("vip_error") if isinstance(doc.get("vip_error"), str) else None,
+        notify=notify,
     )
-    # Prefer the exporter's top-level VIP list: it is checked with the kernel even while
-    # keepalived cannot be read (a killed keepalived can leave its VIP behind).
-    governing_vips: tuple[VipState, ...]
-    if isinstance(doc.get("vips"), list):
-        governing_vips = tuple(
-            VipState(_req(v, "address", str, "vips"), _req(v, "present", bool, "vips"))
-            for v in doc["vips"]
-            if isinstance(v, dict) and v.get("governing") is True
-        )
-    else:
-        gov = state.keepalived.governing()
-        governing_vips = gov.vips if gov is not None else ()
-    return NodeState(state.node, state.time, state.keepalived, state.check, state.maxscale, governing_vips)
+
+
+def node_state_from_json(doc: Any) -> NodeState:
+    return NodeState.from_json(doc)
+
+
+__all__ = [
+    "governing_instance",
+    "CheckView",
+    "InstanceState",
+    "KeepalivedView",
+    "MaxScaleView",
+    "NodeState",
+    "NodeVip",
+    "NotifyView",
+    "StateFormatError",
+    "VipState",
+    "node_state_from_json",
+]

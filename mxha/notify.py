@@ -12,7 +12,6 @@ Every transition is recorded, with its result, in an atomically written JSON sta
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import signal
 import sys
@@ -21,10 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from mxha.maxscale import MaxScaleClient, MaxScaleError, monitor_lock_mode
+from mxha.model import governing_instance
+from mxha.notify_record import NotifyEntry, NotifyRecord
 
 ACTIVE_STATES = frozenset({"MASTER"})
 PASSIVE_STATES = frozenset({"BACKUP", "FAULT", "STOP", "DELETED"})
-HISTORY_LIMIT = 50
 
 
 @dataclass(frozen=True)
@@ -38,36 +38,6 @@ class Transition:
     @property
     def wants_passive(self) -> bool:
         return self.state in PASSIVE_STATES
-
-
-def read_state_file(path: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
-        return doc if isinstance(doc, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def write_state_file(path: str, doc: dict[str, Any]) -> None:
-    """Write-to-temp, fsync, rename: readers see the old file or the new one, never half."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh, indent=1, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    try:
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
 
 
 def acquire_lock(path: str, deadline: float) -> int | None:
@@ -173,53 +143,40 @@ def main(config_file: str, type_: str, name: str, state: str, priority: str | No
 
 def _handle(cfg: Any, t: Transition, deadline: float) -> int:
     settings = cfg.notify
-    doc = read_state_file(settings.state_file)
-    governing = cfg.keepalived.governing_instance
-    relevant = (t.type == "INSTANCE" and (governing is None or t.name == governing)) or (
-        t.type == "GROUP" and settings.group_events
-    )
-    record: dict[str, Any] = {
-        "time": t.started_ns / 1e9,
-        "type": t.type,
-        "name": t.name,
-        "state": t.state,
-        "priority": t.priority,
-        "seq": t.started_ns,
-    }
-    instances = doc.setdefault("instances", {})
-    key = f"{t.type} {t.name}"
-    previous = instances.get(key)
-    newest_governing = doc.get("governing_seq", 0)
+    record = NotifyRecord.read(settings.state_file)
+    entry = NotifyEntry(t.started_ns / 1e9, t.type, t.name, t.state, t.priority, t.started_ns)
+    known = record.known_instances() | ({t.name} if t.type == "INSTANCE" else set())
+    governing = governing_instance(cfg.keepalived.governing_instance, frozenset(known))
     code = 0
-    if not relevant:
-        record["result"] = (
-            "recorded; not the governing instance"
-            if t.type == "INSTANCE"
-            else "recorded; GROUP events ignored (notify.group_events: false)"
+    if t.type == "GROUP" and not settings.group_events:
+        entry.result = "recorded; GROUP events ignored (notify.group_events: false)"
+    elif t.type == "INSTANCE" and governing is None:
+        entry.result = (
+            f"recorded; acting on none: {len(known)} VRRP instances seen ({', '.join(sorted(known))}) "
+            "and keepalived.governing_instance is not set"
         )
-    elif newest_governing > t.started_ns:
-        record["result"] = "superseded by a newer transition; nothing done"
+        code = 1
+    elif t.type == "INSTANCE" and t.name != governing:
+        entry.result = "recorded; not the governing instance"
+    elif record.governing_seq > t.started_ns:
+        entry.result = "superseded by a newer transition; nothing done"
     else:
         passive = t.wants_passive
         try:
-            record["result"] = apply_mode(cfg.maxscale.client(), passive, settings.release_locks, deadline)
-            record["ok"] = True
+            entry.result = apply_mode(cfg.maxscale.client(), passive, settings.release_locks, deadline)
+            entry.ok = True
         except MaxScaleError as exc:
-            record["result"] = f"FAILED: {exc}"
-            record["ok"] = False
+            entry.result = f"FAILED: {exc}"
+            entry.ok = False
             code = 1
-        doc["governing_seq"] = t.started_ns
-        doc["desired_passive"] = passive
-        doc["governing_instance"] = t.name
-        doc["governing_state"] = t.state
-    if previous is None or previous.get("seq", 0) <= t.started_ns:
-        instances[key] = {k: record[k] for k in ("time", "state", "priority", "seq")}
-    doc["node"] = cfg.node
-    history = doc.setdefault("history", [])
-    history.append(record)
-    del history[:-HISTORY_LIMIT]
-    doc["updated_at"] = time.time()
-    write_state_file(settings.state_file, doc)
+        record.governing_seq = t.started_ns
+        record.desired_passive = passive
+        record.governing_instance = t.name
+        record.governing_state = t.state
+    record.node = cfg.node
+    record.add(entry)
+    record.updated_at = time.time()
+    record.write(settings.state_file)
     prio = f" {t.priority}" if t.priority is not None else ""
-    log_line(settings.log_file, f"{t.type} {t.name} {t.state}{prio}: {record['result']}")
+    log_line(settings.log_file, f"{t.type} {t.name} {t.state}{prio}: {entry.result}")
     return code

@@ -74,3 +74,24 @@ def root_and_netns() -> str | None:
     if probe.returncode != 0:
         return f"ip netns unavailable: {probe.stderr.strip()}"
     return None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden", action="store_true", help="rewrite tests/golden/* from what the code produces now"
+    )
+
+
+@pytest.fixture
+def golden(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
+    """Compare text with tests/golden/NAME; with --update-golden, write it instead."""
+
+    def check(name: str, text: str) -> None:
+        path = REPO / "tests" / "golden" / name
+        if request.config.getoption("--update-golden"):
+            path.write_text(text)
+            return
+        assert path.exists(), f"no golden file {path}: run pytest --update-golden and review the diff"
+        assert text == path.read_text(), f"{name} changed: if on purpose, run pytest --update-golden"
+
+    return check

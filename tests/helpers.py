@@ -168,7 +168,7 @@ class StateServer:
             check_max_age=6,
             maxscale=ms,
         )
-        return snap.to_state()
+        return snap.to_state().to_json()
 
     def close(self) -> None:
         self.cleared.set()

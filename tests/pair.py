@@ -16,6 +16,7 @@ import yaml
 
 from mxha.lab.keepalived_conf import VrrpSpec, render_keepalived_conf
 from mxha.lab.netns import Harness
+from mxha.model import NodeState
 
 MXHA = [sys.executable, "-m", "mxha"]
 
@@ -167,10 +168,7 @@ class Pair:
         return doc
 
     def vrrp(self, name: str, instance: str = "VI_1") -> str | None:
-        for inst in self.state(name)["keepalived"]["instances"]:
-            if inst["name"] == instance:
-                return str(inst["state"])
-        return None
+        return NodeState.from_json(self.state(name)).instance_state(instance)
 
     def metrics(self, name: str) -> str:
         return requests.get(self.exporter_url(name) + "/metrics", timeout=5).text

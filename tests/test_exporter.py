@@ -210,7 +210,7 @@ def test_no_secrets_in_metrics_or_state(tmp_path: Path, make_emulator: Any, stan
     for mode in ("json", "text"):
         reader = make_reader(cfg, standin("good"), mode=mode)
         reader.run_check_once()
-        out = scrape(reader) + json.dumps(reader.snapshot().to_state()) + repr(reader.snapshot())
+        out = scrape(reader) + json.dumps(reader.snapshot().to_state().to_json()) + repr(reader.snapshot())
         assert "s3cretPW" not in out and "Zq-very-secret-9" not in out
         assert reader.snapshot().maxscale.up
 
@@ -236,7 +236,7 @@ def test_check_route_fails_safe_when_stale(cfg: Path, standin: Callable[..., Pat
     reader.check_result = replace(reader.check_result, checked_at=time.time() - 60)
     status, doc = _wsgi_get(app, "/check")
     assert status.startswith("503") and doc["reason"].startswith("stale result")
-    state = reader.snapshot().to_state()
+    state = reader.snapshot().to_state().to_json()
     assert state["check"]["success"] is False and state["check"]["reason"].startswith("stale")
 
 
@@ -329,7 +329,7 @@ def test_a_lost_notify_shows_in_metrics_and_state(cfg: Path, standin: Callable[.
     reader = make_reader(cfg, standin("good"))
     out = scrape(reader)
     assert value(out, "mxha_notify_last_success") == 0 and value(out, "mxha_notify_desired_passive") == 0
-    state = reader.snapshot().to_state()["notify"]
+    state = reader.snapshot().to_state().to_json()["notify"]
     assert state["ok"] is False and state["state"] == "MASTER" and "gave up" in state["result"]
 
 

@@ -146,13 +146,13 @@ def test_exporter_error_kind_in_state_says_why(make_emulator: Any, tmp_path: Pat
         emulator: Emulator = make_emulator()
         cfg = write_node_config(tmp_path / f"{fault}.yml", emulator.url, maxscale={"read_timeout": 0.5})
         control(emulator, "fault", {"mode": fault, "delay": 0.2})
-        doc = make_reader(cfg, None).snapshot().to_state()
+        doc = make_reader(cfg, None).snapshot().to_state().to_json()
         assert doc["maxscale"]["up"] is False and doc["maxscale"]["error_kind"] == kind, (fault, doc["maxscale"])
         control(emulator, "fault", {"mode": "none"})
     emulator = make_emulator()
     emulator.stop_listening()
     cfg = write_node_config(tmp_path / "refused.yml", emulator.url)
-    assert make_reader(cfg, None).snapshot().to_state()["maxscale"]["error_kind"] == "no_answer"
+    assert make_reader(cfg, None).snapshot().to_state().to_json()["maxscale"]["error_kind"] == "no_answer"
 
 
 def test_a_counted_down_node_that_comes_back_active_is_demoted_at_once(make_emulator: Any, tmp_path: Path) -> None:

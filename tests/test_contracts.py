@@ -1,0 +1,137 @@
+"""The contracts between components, each ONE model: /state and the notify record.
+
+Round trips, golden documents (a rename shows up here first), and the one governing-instance rule.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import control
+from helpers import write_node_config
+from test_hooks import notify, state_of
+
+from mxha.exporter.keepalived import KeepalivedState, Vip, VrrpInstance
+from mxha.exporter.node import MaxScaleReading, Snapshot, VipReading
+from mxha.healthcheck import CheckResult
+from mxha.model import NodeState, NotifyView, StateFormatError, governing_instance
+from mxha.notify_record import NotifyEntry, NotifyRecord
+
+T = 1795649168.0
+
+
+def fixed_snapshot(**changes: Any) -> Snapshot:
+    """A snapshot with fixed times, as the exporter builds it from keepalived, the kernel and MaxScale."""
+    inst = VrrpInstance("VI_1", 51, "eth0", "MASTER", 150, 150, T - 60, (Vip("198.51.100.100"),))
+    other = VrrpInstance("VI_2", 52, "eth0", "BACKUP", 100, 100, T - 60, (Vip("198.51.100.101"),))
+    snap = Snapshot(
+        node="node1",
+        time=T,
+        keepalived=KeepalivedState((inst, other), (), "json", T - 0.01),
+        keepalived_error=None,
+        keepalived_read_at=T - 0.01,
+        keepalived_duration=0.001,
+        governing_instance="VI_1",
+        vips=(
+            VipReading("198.51.100.100", "VI_1", True, True),
+            VipReading("198.51.100.101", "VI_2", False, False),
+        ),
+        vip_error=None,
+        check=CheckResult(True, "2/2 expected servers listed, 2 Running", T - 0.2, 0.004),
+        check_max_age=6,
+        maxscale=MaxScaleReading(
+            True, None, T - 0.02, 0.003, passive=False, config_sync=False, version="24.02.4", commit="x"
+        ),
+        notify=NotifyView(T - 60, "MASTER", True, False, "passive=false set"),
+    )
+    return Snapshot(**{**snap.__dict__, **changes})
+
+
+def test_state_document_is_golden_and_round_trips(golden: Callable[[str, str], None]) -> None:
+    state = fixed_snapshot().to_state()
+    doc = state.to_json()
+    golden("state.json", json.dumps(doc, indent=1) + "\n")
+    assert NodeState.from_json(json.loads(json.dumps(doc))) == state
+    assert state.governing_vrrp_state() == "MASTER" and state.holds_governing_vip()
+
+
+def test_state_of_a_node_whose_sources_failed_round_trips() -> None:
+    snap = fixed_snapshot(
+        keepalived=None,
+        keepalived_error="keepalived not running",
+        keepalived_read_at=None,
+        maxscale=MaxScaleReading(False, "GET /v1/maxscale: HTTP 401", T, 0.001, error_kind="auth"),
+        check=None,
+        notify=None,
+    )
+    state = snap.to_state()
+    again = NodeState.from_json(json.loads(json.dumps(state.to_json())))
+    assert again == state
+    assert again.maxscale.error_kind == "auth" and again.governing_vrrp_state() is None
+    assert again.holds_governing_vip()  # the kernel still says so: a killed keepalived leaves its VIP
+
+
+def test_an_older_exporter_without_error_kind_is_unknown_never_no_answer() -> None:
+    doc = fixed_snapshot(maxscale=MaxScaleReading(False, "x", T, 0.001, error_kind="no_answer")).to_state().to_json()
+    del doc["maxscale"]["error_kind"]
+    assert NodeState.from_json(doc).maxscale.error_kind == "unknown"
+
+
+@pytest.mark.parametrize(
+    "path,value",
+    [(("node",), 5), (("maxscale", "up"), "yes"), (("keepalived", "instances"), {}), (("check", "success"), None)],
+)
+def test_a_state_with_a_wrong_type_is_refused(path: tuple[str, ...], value: Any) -> None:
+    doc = fixed_snapshot().to_state().to_json()
+    target = doc
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(StateFormatError):
+        NodeState.from_json(doc)
+
+
+def test_notify_record_round_trips_and_survives_damage(tmp_path: Path) -> None:
+    record = NotifyRecord(node="node1")
+    record.add(NotifyEntry(T, "INSTANCE", "VI_1", "MASTER", 150, 1, "passive=false set", True))
+    record.add(NotifyEntry(T + 1, "INSTANCE", "VI_2", "BACKUP", 100, 2, "recorded; not the governing instance"))
+    record.desired_passive = False
+    path = tmp_path / "notify-state.json"
+    record.write(str(path))
+    assert NotifyRecord.read(str(path)) == record
+    assert record.last_acted() == record.history[0] and record.known_instances() == {"VI_1", "VI_2"}
+    path.write_text("{not json")
+    assert NotifyRecord.read(str(path)) == NotifyRecord()
+    assert NotifyRecord.from_json({"history": [{"time": "x"}, 5]}) == NotifyRecord()
+
+
+def test_the_governing_rule() -> None:
+    assert governing_instance("VI_9", frozenset({"VI_1", "VI_2"})) == "VI_9"
+    assert governing_instance(None, frozenset({"VI_1"})) == "VI_1"
+    assert governing_instance(None, frozenset({"VI_1", "VI_2"})) is None
+    assert governing_instance(None, frozenset()) is None
+
+
+def test_notify_with_two_instances_and_no_governing_instance_acts_on_none(make_emulator: Any, tmp_path: Path) -> None:
+    """The bug: the exporter said nothing governs, while notify flipped MaxScale on every instance."""
+    emulator = make_emulator()
+    cfg = write_node_config(tmp_path / "n.yml", emulator.url)  # no keepalived.governing_instance
+    assert notify(cfg, "INSTANCE", "VI_1", "MASTER", "150").returncode == 0  # the only one seen: it governs
+    assert control(emulator, "state")["passive"] is False
+    proc = notify(cfg, "INSTANCE", "VI_2", "BACKUP", "100")  # a second instance appears
+    assert proc.returncode == 1 and "acting on none" in proc.stderr
+    assert control(emulator, "state")["passive"] is False  # VI_2's BACKUP did not make it passive
+    assert notify(cfg, "INSTANCE", "VI_1", "BACKUP", "150").returncode == 1
+    assert control(emulator, "state")["passive"] is False  # nor does VI_1 any more: nothing governs
+    assert "keepalived.governing_instance is not set" in state_of(cfg)["history"][-1]["result"]
+    # and the exporter agrees: with both instances in its dump, nothing governs
+    from mxha.config import load_node_config
+    from mxha.exporter.node import NodeReader
+
+    reader = NodeReader(load_node_config(str(cfg)), keepalived=None)  # type: ignore[arg-type]
+    state = fixed_snapshot().keepalived
+    assert reader.governing_instance(state) is None
