@@ -21,7 +21,7 @@ from mxha.exporter.keepalived import (
 )
 from mxha.exporter.vip import VipLookupError, local_addresses
 from mxha.healthcheck import CheckResult, run_check
-from mxha.maxscale import MaxScaleClient, MaxScaleError, monitor_lock_mode, monitor_primary, server_is_running
+from mxha.maxscale import MaxScaleClient, MaxScaleError, read_status
 from mxha.model import (
     CheckView,
     InstanceState,
@@ -58,12 +58,11 @@ class MaxScaleReading:
     monitors: tuple[tuple[str, str, bool | None], ...] = ()  # name, lock mode, primary
     error_kind: str | None = None  # mxha.transport.ERROR_KINDS, while not up
 
+    lock_mode: str = "none"
+
     @property
     def locks(self) -> str | None:
-        if not self.up:
-            return None
-        modes = sorted({mode for _, mode, _ in self.monitors if mode != "none"})
-        return modes[0] if modes else "none"
+        return self.lock_mode if self.up else None
 
 
 @dataclass(frozen=True)
@@ -166,51 +165,24 @@ def _parse_http_date(value: Any) -> float | None:
 
 def read_maxscale(client: MaxScaleClient, timeout: float) -> MaxScaleReading:
     started = time.monotonic()
-    deadline = started + timeout
     now = time.time()
-    # three independent GETs, side by side: the scrape waits for the slowest, not the sum
-    calls: dict[str, Callable[[float | None], Any]] = {"servers": client.get_servers, "monitors": client.get_monitors}
-    results: dict[str, Any] = {}
-
-    def fetch(name: str) -> None:
-        try:
-            results[name] = calls[name](deadline)
-        except MaxScaleError as exc:
-            results[name] = exc
-
-    helpers = [threading.Thread(target=fetch, args=(name,), daemon=True) for name in calls]
-    for t in helpers:
-        t.start()
     try:
-        attrs = client.get_maxscale(deadline)
+        status = read_status(client, started + timeout, servers=True)
     except MaxScaleError as exc:
         return MaxScaleReading(False, str(exc), now, time.monotonic() - started, error_kind=exc.error_kind)
-    finally:
-        for t in helpers:
-            t.join(max(0.0, deadline - time.monotonic()) + 0.1)
-    for name in calls:
-        failed = results.get(name)
-        if isinstance(failed, MaxScaleError):
-            return MaxScaleReading(False, str(failed), now, time.monotonic() - started, error_kind=failed.error_kind)
-        if name not in results:
-            return MaxScaleReading(
-                False, f"GET /v1/{name}: no answer in time", now, time.monotonic() - started, error_kind=NO_ANSWER
-            )
-    servers, monitors = results["servers"], results["monitors"]
-    params = attrs.get("parameters", {})
-    passive = params.get("passive")
     return MaxScaleReading(
         up=True,
         error=None,
         read_at=now,
         duration_seconds=time.monotonic() - started,
-        passive=passive if isinstance(passive, bool) else None,
-        config_sync=attrs.get("config_sync") is not None,
-        version=str(attrs.get("version", "")),
-        commit=str(attrs.get("commit", "")),
-        activated_at=_parse_http_date(attrs.get("activated_at")),
-        servers=tuple((str(s.get("id")), server_is_running(s)) for s in servers),
-        monitors=tuple((str(m.get("id")), monitor_lock_mode(m), monitor_primary(m)) for m in monitors),
+        passive=status.passive,
+        config_sync=status.config_sync,
+        version=status.version,
+        commit=status.commit,
+        activated_at=_parse_http_date(status.activated_at),
+        servers=tuple((s.name, s.running) for s in status.servers),
+        monitors=tuple((m.name, m.lock_mode, m.primary) for m in status.monitors),
+        lock_mode=status.lock_mode,
     )
 
 

@@ -6,6 +6,9 @@ check interval, and importing ``requests`` alone costs more CPU than the whole c
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -95,19 +98,134 @@ class MaxScaleClient(JsonHttpClient):
         try:
             self.call_module_command("mariadbmon", "release-locks", [monitor], deadline)
         except MaxScaleError as exc:
-            text = " ".join(exc.details)
-            if exc.status == 400 and "locks are not in use" in text:
-                return "locks-off"
-            if exc.status == 400 and "Did not release any locks" in text:
-                return "none-held"
+            outcome = release_outcome(" ".join(exc.details)) if exc.status == 400 else None
+            if outcome is not None:
+                return outcome
             raise
         return "released"
 
 
-def server_is_running(server: dict[str, Any]) -> bool:
+def release_outcome(text: str) -> str | None:
+    """What MaxScale's refusal of ``release-locks`` means (REST ``errors[]`` or maxctrl's output):
+    ``locks-off``, ``none-held``, or None for a real failure. The one place its wording is read."""
+    if "locks are not in use" in text:
+        return "locks-off"
+    if "Did not release any locks" in text:
+        return "none-held"
+    return None
+
+
+@dataclass(frozen=True)
+class MonitorView:
+    name: str
+    module: str
+    lock_mode: str  # "none" or its cooperative_monitoring_locks mode
+    primary: bool | None  # monitor_diagnostics.primary: holds the locks (None when locks are off)
+
+    @property
+    def uses_locks(self) -> bool:
+        return self.module == "mariadbmon" and self.lock_mode != "none"
+
+
+@dataclass(frozen=True)
+class ServerView:
+    name: str
+    state: str
+
+    @property
+    def running(self) -> bool:
+        return state_has_running(self.state)
+
+
+@dataclass(frozen=True)
+class MaxScaleStatus:
+    """One MaxScale as every component reads it: ONE reading of MaxScale's documents."""
+
+    passive: bool | None
+    config_sync: bool
+    version: str
+    commit: str
+    activated_at: str | None
+    monitors: tuple[MonitorView, ...]
+    servers: tuple[ServerView, ...] = ()
+
+    @property
+    def lock_mode(self) -> str:
+        """The cooperative-locks mode in use: the first mariadbmon monitor with locks, by name."""
+        return next((m.lock_mode for m in sorted(self.monitors, key=lambda m: m.name) if m.uses_locks), "none")
+
+    @property
+    def monitors_with_locks(self) -> tuple[str, ...]:
+        """The mariadbmon monitors that use cooperative locks (release-locks applies to these)."""
+        return tuple(m.name for m in self.monitors if m.uses_locks)
+
+
+def status_from_documents(
+    maxscale: dict[str, Any], monitors: list[dict[str, Any]], servers: list[dict[str, Any]] | None = None
+) -> MaxScaleStatus:
+    params = maxscale.get("parameters", {})
+    passive = params.get("passive") if isinstance(params, dict) else None
+    activated = maxscale.get("activated_at")
+    return MaxScaleStatus(
+        passive=passive if isinstance(passive, bool) else None,
+        config_sync=maxscale.get("config_sync") is not None,
+        version=str(maxscale.get("version", "")),
+        commit=str(maxscale.get("commit", "")),
+        activated_at=activated if isinstance(activated, str) else None,
+        monitors=tuple(
+            MonitorView(
+                str(m.get("id")),
+                str(m.get("attributes", {}).get("module", "")),
+                monitor_lock_mode(m),
+                monitor_primary(m),
+            )
+            for m in monitors
+        ),
+        servers=tuple(
+            ServerView(str(s.get("id")), str(s.get("attributes", {}).get("state", ""))) for s in servers or []
+        ),
+    )
+
+
+def read_status(client: MaxScaleClient, deadline: float, *, servers: bool = False) -> MaxScaleStatus:
+    """Read MaxScale's documents side by side (the caller waits for the slowest, not the sum), each
+    under ``deadline``; raise the first MaxScaleError, the one from ``/v1/maxscale`` first."""
+    calls: dict[str, Callable[[float | None], Any]] = {"monitors": client.get_monitors}
+    if servers:
+        calls["servers"] = client.get_servers
+    results: dict[str, Any] = {}
+
+    def fetch(name: str) -> None:
+        try:
+            results[name] = calls[name](deadline)
+        except MaxScaleError as exc:
+            results[name] = exc
+
+    helpers = [threading.Thread(target=fetch, args=(name,), daemon=True) for name in calls]
+    for t in helpers:
+        t.start()
+    try:
+        attrs = client.get_maxscale(deadline)
+    finally:
+        for t in helpers:  # each read ends by the deadline by itself; the margin is for the thread
+            t.join(max(0.0, deadline - time.monotonic()) + 0.1)
+    for name in calls:
+        found = results.get(name)
+        if isinstance(found, MaxScaleError):
+            raise found
+        if name not in results:
+            raise MaxScaleError(f"GET /v1/{name}: no answer in time", kind="timeout")
+    return status_from_documents(attrs, results["monitors"], results.get("servers"))
+
+
+def state_has_running(state: str) -> bool:
     """A server's ``state`` is parts joined by ', '; Running (vs Down) is one of them."""
+    return "Running" in state.split(", ")
+
+
+def server_is_running(server: dict[str, Any]) -> bool:
     state = server.get("attributes", {}).get("state", "")
-    return isinstance(state, str) and "Running" in state.split(", ")
+    return isinstance(state, str) and state_has_running(state)
 
 
 def monitor_lock_mode(monitor: dict[str, Any]) -> str:

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from mxha.maxscale import MaxScaleClient, MaxScaleError, monitor_lock_mode
+from mxha.maxscale import MaxScaleClient, MaxScaleError, read_status
 from mxha.model import governing_instance
 from mxha.notify_record import NotifyEntry, NotifyRecord
 
@@ -79,11 +79,8 @@ def release_all_locks(client: MaxScaleClient, deadline: float) -> str:
     """With cooperative monitoring locks, a passive MaxScale must not keep them (it still takes
     them, and the newly active node then cannot get a majority)."""
     notes = []
-    for monitor in client.get_monitors(deadline=deadline):
-        if monitor.get("attributes", {}).get("module") != "mariadbmon" or monitor_lock_mode(monitor) == "none":
-            continue
-        outcome = client.release_locks(str(monitor["id"]), deadline=deadline)
-        notes.append(f"{monitor['id']}: {outcome}")
+    for monitor in read_status(client, deadline).monitors_with_locks:
+        notes.append(f"{monitor}: {client.release_locks(monitor, deadline=deadline)}")
     return f"; locks {', '.join(notes)}" if notes else ""
 
 

@@ -12,7 +12,7 @@ import time
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from mxha.maxscale import MaxScaleClient, MaxScaleError
+from mxha.maxscale import MaxScaleClient, MaxScaleError, release_outcome
 from mxha.remediator.config import NodeSettings
 
 
@@ -103,10 +103,9 @@ class MaxctrlDriver:
         try:
             self._run(deadline, "call", "command", "mariadbmon", "release-locks", monitor)
         except DriverError as exc:
-            if "locks are not in use" in str(exc):
-                return "locks-off"
-            if "Did not release any locks" in str(exc):
-                return "none-held"
+            outcome = release_outcome(str(exc))
+            if outcome is not None:
+                return outcome
             raise
         return "released"
 

@@ -34,7 +34,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from mxha.maxscale import MaxScaleError, monitor_lock_mode
+from mxha.maxscale import MaxScaleError, read_status
 from mxha.model import StateFormatError, node_state_from_json
 from mxha.policy import NO_ANSWER, OK, REFUSAL_REASONS, UNKNOWN, Action, NodeObservation, Plan, plan_actions
 from mxha.remediator.config import NodeSettings, RemediatorConfig
@@ -290,21 +290,17 @@ class Reconciler:
         try:
             if deadline - time.monotonic() <= 0.001:
                 raise MaxScaleError("not asked: the request budget was spent", kind="budget", answered=False)
-            attrs = client.get_maxscale(deadline)
-            monitors = client.get_monitors(deadline)
+            status = read_status(client, deadline)
         except MaxScaleError as exc:
             return {"status": _status_of(exc), "error": str(exc)[:300], "error_kind": exc.error_kind}
-        value = attrs.get("parameters", {}).get("passive")
-        modes = [monitor_lock_mode(m) for m in monitors]
+        known = status.passive is not None
         return {
-            "status": "ok" if isinstance(value, bool) else "error",
-            "error": None if isinstance(value, bool) else "MaxScale did not say whether it is passive",
-            "passive": value if isinstance(value, bool) else None,
-            "config_sync": attrs.get("config_sync") is not None,
-            "locks": next((m for m in modes if m != "none"), "none"),
-            "monitors_with_locks": tuple(
-                str(m.get("id")) for m, mode in zip(monitors, modes, strict=True) if mode != "none"
-            ),
+            "status": "ok" if known else "error",
+            "error": None if known else "MaxScale did not say whether it is passive",
+            "passive": status.passive,
+            "config_sync": status.config_sync,
+            "locks": status.lock_mode,
+            "monitors_with_locks": status.monitors_with_locks,
         }
 
     def observe(self, cluster: str, deadline: float) -> list[NodeReading]:

@@ -243,3 +243,42 @@ def test_keep_alive_drops_a_connection_after_a_timeout(emulator: Emulator) -> No
     assert info.value.kind == "timeout" and c._idle == []
     control(emulator, "fault", {"mode": "none"})
     assert c.get_maxscale()["version"] == "24.02.4"
+
+
+def test_one_reading_of_a_maxscale_lock_mode_and_lock_monitors() -> None:
+    """Lock mode: the first mariadbmon monitor with locks BY NAME (not list order); release-locks
+    applies to mariadbmon monitors only."""
+    from mxha.maxscale import status_from_documents
+
+    def monitor(name: str, module: str, mode: str | None) -> dict[str, Any]:
+        params = {} if mode is None else {"cooperative_monitoring_locks": mode}
+        return {"id": name, "attributes": {"module": module, "parameters": params, "monitor_diagnostics": {}}}
+
+    status = status_from_documents(
+        {"parameters": {"passive": True}, "config_sync": None, "version": "24.02.4"},
+        [
+            monitor("z-mon", "mariadbmon", "majority_of_running"),
+            monitor("galera", "galeramon", "majority_of_all"),
+            monitor("a-mon", "mariadbmon", "majority_of_all"),
+            monitor("plain", "mariadbmon", "none"),
+        ],
+        [{"id": "server1", "attributes": {"state": "Master, Running"}}, {"id": "s2", "attributes": {"state": "Down"}}],
+    )
+    assert status.lock_mode == "majority_of_all" and status.monitors_with_locks == ("z-mon", "a-mon")
+    assert status.passive is True and status.config_sync is False
+    assert [(s.name, s.running) for s in status.servers] == [("server1", True), ("s2", False)]
+
+
+def test_read_status_reads_side_by_side_under_one_deadline(emulator: Emulator) -> None:
+    from mxha.maxscale import read_status
+
+    control(emulator, "fault", {"mode": "slow", "delay": 0.3})
+    t0 = time.monotonic()
+    status = read_status(client_for(emulator, read_timeout=2), time.monotonic() + 2, servers=True)
+    assert time.monotonic() - t0 < 0.8  # three slow documents, read at once: not 0.9 s
+    assert status.passive is False and len(status.servers) == 2 and status.lock_mode == "none"
+    control(emulator, "fault", {"mode": "hang"})
+    t0 = time.monotonic()
+    with pytest.raises(MaxScaleError) as info:
+        read_status(client_for(emulator, read_timeout=5), time.monotonic() + 0.4, servers=True)
+    assert info.value.error_kind == "no_answer" and time.monotonic() - t0 < 1.0
