@@ -11,8 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from mxha.config import NodeConfig, load_node_config, parse_listen_address
 from mxha.exporter.collector import NodeCollector
@@ -39,6 +38,7 @@ class ExporterApp:
         self.reader = reader
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(NodeCollector(reader.snapshot))
+        self.metrics_app = make_wsgi_app(self.registry)
 
     def __call__(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
@@ -46,9 +46,8 @@ class ExporterApp:
         if method not in ("GET", "HEAD"):
             return _json(start, "405 Method Not Allowed", {"error": "only GET"})
         if path == "/metrics":
-            body = generate_latest(self.registry)
-            start("200 OK", [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))])
-            return [body]
+            # prometheus_client's own app: OpenMetrics negotiation, gzip, name[] filtering
+            return self.metrics_app(environ, start)  # type: ignore[no-any-return]
         if path == "/state":
             return _json(start, "200 OK", self.reader.snapshot().to_state().to_json())
         if path == "/check":

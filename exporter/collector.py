@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -44,26 +45,20 @@ def _g(name: str, labels: list[str] | None = None) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, METRICS[name], labels=labels)
 
 
-class NodeCollector(Collector):
-    def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
-        self._snapshot = snapshot
+class KeepalivedCollector:
+    """keepalived: whether it was read, each VRRP instance's state and priorities, its scripts."""
 
-    def collect(self) -> Iterator[Metric]:
-        yield from snapshot_metrics(self._snapshot())
-
-
-def snapshot_metrics(snap: Snapshot) -> Iterator[Metric]:
-    ka = snap.keepalived
-    up = _g("mxha_keepalived_up")
-    up.add_metric([], 1 if ka is not None else 0)
-    yield up
-    dur = _g("mxha_keepalived_read_duration_seconds")
-    dur.add_metric([], snap.keepalived_duration)
-    yield dur
-    sig = CounterMetricFamily("mxha_keepalived_signals", METRICS["mxha_keepalived_signals_total"])
-    sig.add_metric([], snap.signals_sent)
-    yield sig
-    if ka is not None:
+    def render(self, snap: Snapshot) -> Iterator[Metric]:
+        ka = snap.keepalived
+        up = _g("mxha_keepalived_up")
+        up.add_metric([], 1 if ka is not None else 0)
+        dur = _g("mxha_keepalived_read_duration_seconds")
+        dur.add_metric([], snap.keepalived_duration)
+        sig = CounterMetricFamily("mxha_keepalived_signals", METRICS["mxha_keepalived_signals_total"])
+        sig.add_metric([], snap.signals_sent)
+        yield from (up, dur, sig)
+        if ka is None:
+            return
         state = _g("mxha_vrrp_state", ["vrrp_instance", "vrid", "interface", "state"])
         prio = _g("mxha_vrrp_priority", ["vrrp_instance", "vrid"])
         base = _g("mxha_vrrp_base_priority", ["vrrp_instance", "vrid"])
@@ -88,22 +83,34 @@ def snapshot_metrics(snap: Snapshot) -> Iterator[Metric]:
                 if script.status is not None:
                     scripts.add_metric([script.name], 1 if script.status == "GOOD" else 0)
             yield scripts
-    lookup = _g("mxha_vip_lookup_up")
-    lookup.add_metric([], 0 if snap.vip_error else 1)
-    yield lookup
-    if snap.vip_error is None:
-        vip = _g("mxha_vip_present", ["vip", "vrrp_instance", "governing"])
-        for v in snap.vips:
-            vip.add_metric([v.address, v.vrrp_instance, "true" if v.governing else "false"], 1 if v.present else 0)
-        yield vip
-    ms = snap.maxscale
-    msup = _g("mxha_maxscale_up")
-    msup.add_metric([], 1 if ms.up else 0)
-    yield msup
-    msdur = _g("mxha_maxscale_read_duration_seconds")
-    msdur.add_metric([], ms.duration_seconds)
-    yield msdur
-    if ms.up:
+
+
+class VipCollector:
+    """The kernel: which VIPs are on this host now."""
+
+    def render(self, snap: Snapshot) -> Iterator[Metric]:
+        lookup = _g("mxha_vip_lookup_up")
+        lookup.add_metric([], 0 if snap.vip_error else 1)
+        yield lookup
+        if snap.vip_error is None:
+            vip = _g("mxha_vip_present", ["vip", "vrrp_instance", "governing"])
+            for v in snap.vips:
+                vip.add_metric([v.address, v.vrrp_instance, "true" if v.governing else "false"], 1 if v.present else 0)
+            yield vip
+
+
+class MaxScaleCollector:
+    """MaxScale's REST API: up, mode, version, config sync, servers, lock-holding monitors."""
+
+    def render(self, snap: Snapshot) -> Iterator[Metric]:
+        ms = snap.maxscale
+        up = _g("mxha_maxscale_up")
+        up.add_metric([], 1 if ms.up else 0)
+        dur = _g("mxha_maxscale_read_duration_seconds")
+        dur.add_metric([], ms.duration_seconds)
+        yield from (up, dur)
+        if not ms.up:
+            return
         if ms.passive is not None:
             passive = _g("mxha_maxscale_passive")
             passive.add_metric([], 1 if ms.passive else 0)
@@ -127,8 +134,15 @@ def snapshot_metrics(snap: Snapshot) -> Iterator[Metric]:
             if is_primary is not None:
                 primary.add_metric([name], 1 if is_primary else 0)
         yield primary
-    if snap.notify is not None:
+
+
+class NotifyCollector:
+    """The notify record: the last transition ``mxha notify`` acted on, and whether it worked."""
+
+    def render(self, snap: Snapshot) -> Iterator[Metric]:
         n = snap.notify
+        if n is None:
+            return
         last_ok = _g("mxha_notify_last_success")
         last_ok.add_metric([], 1 if n.ok else 0)
         last_t = _g("mxha_notify_last_timestamp_seconds")
@@ -138,13 +152,54 @@ def snapshot_metrics(snap: Snapshot) -> Iterator[Metric]:
             desired = _g("mxha_notify_desired_passive")
             desired.add_metric([], 1 if n.desired_passive else 0)
             yield desired
-    ok = _g("mxha_check_success")
-    ok.add_metric([], 1 if snap.check_success() else 0)
-    yield ok
-    if snap.check is not None:
-        cd = _g("mxha_check_duration_seconds")
-        cd.add_metric([], snap.check.duration_seconds)
-        yield cd
-        age = _g("mxha_check_age_seconds")
-        age.add_metric([], max(0.0, snap.time - snap.check.checked_at))
-        yield age
+
+
+class CheckCollector:
+    """The health check the exporter keeps fresh on its own loop (never run by a scrape)."""
+
+    def render(self, snap: Snapshot) -> Iterator[Metric]:
+        ok = _g("mxha_check_success")
+        ok.add_metric([], 1 if snap.check_success() else 0)
+        yield ok
+        if snap.check is not None:
+            cd = _g("mxha_check_duration_seconds")
+            cd.add_metric([], snap.check.duration_seconds)
+            age = _g("mxha_check_age_seconds")
+            age.add_metric([], max(0.0, snap.time - snap.check.checked_at))
+            yield from (cd, age)
+
+
+class SourceCollector(Protocol):
+    def render(self, snap: Snapshot) -> Iterator[Metric]: ...
+
+
+SOURCES: tuple[SourceCollector, ...] = (
+    KeepalivedCollector(),
+    VipCollector(),
+    MaxScaleCollector(),
+    NotifyCollector(),
+    CheckCollector(),
+)
+
+
+class NodeCollector(Collector):
+    """Takes ONE snapshot per scrape (its sources are read concurrently under one deadline) and
+    lets each source's collector render its part of it."""
+
+    def __init__(self, snapshot: Callable[[], Snapshot], sources: tuple[SourceCollector, ...] = SOURCES) -> None:
+        self._snapshot = snapshot
+        self._sources = sources
+
+    def describe(self) -> Iterator[Metric]:
+        """Every family it may yield, without reading anything: the registry learns the names
+        (for ``name[]`` filtering) without a scrape at start-up."""
+        for name, help_text in METRICS.items():
+            if name.endswith("_total"):
+                yield CounterMetricFamily(name.removesuffix("_total"), help_text)
+            else:
+                yield GaugeMetricFamily(name, help_text)
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self._snapshot()
+        for source in self._sources:
+            yield from source.render(snap)
