@@ -63,6 +63,7 @@ def bench_exporter(instances: int, scrapes: int, concurrent_seconds: float) -> l
     from mxha.exporter.keepalived import SignalDumpReader, json_signal_number
     from mxha.lab.keepalived_conf import VrrpSpec, render_keepalived_conf
     from mxha.lab.netns import Harness
+    from mxha.lab.node import NodeSpec
 
     work = Path(tempfile.mkdtemp(prefix="mxha-bench-", dir="/run"))
     h = Harness(work, prefix=f"mxb{os.getpid() % 10000}", subnet="198.51.100.0/24")
@@ -85,18 +86,11 @@ def bench_exporter(instances: int, scrapes: int, concurrent_seconds: float) -> l
             label="emulator",
         )
         for min_interval, label in ((0.0, "fresh"), (1.0, "limited")):
-            cfg = {
-                "node": "n",
-                "maxscale": {"url": f"http://{node.address}:8989"},
-                "check": {"expected_servers": ["server1", "server2"], "interval": 2},
-                "keepalived": {
-                    "source": "json",
-                    "pid_file": str(d / "keepalived.pid"),
-                    "dump_dir": str(d),
-                    "governing_instance": "VI_1",
-                    "min_signal_interval": min_interval,
-                },
-            }
+            spec = NodeSpec(
+                "n", node.address, d, specs, min_signal_interval=min_interval, password_in_file=False, listen=False
+            )
+            cfg = spec.node_config()
+            cfg["check"]["interval"] = 2
             (d / f"{label}.yml").write_text(yaml.safe_dump(cfg))
         time.sleep(4.5)  # become MASTER
         # keepalived's own dump time: signal -> a new complete file (the floor)
@@ -208,15 +202,9 @@ def _signals(url: str) -> float:
 
 
 def _wait(url: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=1).ok:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer")
+    from mxha.lab.waiting import wait_for_url
+
+    wait_for_url(url, url, timeout)
 
 
 # -- 2. check CPU -------------------------------------------------------------------------------

@@ -24,8 +24,10 @@ import requests
 import yaml
 
 from mxha.alerts.generate import render as render_rules
-from mxha.lab.keepalived_conf import VrrpSpec, render_keepalived_conf
+from mxha.lab.keepalived_conf import VrrpSpec
 from mxha.lab.netns import Harness, HarnessError, check_subnet_free, have_netns
+from mxha.lab.node import NodeSpec
+from mxha.lab.waiting import WaitTimeout, wait_for_url
 from mxha.model import NodeState
 
 DEFAULT_DIR = "/run/mxha-lab"
@@ -61,18 +63,10 @@ def lab_dir(args: argparse.Namespace) -> Path:
 
 
 def _wait(url: str, what: str, timeout: float = 30.0, headers: dict[str, str] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
-        try:
-            resp = requests.get(url, timeout=1, headers=headers)
-            if resp.status_code < 500:
-                return
-            last = f"HTTP {resp.status_code}"
-        except requests.RequestException as exc:
-            last = type(exc).__name__
-        time.sleep(0.2)
-    raise HarnessError(f"{what} did not answer at {url} within {timeout:g}s ({last})")
+    try:
+        wait_for_url(url, what, timeout, headers)
+    except WaitTimeout as exc:
+        raise HarnessError(str(exc)) from exc
 
 
 class Lab:
@@ -173,45 +167,13 @@ class Lab:
 
     def _write_node(self, name: str) -> None:
         assert self.harness is not None
-        d = self.harness.nodes[name].workdir
-        addr = self.layout.node(name)
-        cfg = {
-            "node": name,
-            "maxscale": {
-                "url": f"http://{addr}:8989",
-                "user": "admin",
-                "password_file": str(d / "maxscale.pass"),
-                "connect_timeout": 0.3,
-                "read_timeout": 0.7,
-            },
-            "check": {"expected_servers": ["server1", "server2"], "timeout": 1.0, "interval": 0.5},
-            "keepalived": {
-                "source": "json",
-                "pid_file": str(d / "keepalived.pid"),
-                "dump_dir": str(d),
-                "governing_instance": "VI_1",
-                "min_signal_interval": 0.3,
-                "dump_timeout": 1.0,
-            },
-            "notify": {"state_file": str(d / "notify-state.json"), "timeout": 3.0, "log_file": str(d / "notify.log")},
-            "exporter": {"listen_address": f"{addr}:9843"},
-        }
-        (d / "maxscale.pass").write_text("mariadb\n")
-        os.chmod(d / "maxscale.pass", 0o600)
-        (d / "node.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-        mxha = " ".join(MXHA)
-        conf = render_keepalived_conf(
-            router_id=name,
-            interface="eth0",
-            instances=[VrrpSpec("VI_1", 51, NODES[name][1], f"{self.layout.vip}/24")],
-            check_script=f"{mxha} check --config.file {d}/node.yml",
-            notify_script=f"{mxha} notify --config.file {d}/node.yml",
-            check_interval=1,
-            check_timeout=2,
-            fall=2,
-            rise=2,
-        )
-        (d / "keepalived.conf").write_text(conf)
+        NodeSpec(
+            name,
+            self.layout.node(name),
+            self.harness.nodes[name].workdir,
+            [VrrpSpec("VI_1", 51, NODES[name][1], f"{self.layout.vip}/24")],
+            hooks=" ".join(MXHA),
+        ).write()
 
     def start_emulator(self, name: str) -> None:
         assert self.harness is not None

@@ -4,35 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import requests
-import yaml
 
-from mxha.lab.keepalived_conf import VrrpSpec, render_keepalived_conf
+from mxha.lab.keepalived_conf import VrrpSpec
 from mxha.lab.netns import Harness
+from mxha.lab.node import NodeSpec
+from mxha.lab.waiting import wait_for
 from mxha.model import NodeState
 
 MXHA = [sys.executable, "-m", "mxha"]
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-            if last:
-                return last
-        except (requests.RequestException, ValueError, KeyError, OSError) as exc:
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 class Pair:
@@ -88,48 +72,22 @@ class Pair:
 
     def _write_node_files(self, name: str) -> None:
         node = self.h.nodes[name]
-        d = node.workdir
-        (d / "ok").write_text("")
-        check = d / "check.sh"
-        check.write_text(f"#!/bin/sh\ntest -e {d}/ok\n")
-        check.chmod(stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
-        cfg = {
-            "node": name,
-            "maxscale": {
-                "url": f"http://{node.address}:8989",
-                "user": "admin",
-                "password": "mariadb",
-                "connect_timeout": 0.5,
-                "read_timeout": 1.0,
-            },
-            "check": {"expected_servers": ["server1", "server2"], "timeout": 1.0, "interval": 0.5},
-            "keepalived": {
-                "source": self.source,
-                "pid_file": str(d / "keepalived.pid"),
-                "dump_dir": str(d),
-                "governing_instance": "VI_1",
-                "min_signal_interval": 0.2,
-                "dump_timeout": 1.0,
-                **({"notify_fifo": str(d / "notify.fifo")} if self.source == "fifo" else {}),
-            },
-            "notify": {"state_file": str(d / "notify-state.json"), "timeout": 3.0},
-        }
-        (d / "node.yml").write_text(yaml.safe_dump(cfg))
-        mxha = " ".join(MXHA)
-        check_cmd = f"{mxha} check --config.file {d}/node.yml" if self.hooks else str(check)
-        notify_cmd = f"{mxha} notify --config.file {d}/node.yml" if self.hooks else None
-        conf = render_keepalived_conf(
-            router_id=name,
-            interface="eth0",
-            instances=[
+        NodeSpec(
+            name,
+            node.address,
+            node.workdir,
+            [
                 VrrpSpec("VI_1", 51, self.prio[name], f"{self.vip}/24"),
                 VrrpSpec("VI_2", 52, 250 - self.prio[name], f"{self.vip2}/24", governing=False),
             ],
-            check_script=check_cmd,
-            notify_script=notify_cmd,
-            notify_fifo=str(d / "notify.fifo") if self.source == "fifo" else None,
-        )
-        (d / "keepalived.conf").write_text(conf)
+            source=self.source,
+            hooks=" ".join(MXHA) if self.hooks else None,
+            min_signal_interval=0.2,
+            connect_timeout=0.5,
+            read_timeout=1.0,
+            password_in_file=False,
+            listen=False,
+        ).write()
 
     def start_emulator(self, name: str) -> None:
         node = self.h.nodes[name]
