@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -16,6 +15,7 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from mxha.config import NodeConfig, load_node_config, parse_listen_address
 from mxha.exporter.collector import NodeCollector
 from mxha.exporter.node import NodeReader, make_keepalived_source
+from mxha.serving import serve_until_signalled
 
 log = logging.getLogger("mxha.exporter")
 
@@ -116,15 +116,4 @@ def main(config_file: str, listen_address: str | None) -> int:
     )
     log.info("exporter for node %s on http://%s:%d (keepalived source %s)", cfg.node, host, port, cfg.keepalived.source)
 
-    def shutdown(*_: Any) -> None:
-        stop.set()
-        server.close()
-
-    signal.signal(signal.SIGTERM, shutdown)
-    signal.signal(signal.SIGINT, shutdown)
-    try:
-        server.run()
-    except OSError:
-        if not stop.is_set():
-            raise
-    return 0
+    return serve_until_signalled(server, stop)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-import signal
+import threading
 import time
 from base64 import b64decode
 from typing import Any
@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 from mxha.config import parse_listen_address
 from mxha.remediator.config import RemediatorConfig, load_remediator_config
 from mxha.remediator.engine import Reconciler
+from mxha.serving import serve_until_signalled
 
 log = logging.getLogger("mxha.remediator")
 api = Blueprint("api", __name__)
@@ -230,10 +231,8 @@ def main(config_file: str, listen_address: str | None, dry_run: bool) -> int:
         ", ".join(cfg.clusters),
         " (dry run)" if cfg.dry_run else "",
     )
-    signal.signal(signal.SIGTERM, lambda *_: server.close())
-    signal.signal(signal.SIGINT, lambda *_: server.close())
+    stop = threading.Event()
     try:
-        server.run()
-    except OSError:
-        pass
-    return 0
+        return serve_until_signalled(server, stop)
+    finally:
+        app.extensions["mxha_reconciler"].close()

@@ -1,0 +1,48 @@
+"""Serving a WSGI app with waitress until SIGTERM/SIGINT, for the exporter and the remediator.
+
+The signal handler only sets an event: closing the server from inside a handler runs at an
+arbitrary point of the main thread (inside waitress's loop, or holding a lock the close needs)
+and could hang the shutdown. Here waitress runs in its own thread and the main thread closes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any
+
+log = logging.getLogger("mxha")
+
+
+def serve_until_signalled(server: Any, stop: threading.Event, grace: float = 5.0) -> int:
+    """Run ``server`` (waitress) until a signal sets ``stop``; then close it and return 0."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            server.run()
+        except OSError as exc:  # the listening socket closed under the loop: the normal way out
+            if not stop.is_set():
+                failure.append(exc)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which re-raises
+            failure.append(exc)
+        finally:
+            stop.set()
+
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    worker = threading.Thread(target=run, name="waitress", daemon=True)
+    worker.start()
+    stop.wait()
+    if worker.is_alive():
+        # close the listener AND the idle keep-alive connections from inside waitress's own loop
+        # (a thunk pulled through its trigger), so the loop ends now, not after channel_timeout
+        from waitress import wasyncore
+
+        channels = getattr(server, "_map", None) or getattr(server, "map", None)
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(channels))
+    worker.join(grace)
+    if failure:
+        raise failure[0]
+    return 0
