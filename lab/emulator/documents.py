@@ -1,0 +1,118 @@
+"""The documents the emulator serves, shaped as MaxScale 24.02.4's recorded ones."""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+from mxha.lab.emulator.base import HandlerBase
+from mxha.lab.emulator.model import (
+    COMMIT,
+    EmulatedServer,
+    http_date,
+)
+
+
+class DocumentsMixin(HandlerBase):
+    # -- documents -----------------------------------------------------------------------
+    def _maxscale_doc(self) -> dict[str, Any]:
+        st = self.st
+        tpl = st.maxscale_template
+        system = copy.deepcopy(tpl["system"])
+        system["os"]["nodename"] = st.config.nodename
+        started = http_date(st.started_wall)
+        attrs = {
+            # 24.02.4 leaves activated_at at started_at after a runtime passive true -> false.
+            "activated_at": started,
+            "commit": COMMIT,
+            "config_sync": None
+            if st.parameters.get("config_sync_cluster") is None
+            else {"checksum": "0" * 40, "nodes": {}, "origin": st.config.nodename, "status": "OK", "version": 1},
+            "parameters": dict(st.parameters),
+            "process_datadir": tpl["process_datadir"],
+            "started_at": started,
+            "system": system,
+            "uptime": int(time.monotonic() - st.started_mono),
+            "version": st.config.version,
+        }
+        return {
+            "data": {"attributes": attrs, "id": "maxscale", "type": "maxscale"},
+            "links": {"self": f"{self._base()}/v1/maxscale/"},
+        }
+
+    def _server_doc(self, server: EmulatedServer) -> dict[str, Any]:
+        base = self._base()
+        doc: dict[str, Any] = copy.deepcopy(self.server.server_template)
+        attrs = doc["attributes"]
+        attrs["name"] = server.name
+        attrs["state"] = server.state
+        attrs["parameters"]["address"] = server.address
+        attrs["parameters"]["port"] = server.port
+        attrs["lock_held"] = self.st.holds_locks() if self.st.lock_mode() != "none" else None
+        doc["id"] = server.name
+        doc["links"] = {"self": f"{base}/v1/servers/{server.name}/"}
+        mon = self.st.config.monitor
+        doc["relationships"] = {
+            "monitors": {
+                "data": [{"id": mon, "type": "monitors"}],
+                "links": {
+                    "related": f"{base}/v1/monitors/",
+                    "self": f"{base}/v1/servers/{server.name}/relationships/monitors/",
+                },
+            },
+            "services": {
+                "data": [{"id": "RW-Split-Router", "type": "services"}],
+                "links": {
+                    "related": f"{base}/v1/services/",
+                    "self": f"{base}/v1/servers/{server.name}/relationships/services/",
+                },
+            },
+        }
+        return doc
+
+    def _monitor_doc(self) -> dict[str, Any]:
+        st = self.st
+        base = self._base()
+        name = st.config.monitor
+        doc: dict[str, Any] = copy.deepcopy(self.server.monitor_template)
+        attrs = doc["attributes"]
+        attrs["parameters"] = dict(st.monitor_parameters)
+        attrs["ticks"] = int((time.monotonic() - st.started_mono) / 1.0)
+        locks_on = st.lock_mode() != "none"
+        held = st.holds_locks()
+        diag = attrs["monitor_diagnostics"]
+        diag["master"] = st.current_master()
+        diag["primary"] = held if locks_on else None
+        diag["server_info"] = [
+            {
+                "gtid_binlog_pos": None,
+                "gtid_current_pos": None,
+                "lock_held": held if locks_on else None,
+                "master_group": None,
+                "name": s.name,
+                "read_only": "Master" not in s.state,
+                "server_id": i + 1,
+                "slave_connections": [],
+            }
+            for i, s in enumerate(st.servers.values())
+        ]
+        doc["id"] = name
+        doc["links"] = {"self": f"{base}/v1/monitors/{name}/"}
+        doc["relationships"] = {
+            "servers": {
+                "data": [{"id": s, "type": "servers"} for s in st.servers],
+                "links": {
+                    "related": f"{base}/v1/servers/",
+                    "self": f"{base}/v1/monitors/{name}/relationships/servers/",
+                },
+            },
+            "services": {
+                "data": [{"id": "RW-Split-Router", "type": "services"}],
+                "links": {
+                    "related": f"{base}/v1/services/",
+                    "self": f"{base}/v1/monitors/{name}/relationships/services/",
+                },
+            },
+        }
+        return doc

@@ -1,0 +1,271 @@
+"""The emulator's model: its configuration, what a MaxScale remembers (parameters, servers,
+locks, faults), and the recorded constants it answers with."""
+
+from __future__ import annotations
+
+import collections
+import copy
+import email.utils
+import json
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from mxha.files import atomic_write
+
+log = logging.getLogger("mxha.emulator")
+
+VERSION = "24.02.4"
+COMMIT = "source-build"
+LOCK_MODES = ("none", "majority_of_all", "majority_of_running")
+FAULT_MODES = ("none", "slow", "hang", "error", "reject_auth", "refuse", "drip")
+RELEASE_HOLDOFF_SECONDS = 60.0
+
+# Parameters of the `maxscale` object that MaxScale refuses to change at runtime.
+STATIC_PARAMETERS = frozenset(
+    {
+        "admin_enabled",
+        "admin_gui",
+        "admin_host",
+        "admin_port",
+        "admin_secure_gui",
+        "admin_ssl_ca",
+        "admin_ssl_cert",
+        "admin_ssl_key",
+        "admin_ssl_version",
+        "admin_pam_readonly_service",
+        "admin_pam_readwrite_service",
+        "cachedir",
+        "config_sync_cluster",
+        "config_sync_db",
+        "config_sync_user",
+        "config_sync_password",
+        "connector_plugindir",
+        "core_file",
+        "datadir",
+        "debug",
+        "execdir",
+        "key_manager",
+        "language",
+        "libdir",
+        "load_persisted_configs",
+        "local_address",
+        "logdir",
+        "module_configdir",
+        "persist_runtime_changes",
+        "persistdir",
+        "piddir",
+        "query_classifier_cache_size",
+        "secretsdir",
+        "sql_mode",
+        "syslog",
+        "maxlog",
+        "threads_max",
+        "substitute_variables",
+    }
+)
+
+# Module commands refused while passive, and the word MaxScale starts the refusal with.
+PASSIVE_REFUSED = {
+    "switchover": "Switchover",
+    "switchover-force": "Switchover",
+    "async-switchover": "Switchover",
+    "failover": "Failover",
+    "async-failover": "Failover",
+    "rejoin": "Rejoin",
+    "async-rejoin": "Rejoin",
+}
+LOCKS_MISSING = (
+    "Cannot perform cluster operation because this MaxScale does not have exclusive locks "
+    "on a majority of servers. Run \"SELECT IS_USED_LOCK('maxscale_mariadbmonitor');\" "
+    "on the servers to find out which connection id has a lock."
+)
+
+
+def load_template(name: str) -> Any:
+    return json.loads(resources.files("mxha.lab").joinpath("data", name).read_text())
+
+
+def http_date(ts: float) -> str:
+    return email.utils.formatdate(ts, usegmt=True)
+
+
+def json_type_name(value: Any) -> str:
+    """Jansson's names for JSON types, as MaxScale prints them in type errors."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "real"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null"
+
+
+def jansson_parse_error(text: str, exc: json.JSONDecodeError) -> str:
+    """Approximate jansson's wording for the commonest error (a key that is not a string)."""
+    if "property name enclosed in double quotes" in exc.msg:
+        rest = text[exc.pos :]
+        token = re.match(r"[A-Za-z0-9_]+|.", rest, re.S)
+        near = token.group(0) if token else ""
+        return f"string or '}}' expected near '{near}'"
+    return f"{exc.msg} near position {exc.pos}"
+
+
+@dataclass
+class EmulatedServer:
+    name: str
+    address: str
+    port: int
+    state: str
+
+
+@dataclass
+class Fault:
+    mode: str = "none"
+    delay: float = 0.0
+    until: float | None = None  # monotonic deadline; None = until cleared
+    methods: tuple[str, ...] = ()  # only these HTTP methods; empty = all
+
+
+@dataclass
+class EmulatorConfig:
+    host: str = "127.0.0.1"
+    port: int = 8989
+    user: str = "admin"
+    password: str = field(default="mariadb", repr=False)
+    readonly_user: str | None = None
+    readonly_password: str | None = field(default=None, repr=False)
+    state_file: str | None = None
+    passive: bool = False
+    monitor: str = "MariaDB-Monitor"
+    lock_mode: str = "none"
+    servers: list[EmulatedServer] = field(
+        default_factory=lambda: [
+            EmulatedServer("server1", "127.0.0.1", 3306, "Master, Running"),
+            EmulatedServer("server2", "127.0.0.1", 3307, "Slave, Running"),
+        ]
+    )
+    version: str = VERSION
+    nodename: str = "maxscale"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+
+class EmulatorState:
+    """Everything the emulated MaxScale knows; guarded by one lock."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self.lock = threading.RLock()
+        self.started_wall = time.time()
+        self.started_mono = time.monotonic()
+        self.maxscale_template = load_template("maxscale.json")
+        self.parameters: dict[str, Any] = dict(self.maxscale_template["parameters"])
+        self.parameters["admin_host"] = config.host
+        self.parameters["admin_port"] = config.port
+        self.parameters["passive"] = config.passive
+        self.servers = {s.name: copy.copy(s) for s in config.servers}
+        self.monitor_parameters: dict[str, Any] = dict(load_template("monitor.json")["attributes"]["parameters"])
+        self.monitor_parameters["cooperative_monitoring_locks"] = config.lock_mode
+        self.locks_holdoff_until = 0.0  # monotonic; after release-locks, no re-locking for a minute
+        self.fault = Fault()
+        self.unhang = threading.Event()
+        self.requests: collections.deque[dict[str, Any]] = collections.deque(maxlen=2000)
+        # every change of `passive`, with when and through what (rest: the REST API; control: behind
+        # the tools' back), so a test can rebuild who was active when
+        self.mode_changes: collections.deque[dict[str, Any]] = collections.deque(maxlen=10000)
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._load_persisted()
+
+    # -- persistence (MaxScale keeps runtime changes in maxscale.cnf.d and they win at restart)
+    def _load_persisted(self) -> None:
+        path = self.config.state_file
+        if not path or not os.path.exists(path):
+            return
+        try:
+            with open(path, encoding="utf-8") as fh:
+                saved = json.load(fh)
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable state file %s: %s", path, exc)
+            return
+        if isinstance(saved.get("maxscale"), dict):
+            for key, value in saved["maxscale"].items():
+                if key in self.parameters and key not in STATIC_PARAMETERS:
+                    self.parameters[key] = value
+        if isinstance(saved.get("monitor"), dict):
+            for key, value in saved["monitor"].items():
+                if key in self.monitor_parameters:
+                    self.monitor_parameters[key] = value
+
+    def persist(self) -> None:
+        path = self.config.state_file
+        if not path:
+            return
+        runtime = {
+            k: v
+            for k, v in self.parameters.items()
+            if v != self.maxscale_template["parameters"].get(k) or k == "passive"
+        }
+        runtime.pop("admin_host", None)
+        runtime.pop("admin_port", None)
+        doc = {
+            "maxscale": runtime,
+            "monitor": {"cooperative_monitoring_locks": self.monitor_parameters["cooperative_monitoring_locks"]},
+        }
+        atomic_write(path, json.dumps(doc), mode=0o600)
+
+    # -- derived state -------------------------------------------------------------------
+    @property
+    def passive(self) -> bool:
+        return bool(self.parameters["passive"])
+
+    def set_passive(self, passive: bool, via: str) -> None:
+        """Change the mode and record it (call with ``lock`` held)."""
+        self.parameters["passive"] = passive
+        self.mode_changes.append({"time": time.time(), "passive": passive, "via": via})
+
+    def lock_mode(self) -> str:
+        return str(self.monitor_parameters.get("cooperative_monitoring_locks", "none"))
+
+    def holds_locks(self) -> bool:
+        """Standalone, this MaxScale gets every lock unless it released them within the last minute."""
+        if self.lock_mode() == "none":
+            return False
+        return time.monotonic() >= self.locks_holdoff_until
+
+    def current_master(self) -> str | None:
+        for s in self.servers.values():
+            if "Master" in s.state.split(", ") and "Running" in s.state.split(", "):
+                return s.name
+        return None
+
+    def active_fault(self) -> Fault:
+        f = self.fault
+        if f.mode != "none" and f.until is not None and time.monotonic() >= f.until:
+            self.fault = Fault()
+            self.unhang.set()
+        return self.fault
+
+
+def parse_server_spec(spec: str) -> EmulatedServer:
+    """``NAME=ADDRESS:PORT[=STATE]``, e.g. ``server1=127.0.0.1:3306=Master, Running``."""
+    try:
+        name, rest = spec.split("=", 1)
+        addr, _, state = rest.partition("=")
+        host, _, port = addr.rpartition(":")
+        if not name or not host:
+            raise ValueError
+        return EmulatedServer(name, host, int(port), state or "Running")
+    except ValueError as exc:
+        raise ValueError(f"--server expects NAME=ADDRESS:PORT[=STATE], got {spec!r}") from exc
