@@ -214,17 +214,8 @@ class NodeReading:
     monitors_with_locks: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        doc = asdict(self.observation)
-        doc.update(
-            state_status=self.state_status,
-            state_error=self.state_error,
-            state_node=self.state_node,
-            exporter_maxscale=self.exporter_maxscale,
-            maxscale_error=self.maxscale_error,
-            maxscale_error_kind=self.maxscale_error_kind,
-            monitors_with_locks=list(self.monitors_with_locks),
-        )
-        return doc
+        doc = asdict(self)
+        return {**doc.pop("observation"), **doc}
 
 
 def _status_of(exc: HttpJsonError) -> str:

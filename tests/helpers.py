@@ -173,3 +173,52 @@ class StateServer:
     def close(self) -> None:
         self.cleared.set()
         self.refuse()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class MxhaServer:
+    """A real ``mxha exporter``/``mxha remediator`` process on loopback, as users run it; started,
+    waited for (``/healthz``), and stopped with SIGTERM, which must end it cleanly."""
+
+    def __init__(
+        self, command: str, config: Path, *, prefix: tuple[str, ...] = (), env: dict[str, str] | None = None
+    ) -> None:
+        import os
+        import subprocess
+        import sys
+
+        from mxha.lab.waiting import wait_for_url
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        argv = [*prefix, sys.executable, "-m", "mxha", command, "--config.file", str(config)]
+        argv += ["--web.listen-address", f"127.0.0.1:{self.port}"]
+        self.proc = subprocess.Popen(
+            argv, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            wait_for_url(self.url + "/healthz", f"mxha {command}", 15)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> int:
+        self.proc.terminate()
+        code = self.proc.wait(10)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+        return code
+
+    def __enter__(self) -> MxhaServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.stop()

@@ -150,40 +150,12 @@ def test_exposition_is_golden(golden: Callable[[str, str], None]) -> None:
 
 def test_exporter_serves_openmetrics_gzip_and_name_filters(tmp_path: Path, make_emulator: Any) -> None:
     """prometheus_client's own WSGI app behind /metrics, on the real exporter process."""
-    import socket
-    import subprocess
-    import sys
-    import time
-
     import requests
+    from helpers import MxhaServer
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     cfg = write_node_config(tmp_path / "n.yml", make_emulator().url, keepalived={"pid_file": str(tmp_path / "none")})
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mxha",
-            "exporter",
-            "--config.file",
-            str(cfg),
-            "--web.listen-address",
-            f"127.0.0.1:{port}",
-        ],
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/metrics"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                requests.get(url, timeout=1)
-                break
-            except requests.RequestException:
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
+    with MxhaServer("exporter", cfg) as server:
+        url = server.url + "/metrics"
         om = requests.get(url, headers={"Accept": "application/openmetrics-text; version=1.0.0"}, timeout=5)
         assert om.headers["Content-Type"].startswith("application/openmetrics-text")
         assert om.text.rstrip().endswith("# EOF") and "mxha_maxscale_up 1.0" in om.text
@@ -191,6 +163,4 @@ def test_exporter_serves_openmetrics_gzip_and_name_filters(tmp_path: Path, make_
         assert zipped.headers["Content-Encoding"] == "gzip" and "mxha_keepalived_up 0.0" in zipped.text
         only = requests.get(url, params={"name[]": "mxha_maxscale_up"}, timeout=5).text
         assert [line for line in only.splitlines() if not line.startswith("#")] == ["mxha_maxscale_up 1.0"]
-    finally:
-        proc.terminate()
-        proc.wait(10)
+        assert server.stop() == 0

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 from conftest import KEEPALIVED_FIXTURES, control, requires_program
-from helpers import write_node_config
+from helpers import MxhaServer, write_node_config
 from prometheus_client import CollectorRegistry, generate_latest
 
 from mxha.config import load_node_config
@@ -244,42 +244,15 @@ def test_exporter_process_end_to_end(cfg: Path, standin: Callable[..., Path], tm
     d = standin("good")
     text = cfg.read_text().replace("keepalived:\n", f"keepalived:\n  pid_file: {d}/keepalived.pid\n  dump_dir: {d}\n")
     cfg.write_text(text)
-    port = 19000 + int(time.time() * 1000) % 500
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mxha",
-            "exporter",
-            "--config.file",
-            str(cfg),
-            "--web.listen-address",
-            f"127.0.0.1:{port}",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if requests.get(base + "/healthz", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+    with MxhaServer("exporter", cfg) as server:
+        base = server.url
         state = requests.get(base + "/state", timeout=2).json()
         assert state["node"] == "node1" and state["keepalived"]["up"] is True
         assert state["keepalived"]["instances"][0]["governing"] is True
         assert requests.get(base + "/check", timeout=2).status_code == 200
         assert "mxha_keepalived_up 1.0" in requests.get(base + "/metrics", timeout=2).text
         assert requests.get(base + "/nope", timeout=2).status_code == 404
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(10)
-    assert proc.returncode == 0
+        assert server.stop() == 0
 
 
 @pytest.mark.parametrize(
@@ -337,7 +310,6 @@ def test_a_lost_notify_shows_in_metrics_and_state(cfg: Path, standin: Callable[.
 def test_a_failed_dump_read_counts_against_the_signal_limit(tmp_path: Path, standin: Callable[..., Path]) -> None:
     """Permission denied on the dump (keepalived's 0600 files, the README's common misconfiguration):
     40 scrapes within a second still signal keepalived once per min_signal_interval, no more."""
-    import socket
 
     import requests
     from helpers import write_node_config
@@ -354,43 +326,14 @@ def test_a_failed_dump_read_counts_against_the_signal_limit(tmp_path: Path, stan
             "dump_timeout": 0.5,
         },
     )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     # root without the permission-override capabilities: the 0000 dump is unreadable, as for a user
-    proc = subprocess.Popen(
-        [
-            "setpriv",
-            "--bounding-set=-dac_override,-dac_read_search",
-            sys.executable,
-            "-m",
-            "mxha",
-            "exporter",
-            "--config.file",
-            str(cfg),
-            "--web.listen-address",
-            f"127.0.0.1:{port}",
-        ],
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                requests.get(url + "/healthz", timeout=0.5)
-                break
-            except requests.RequestException:
-                assert time.monotonic() < deadline, "exporter did not start"
-                time.sleep(0.1)
+    with MxhaServer("exporter", cfg, prefix=("setpriv", "--bounding-set=-dac_override,-dac_read_search")) as server:
+        url = server.url
         texts = [requests.get(url + "/metrics", timeout=5).text for _ in range(40)]
         assert all(value(t, "mxha_keepalived_up") == 0 for t in texts)
         state = requests.get(url + "/state", timeout=5).json()
         assert "permission denied" in state["keepalived"]["error"]
         assert int((d / "signals").read_text()) <= 2  # one per 5 s window (the scrapes took < 5 s)
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @requires_program("setpriv")

@@ -8,7 +8,6 @@ real CLI (waitress) where the server matters. One test (or a few) per defect of 
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import pytest
 import requests
 import yaml
 from conftest import control
+from helpers import MxhaServer
 from test_remediator import AUTH, TOKEN, Cluster, payload, post
 
 from mxha.config import ConfigError
@@ -323,31 +323,6 @@ def test_the_cli_stops_on_an_empty_secret_with_one_line(tmp_path: Path) -> None:
 
 
 # -- 7. bodies are capped before auth, by the WSGI server itself -------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _serve(tmp_path: Path, argv: list[str], url: str) -> subprocess.Popen[str]:
-    tmp = tmp_path / "tmpdir"
-    tmp.mkdir(exist_ok=True)
-    proc = subprocess.Popen(
-        argv, env={**os.environ, "TMPDIR": str(tmp)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    if not wait_until(lambda: _answers(url), 15):
-        proc.kill()
-        raise AssertionError(f"{argv} did not come up: {proc.stderr.read() if proc.stderr else ''}")
-    return proc
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=0.5).status_code < 500
-    except requests.RequestException:
-        return False
-
-
 def _upload_unauthenticated(port: int, path: str, declared: int, send: int) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(
@@ -374,7 +349,6 @@ def _dir_bytes(path: Path) -> int:
 
 
 def test_remediator_caps_an_unauthenticated_body_before_buffering_it(tmp_path: Path) -> None:
-    port = _free_port()
     cfg = tmp_path / "r.yml"
     cfg.write_text(
         yaml.safe_dump(
@@ -391,40 +365,27 @@ def test_remediator_caps_an_unauthenticated_body_before_buffering_it(tmp_path: P
             }
         )
     )
-    proc = _serve(
-        tmp_path,
-        [*MXHA, "remediator", "--config.file", str(cfg), "--web.listen-address", f"127.0.0.1:{port}"],
-        f"http://127.0.0.1:{port}/healthz",
-    )
-    try:
-        answer = _upload_unauthenticated(port, "/webhook", 200 * 1024 * 1024, 20 * 1024 * 1024)
+    tmp = tmp_path / "tmpdir"
+    tmp.mkdir()
+    with MxhaServer("remediator", cfg, env={"TMPDIR": str(tmp)}) as server:
+        answer = _upload_unauthenticated(server.port, "/webhook", 200 * 1024 * 1024, 20 * 1024 * 1024)
         assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
-        assert _dir_bytes(tmp_path / "tmpdir") < 1024 * 1024
+        assert _dir_bytes(tmp) < 1024 * 1024
         # within the cap, an unauthenticated body gets the JSON 401 as before
-        small = requests.post(f"http://127.0.0.1:{port}/webhook", data=b"{}", timeout=5)
+        small = requests.post(f"{server.url}/webhook", data=b"{}", timeout=5)
         assert small.status_code == 401 and small.json()["status"] == "error"
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_exporter_takes_no_bodies(tmp_path: Path, make_emulator: Any) -> None:
     from helpers import write_node_config
 
-    port = _free_port()
     cfg = write_node_config(tmp_path / "n.yml", make_emulator().url, keepalived={"pid_file": str(tmp_path / "none")})
-    proc = _serve(
-        tmp_path,
-        [*MXHA, "exporter", "--config.file", str(cfg), "--web.listen-address", f"127.0.0.1:{port}"],
-        f"http://127.0.0.1:{port}/healthz",
-    )
-    try:
-        answer = _upload_unauthenticated(port, "/metrics", 50 * 1024 * 1024, 8 * 1024 * 1024)
+    tmp = tmp_path / "tmpdir"
+    tmp.mkdir()
+    with MxhaServer("exporter", cfg, env={"TMPDIR": str(tmp)}) as server:
+        answer = _upload_unauthenticated(server.port, "/metrics", 50 * 1024 * 1024, 8 * 1024 * 1024)
         assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
-        assert _dir_bytes(tmp_path / "tmpdir") < 1024 * 1024
-    finally:
-        proc.terminate()
-        proc.wait(10)
+        assert _dir_bytes(tmp) < 1024 * 1024
 
 
 # -- 9. a priority tie is refused loudly ------------------------------------------------------------
