@@ -4,16 +4,19 @@
 #   docker run -p 9844:9844 -v /etc/mxha:/etc/mxha:ro maxscale-ha remediator --config.file /etc/mxha/remediator.yml
 # See README "Running in a container" for the mounts and capabilities the exporter needs.
 
+# Production runs the exporter and the remediator: the lab (network-namespace harness, scenarios,
+# MaxScale emulator) is neither copied nor packaged (scripts/production_pyproject.py drops it).
 FROM python:3.11.7-slim-bookworm AS build
 WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
+COPY scripts/production_pyproject.py ./scripts/
 COPY mxha ./mxha
 COPY exporter ./exporter
 COPY remediator ./remediator
-COPY lab ./lab
 COPY alerts ./alerts
 COPY dashboards ./dashboards
-RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
+RUN python scripts/production_pyproject.py pyproject.toml \
+ && pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
  && pip wheel --no-cache-dir --wheel-dir /wheels -c constraints.txt \
         prometheus-client requests flask pyyaml waitress
 

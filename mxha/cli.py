@@ -282,6 +282,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return COMMANDS[args.command](args)
+    except ModuleNotFoundError as exc:
+        if args.command in ("lab", "emulator") and (exc.name or "").startswith("mxha.lab"):
+            print(
+                f"mxha {args.command}: not in this installation (the production image ships the exporter, "
+                "the remediator and the hooks; the lab and the emulator come with a source checkout)",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        raise
     except ConfigError as exc:
         print(f"mxha {args.command}: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE

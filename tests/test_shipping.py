@@ -137,3 +137,45 @@ def test_hadolint() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_image_ships_production_only(tmp_path: Path) -> None:
+    """Build the wheel the way the Dockerfile does (what it copies, the script it runs) and read
+    its file list: the exporter, the remediator, the hooks, the rules; no lab, no emulator."""
+    build = tmp_path / "src"
+    build.mkdir()
+    stage = DOCKERFILE.split("\nFROM ", 2)[1]  # the build stage
+    for src, dest in re.findall(r"^COPY (?!--from)(.+) (\S+)$", stage, re.M):
+        for path in src.split():
+            # "COPY a b ./" and "COPY x ./dir/" put each file INTO the folder; "COPY dir ./dir" copies it AS it
+            target = build / dest / Path(path).name if dest.endswith("/") else build / dest
+            if (REPO / path).is_dir():
+                shutil.copytree(REPO / path, target)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(REPO / path, target)
+    run = re.search(r"^RUN (python scripts/production_pyproject\.py \S+)", stage, re.M)
+    assert run, "the build stage no longer strips the lab"
+    subprocess.run([sys.executable, *run.group(1).split()[1:]], cwd=build, check=True)
+    out = tmp_path / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(build)],
+        check=True,
+        capture_output=True,
+    )
+    import zipfile
+
+    (wheel,) = out.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert not [n for n in names if n.startswith("mxha/lab/")], [n for n in names if "lab/" in n]
+    for needed in ("mxha/cli.py", "mxha/exporter/app.py", "mxha/remediator/engine.py", "mxha/alerts/mxha-rules.yml"):
+        assert needed in names
+
+
+def test_the_cli_says_so_when_the_lab_is_not_installed() -> None:
+    probe = (
+        "import sys; sys.modules['mxha.lab'] = None; from mxha.cli import main; "
+        "sys.exit(main(['emulator', '--web.listen-address', '127.0.0.1:0']))"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30, check=False)
+    assert proc.returncode == 2 and "not in this installation" in proc.stderr, proc.stderr
