@@ -1,0 +1,241 @@
+"""Exporter scrape benchmark, measured the way Prometheus scrapes (run as root: keepalived in a
+namespace).
+
+    sudo .venv/bin/python bench/exporter.py [--rounds 300]
+
+One node: real keepalived (2 VRRP instances), the MaxScale emulator, the exporter as users run
+it. Scrapes are SPACED (0.35 s apart, above `min_signal_interval` 0.3 s, so every scrape makes
+keepalived write a fresh dump, as under Prometheus), with Prometheus's request headers
+(OpenMetrics accept, gzip), once on a new connection per scrape and once on a kept-alive one
+(Prometheus keeps them); then back to back (inside `min_signal_interval`: served from the cache).
+It prints the split of a scrape, each part timed in this process against the same keepalived and
+emulator: signal -> new dump on disk, dump parse, kernel VIP lookup, each MaxScale document,
+exposition; plus the exporter's CPU per scrape (from /proc) and its RSS; and the targets' verdicts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+MXHA = [sys.executable, "-m", "mxha"]
+PROMETHEUS_HEADERS = {
+    "Accept": "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    "Accept-Encoding": "gzip",
+    "User-Agent": "Prometheus/2.45.3",
+    "X-Prometheus-Scrape-Timeout-Seconds": "10",
+}
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def table(title: str, header: list[str], rows: list[list[Any]]) -> None:
+    print(f"\n### {title}\n")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(str(c) for c in row) + " |")
+
+
+def scrape_series(url: str, rounds: int, gap: float, keep_alive: bool) -> list[float]:
+    session = requests.Session() if keep_alive else None
+    lat = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        if session is not None:
+            r = session.get(url, headers=PROMETHEUS_HEADERS, timeout=5)
+        else:
+            r = requests.get(url, headers={**PROMETHEUS_HEADERS, "Connection": "close"}, timeout=5)
+        lat.append((time.perf_counter() - t0) * 1000)
+        assert r.status_code == 200 and "mxha_keepalived_up 1" in r.text, r.text[:300]
+        if gap:
+            time.sleep(gap)
+    return lat
+
+
+def split(node_dir: Path, address: str, samples: int) -> list[list[Any]]:
+    """Each part of a scrape on its own, in this process, against the same keepalived and emulator."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from mxha.config import load_node_config
+    from mxha.exporter.collector import NodeCollector
+    from mxha.exporter.keepalived import SignalDumpReader, json_signal_number, parse_json_dump
+    from mxha.exporter.node import NodeReader
+    from mxha.exporter.vip import local_addresses
+    from mxha.maxscale import MaxScaleClient
+
+    signum = json_signal_number()
+    assert signum is not None
+    reader = SignalDumpReader(
+        pid_file=str(node_dir / "keepalived.pid"),
+        dump_dir=str(node_dir),
+        mode="json",
+        json_signum=signum,
+        min_interval=0,
+    )
+    parts: dict[str, list[float]] = {k: [] for k in ("dump", "parse", "vip", "maxscale", "monitors", "servers", "expo")}
+    text = (node_dir / "keepalived.json").read_text()
+    client = MaxScaleClient(f"http://{address}:8989", keep_alive=True)
+    cfg = load_node_config(str(node_dir / "bench.yml"))
+    node = NodeReader(cfg, reader, client=client, dump=reader)
+    node.run_check_once()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(NodeCollector(node.snapshot))
+    snap = node.snapshot()
+    registry_fixed = CollectorRegistry(auto_describe=False)
+    registry_fixed.register(NodeCollector(lambda: snap))
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        reader.read()  # signal -> new complete dump -> parsed
+        t1 = time.perf_counter()
+        parse_json_dump(text)
+        t2 = time.perf_counter()
+        local_addresses()
+        t3 = time.perf_counter()
+        client.get_maxscale()
+        t4 = time.perf_counter()
+        client.get_monitors()
+        t5 = time.perf_counter()
+        client.get_servers()
+        t6 = time.perf_counter()
+        generate_latest(registry_fixed)
+        t7 = time.perf_counter()
+        parts["dump"].append((t1 - t0 - (t2 - t1)) * 1000)
+        parts["parse"].append((t2 - t1) * 1000)
+        parts["vip"].append((t3 - t2) * 1000)
+        parts["maxscale"].append((t4 - t3) * 1000)
+        parts["monitors"].append((t5 - t4) * 1000)
+        parts["servers"].append((t6 - t5) * 1000)
+        parts["expo"].append((t7 - t6) * 1000)
+        time.sleep(0.05)
+    names = {
+        "dump": "signal -> new dump on disk (keepalived's, plus our wait)",
+        "parse": "dump parse",
+        "vip": "kernel VIP lookup (netlink)",
+        "maxscale": "GET /v1/maxscale (emulator answering included)",
+        "monitors": "GET /v1/monitors (emulator answering included)",
+        "servers": "GET /v1/servers (emulator answering included)",
+        "expo": "exposition (collectors + text format)",
+    }
+    return [[names[k], f"{statistics.median(v):.2f}", f"{pct(v, 99):.2f}"] for k, v in parts.items()]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=300, help="scrapes per series (default 300)")
+    args = parser.parse_args()
+    if os.geteuid() != 0 or not shutil.which("keepalived"):
+        print("needs root and keepalived (make test installs it)")
+        return 1
+    from mxha.lab.keepalived_conf import VrrpSpec
+    from mxha.lab.netns import Harness
+    from mxha.lab.node import NodeSpec
+    from mxha.lab.waiting import wait_for, wait_for_url
+
+    work = Path(tempfile.mkdtemp(prefix="mxha-bench-exp-", dir="/run"))
+    h = Harness(work, prefix=f"mxe{os.getpid() % 10000}", subnet="198.51.100.0/24")
+    print(
+        f"exporter benchmark on {os.uname().nodename}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')}, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+    try:
+        h.create_lan()
+        h.add_host_link(1)
+        node = h.add_node("n", 11)
+        d = node.workdir
+        spec = NodeSpec(
+            "n",
+            node.address,
+            d,
+            [VrrpSpec("VI_1", 51, 150, "198.51.100.100/24"), VrrpSpec("VI_2", 52, 100, "198.51.100.101/24", False)],
+            min_signal_interval=0.3,
+            password_in_file=False,
+        )
+        spec.write()
+        cfg = spec.node_config()
+        (d / "bench.yml").write_text(yaml.safe_dump(cfg))
+        h.start_keepalived("n", d / "keepalived.conf", label="keepalived")
+        h.start(
+            "n",
+            [*MXHA, "emulator", "--web.listen-address", f"{node.address}:8989", "--log.level", "warning"],
+            label="emulator",
+        )
+        wait_for_url(f"http://{node.address}:8989/__emulator__/state", "emulator", 15)
+        proc = h.start(
+            "n", [*MXHA, "exporter", "--config.file", str(spec.config_file), "--log.level", "warning"], label="exp"
+        )
+        url = f"http://{node.address}:9843/metrics"
+        wait_for_url(url, "exporter", 20)
+        wait_for(lambda: "mxha_keepalived_up 1" in requests.get(url, timeout=2).text, 15, "keepalived read")
+        time.sleep(4)  # MASTER settles
+        scrape_series(url, 20, 0.35, True)  # warm up
+        rows = []
+        results: dict[str, list[float]] = {}
+        for label, keep, gap in (
+            ("spaced 0.35 s, new connection per scrape (fresh dump each)", False, 0.35),
+            ("spaced 0.35 s, kept-alive connection (fresh dump each)", True, 0.35),
+            ("back to back, kept-alive (cached within min_signal_interval)", True, 0.0),
+        ):
+            cpu0 = cpu_seconds(proc.pid)
+            lat = scrape_series(url, args.rounds, gap, keep)
+            cpu = (cpu_seconds(proc.pid) - cpu0) / args.rounds * 1000
+            results[label] = lat
+            rows.append([label, f"{statistics.median(lat):.2f}", f"{pct(lat, 99):.2f}", f"{cpu:.2f}"])
+        rss = rss_mib(proc.pid)
+        table(
+            "Exporter scrape (ms), Prometheus's headers; CPU per scrape from /proc (ms)",
+            ["series", "median", "p99", "CPU per scrape"],
+            rows,
+        )
+        table(
+            "Split of a fresh scrape (ms), each part alone (the exporter reads keepalived, the kernel and the "
+            "three MaxScale documents side by side)",
+            ["part", "median", "p99"],
+            split(d, node.address, max(50, args.rounds // 3)),
+        )
+        fresh = results["spaced 0.35 s, new connection per scrape (fresh dump each)"]
+        b2b = results["back to back, kept-alive (cached within min_signal_interval)"]
+        cpu_fresh = float(rows[0][3])
+        verdicts = [
+            ["fresh-dump scrape median <= 3 ms", f"{statistics.median(fresh):.2f}", statistics.median(fresh) <= 3],
+            ["fresh-dump scrape p99 <= 8 ms", f"{pct(fresh, 99):.2f}", pct(fresh, 99) <= 8],
+            ["back-to-back p99 <= 6 ms", f"{pct(b2b, 99):.2f}", pct(b2b, 99) <= 6],
+            ["CPU per scrape <= 2.5 ms", f"{cpu_fresh:.2f}", cpu_fresh <= 2.5],
+            ["RSS no higher than 27.6 MiB", f"{rss:.1f}", rss <= 27.6],
+        ]
+        table("Targets", ["target", "measured", "met"], [[a, b, "met" if c else "MISSED"] for a, b, c in verdicts])
+    finally:
+        h.teardown()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
