@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+from mxha.exporter.dumpwatch import DumpWatch
+
 log = logging.getLogger("mxha.exporter.keepalived")
 T = TypeVar("T")
 
@@ -375,6 +377,8 @@ class SignalDumpReader:
         self._lock = threading.Lock()
         self._cached: KeepalivedState | None = None
         self._failure: str | None = None
+        self._watch: DumpWatch | None = None
+        self._watch_tried = False
         self._cached_at = float("-inf")
         self.signals_sent = 0
         self.last_dump_seconds = 0.0
@@ -401,6 +405,11 @@ class SignalDumpReader:
 
     def _dump(self) -> KeepalivedState:
         pid = read_pid(self.pid_file)
+        if self._watch is None and not self._watch_tried:
+            self._watch_tried = True
+            self._watch = DumpWatch.open(self.dump_dir)
+        if self._watch is not None:
+            self._watch.drain()  # only writes after our signal wake us
         started = time.monotonic()
         deadline = started + self.timeout
         if self.mode == "json":
@@ -430,9 +439,13 @@ class SignalDumpReader:
             raise KeepalivedReadError(f"not allowed to signal keepalived pid {pid} (needs CAP_KILL or root)") from exc
         self.signals_sent += 1
 
-    @staticmethod
-    def _wait_new(path: str, before: tuple[int, int, int] | None, deadline: float, parse: Callable[[str], T]) -> T:
-        """Wait for ``path`` to be a new file that parses; never return the old or a partial one."""
+    def _wait_new(
+        self, path: str, before: tuple[int, int, int] | None, deadline: float, parse: Callable[[str], T]
+    ) -> T:
+        """Wait for ``path`` to be a new file that parses; never return the old or a partial one.
+
+        Woken by inotify when keepalived writes (``DumpWatch``), with a short poll as a safety net;
+        without inotify, polls with a back-off from 0.5 ms."""
         pause = 0.0005
         last_error = "no new dump appeared"
         while True:
@@ -447,10 +460,14 @@ class SignalDumpReader:
                     ) from exc
                 except (OSError, DumpParseError) as exc:
                     last_error = str(exc)
-            if time.monotonic() >= deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 raise KeepalivedReadError(f"{os.path.basename(path)}: {last_error} within the dump timeout")
-            time.sleep(pause)
-            pause = min(pause * 2, 0.005)
+            if self._watch is not None:
+                self._watch.wait(min(remaining, 0.005))
+            else:
+                time.sleep(min(pause, remaining))
+                pause = min(pause * 2, 0.005)
 
 
 def _parse_complete_data(text: str) -> tuple[list[VrrpInstance], list[VrrpScript]]:

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from mxha.transport import HttpJsonError, JsonHttpClient, Response, error_details
@@ -187,34 +187,40 @@ def status_from_documents(
     )
 
 
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _reader_pool() -> ThreadPoolExecutor:
+    """Threads kept for reading documents side by side: starting two threads per scrape costs more
+    than the reads themselves."""
+    global _POOL
+    from concurrent.futures import ThreadPoolExecutor  # not on `mxha check`'s path
+
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="maxscale-read")
+        return _POOL
+
+
 def read_status(client: MaxScaleClient, deadline: float, *, servers: bool = False) -> MaxScaleStatus:
     """Read MaxScale's documents side by side (the caller waits for the slowest, not the sum), each
     under ``deadline``; raise the first MaxScaleError, the one from ``/v1/maxscale`` first."""
     calls: dict[str, Callable[[float | None], Any]] = {"monitors": client.get_monitors}
     if servers:
         calls["servers"] = client.get_servers
+    pool = _reader_pool()
+    futures = {name: pool.submit(call, deadline) for name, call in calls.items()}
+    attrs = client.get_maxscale(deadline)  # its error first: it says most about the node
     results: dict[str, Any] = {}
-
-    def fetch(name: str) -> None:
-        try:
-            results[name] = calls[name](deadline)
-        except MaxScaleError as exc:
-            results[name] = exc
-
-    helpers = [threading.Thread(target=fetch, args=(name,), daemon=True) for name in calls]
-    for t in helpers:
-        t.start()
-    try:
-        attrs = client.get_maxscale(deadline)
-    finally:
-        for t in helpers:  # each read ends by the deadline by itself; the margin is for the thread
-            t.join(max(0.0, deadline - time.monotonic()) + 0.1)
-    for name in calls:
-        found = results.get(name)
-        if isinstance(found, MaxScaleError):
-            raise found
-        if name not in results:
-            raise MaxScaleError(f"GET /v1/{name}: no answer in time", kind="timeout")
+    for name, future in futures.items():
+        try:  # each read ends by the deadline by itself; the margin is for the pool
+            results[name] = future.result(timeout=max(0.0, deadline - time.monotonic()) + 0.1)
+        except TimeoutError as exc:  # concurrent.futures.TimeoutError is this one since 3.11
+            raise MaxScaleError(f"GET /v1/{name}: no answer in time", kind="timeout") from exc
     return status_from_documents(attrs, results["monitors"], results.get("servers"))
 
 
