@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import time
 from typing import Any
 
@@ -10,6 +9,7 @@ from mxha.lab.emulator.base import HandlerBase
 from mxha.lab.emulator.model import (
     COMMIT,
     EmulatedServer,
+    fresh_copy,
     http_date,
 )
 
@@ -19,7 +19,7 @@ class DocumentsMixin(HandlerBase):
     def _maxscale_doc(self) -> dict[str, Any]:
         st = self.st
         tpl = st.maxscale_template
-        system = copy.deepcopy(tpl["system"])
+        system = fresh_copy(tpl["system"])
         system["os"]["nodename"] = st.config.nodename
         started = http_date(st.started_wall)
         attrs = {
@@ -43,7 +43,7 @@ class DocumentsMixin(HandlerBase):
 
     def _server_doc(self, server: EmulatedServer) -> dict[str, Any]:
         base = self._base()
-        doc: dict[str, Any] = copy.deepcopy(self.server.server_template)
+        doc: dict[str, Any] = fresh_copy(self.server.server_template)
         attrs = doc["attributes"]
         attrs["name"] = server.name
         attrs["state"] = server.state
@@ -75,7 +75,7 @@ class DocumentsMixin(HandlerBase):
         st = self.st
         base = self._base()
         name = st.config.monitor
-        doc: dict[str, Any] = copy.deepcopy(self.server.monitor_template)
+        doc: dict[str, Any] = fresh_copy(self.server.monitor_template)
         attrs = doc["attributes"]
         attrs["parameters"] = dict(st.monitor_parameters)
         attrs["ticks"] = int((time.monotonic() - st.started_mono) / 1.0)

@@ -87,6 +87,16 @@ LOCKS_MISSING = (
 )
 
 
+def fresh_copy(doc: Any) -> Any:
+    """A deep copy of a JSON document, several times faster than copy.deepcopy (which dominated
+    the emulator's answer time, and so the exporter's scrape time in the lab)."""
+    if isinstance(doc, dict):
+        return {k: fresh_copy(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [fresh_copy(v) for v in doc]
+    return doc
+
+
 def load_template(name: str) -> Any:
     return json.loads(resources.files("mxha.lab").joinpath("data", name).read_text())
 

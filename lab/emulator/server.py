@@ -3,7 +3,6 @@ fault may close and reopen."""
 
 from __future__ import annotations
 
-import copy
 import errno
 import io
 import json
@@ -26,6 +25,7 @@ from mxha.lab.emulator.model import (
     EmulatorConfig,
     EmulatorState,
     Fault,
+    fresh_copy,
     jansson_parse_error,
     json_type_name,
     load_template,
@@ -241,7 +241,7 @@ class EmulatorHandler(DocumentsMixin, ControlMixin):
             return
         if command is None:
             if self.command in ("GET", "HEAD"):
-                doc = copy.deepcopy(tpl)
+                doc = fresh_copy(tpl)
                 doc["links"] = {"self": f"{base}/v1/modules/mariadbmon/"}
                 for cmd in doc["attributes"]["commands"]:
                     cmd["links"] = {"self": f"{base}/v1/modules/mariadbmon/{cmd['id']}/"}
