@@ -26,7 +26,7 @@ import yaml
 
 from mxha.lab.keepalived_conf import VrrpSpec
 from mxha.lab.netns import Harness, HarnessError, check_subnet_free, have_netns
-from mxha.lab.node import NodeSpec
+from mxha.lab.node import NodeSpec, installed_mxha
 from mxha.lab.waiting import WaitTimeout, wait_for_url
 from mxha.model import NodeState
 
@@ -172,7 +172,7 @@ class Lab:
             self.layout.node(name),
             self.harness.nodes[name].workdir,
             [VrrpSpec("VI_1", 51, NODES[name][1], f"{self.layout.vip}/24")],
-            hooks=" ".join(MXHA),
+            hooks=installed_mxha(),
         ).write()
 
     def start_emulator(self, name: str) -> None:

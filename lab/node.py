@@ -5,7 +5,9 @@ nodes here, each saying only what differs for it."""
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,21 @@ import yaml
 from mxha.lab.keepalived_conf import VrrpSpec, render_keepalived_conf
 
 
+def installed_mxha() -> str:
+    """The installed ``mxha`` console script, as the examples tell users to put in keepalived.conf.
+
+    keepalived resolves a script's path and runs it outside any venv: ``<venv>/bin/python -m mxha``
+    would run the BASE interpreter (the venv's python is a link to it), which finds the package only
+    when started inside a checkout. The console script's own shebang picks the right interpreter."""
+    script = Path(sys.executable).with_name("mxha")
+    if script.exists():
+        return str(script)
+    found = shutil.which("mxha")
+    if found is None:
+        raise FileNotFoundError("the mxha console script is not installed next to this Python nor on PATH")
+    return found
+
+
 @dataclass
 class NodeSpec:
     name: str
@@ -22,7 +39,7 @@ class NodeSpec:
     workdir: Path
     instances: list[VrrpSpec]
     source: str = "json"  # keepalived.source
-    hooks: str | None = None  # the command that runs mxha (e.g. "mxha"); None: a plain check script, no notify
+    hooks: str | None = None  # the mxha command (installed_mxha()); None: a plain check script, no notify
     min_signal_interval: float = 0.3
     connect_timeout: float = 0.3
     read_timeout: float = 0.7

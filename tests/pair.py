@@ -12,7 +12,7 @@ import requests
 
 from mxha.lab.keepalived_conf import VrrpSpec
 from mxha.lab.netns import Harness
-from mxha.lab.node import NodeSpec
+from mxha.lab.node import NodeSpec, installed_mxha
 from mxha.lab.waiting import wait_for
 from mxha.model import NodeState
 
@@ -81,7 +81,7 @@ class Pair:
                 VrrpSpec("VI_2", 52, 250 - self.prio[name], f"{self.vip2}/24", governing=False),
             ],
             source=self.source,
-            hooks=" ".join(MXHA) if self.hooks else None,
+            hooks=installed_mxha() if self.hooks else None,
             min_signal_interval=0.2,
             connect_timeout=0.5,
             read_timeout=1.0,

@@ -234,3 +234,30 @@ def test_older_transition_never_overwrites_newer(emulator: Emulator, tmp_path: P
     assert _handle(load_node_config(str(cfg)), old, time.monotonic() + 2) == 0
     assert control(emulator, "state")["passive"] is True
     assert state_of(cfg)["history"][-1]["result"] == "superseded by a newer transition; nothing done"
+
+
+def test_hooks_in_keepalived_conf_run_as_keepalived_runs_them(emulator: Emulator, tmp_path: Path) -> None:
+    """keepalived resolves a script's path (realpath) and runs it from "/": the hook line the lab
+    and the tests write must work that way, which `<venv>/bin/python -m mxha` does not (the venv's
+    python resolves to the base interpreter, outside the venv)."""
+    import os
+    import re
+    import shlex
+
+    from mxha.lab.keepalived_conf import VrrpSpec
+    from mxha.lab.node import NodeSpec, installed_mxha
+
+    spec = NodeSpec("node1", "127.0.0.1", tmp_path / "n", [VrrpSpec("VI_1", 51, 150, "198.51.100.100/24")])
+    spec.hooks = installed_mxha()
+    spec.write()
+    cfg = spec.config_file
+    cfg.write_text(cfg.read_text().replace("http://127.0.0.1:8989", emulator.url))
+    conf = (spec.workdir / "keepalived.conf").read_text()
+    for script in re.findall(r'^\s*(?:script|notify) "([^"]+)"', conf, re.M):
+        argv = shlex.split(script)
+        argv[0] = os.path.realpath(argv[0])
+        if "notify" in argv:
+            argv += ["INSTANCE", "VI_1", "MASTER", "150"]
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}  # keepalived's scripts get a bare environment
+        proc = subprocess.run(argv, cwd="/", env=env, capture_output=True, text=True, timeout=30, check=False)
+        assert proc.returncode == 0, (argv, proc.stdout, proc.stderr)
