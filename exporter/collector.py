@@ -22,6 +22,8 @@ METRICS: dict[str, str] = {
     "mxha_vrrp_script_status": "vrrp_script status: 1 GOOD, 0 BAD (text dumps only).",
     "mxha_vip_present": "1 if the VIP is on a local interface now (asked of the kernel).",
     "mxha_maxscale_up": "1 if the MaxScale REST API answered and accepted the credentials.",
+    "mxha_maxscale_error_kind": "1 for why the MaxScale REST API is not up: no_answer (the only kind that may "
+    "count toward down), auth, http, document, tls (absent while up).",
     "mxha_maxscale_passive": "1 passive, 0 active (absent while MaxScale is down).",
     "mxha_maxscale_info": "MaxScale version and commit; always 1.",
     "mxha_maxscale_activated_timestamp_seconds": "MaxScale's activated_at (Unix time).",
@@ -110,6 +112,10 @@ class MaxScaleCollector:
         dur.add_metric([], ms.duration_seconds)
         yield from (up, dur)
         if not ms.up:
+            if ms.error_kind is not None:
+                kind = _g("mxha_maxscale_error_kind", ["kind"])
+                kind.add_metric([ms.error_kind], 1)
+                yield kind
             return
         if ms.passive is not None:
             passive = _g("mxha_maxscale_passive")

@@ -164,3 +164,16 @@ def test_exporter_serves_openmetrics_gzip_and_name_filters(tmp_path: Path, make_
         only = requests.get(url, params={"name[]": "mxha_maxscale_up"}, timeout=5).text
         assert [line for line in only.splitlines() if not line.startswith("#")] == ["mxha_maxscale_up 1.0"]
         assert server.stop() == 0
+
+
+def test_exposition_says_why_maxscale_is_not_up() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from mxha.exporter.collector import NodeCollector
+
+    snap = fixed_snapshot(maxscale=MaxScaleReading(False, "GET /v1/maxscale: HTTP 401", T, 0.001, error_kind="auth"))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(NodeCollector(lambda: snap))
+    text = generate_latest(registry).decode()
+    assert 'mxha_maxscale_error_kind{kind="auth"} 1.0' in text and "mxha_maxscale_up 0.0" in text
+    assert "mxha_maxscale_passive" not in text.replace("# HELP mxha_maxscale_passive", "")
