@@ -7,7 +7,9 @@ One node: real keepalived (2 VRRP instances), the MaxScale emulator, the exporte
 it. Scrapes are SPACED (0.35 s apart, above `min_signal_interval` 0.3 s, so every scrape makes
 keepalived write a fresh dump, as under Prometheus), with Prometheus's request headers
 (OpenMetrics accept, gzip), once on a new connection per scrape and once on a kept-alive one
-(Prometheus keeps them); then back to back (inside `min_signal_interval`: served from the cache).
+(Prometheus keeps them); then back to back (inside `min_signal_interval`: served from the cache);
+then the spaced series again with MaxScale answering from memory (`bench/static_maxscale.py`,
+the recorded documents), which is the exporter's own share without the emulator's.
 It prints the split of a scrape, each part timed in this process against the same keepalived and
 emulator: signal -> new dump on disk, dump parse, kernel VIP lookup, each MaxScale document,
 exposition; plus the exporter's CPU per scrape (from /proc) and its RSS; and the targets' verdicts.
@@ -205,6 +207,23 @@ def main() -> int:
         ):
             cpu0 = cpu_seconds(proc.pid)
             lat = scrape_series(url, args.rounds, gap, keep)
+            cpu = (cpu_seconds(proc.pid) - cpu0) / args.rounds * 1000
+            results[label] = lat
+            rows.append([label, f"{statistics.median(lat):.2f}", f"{pct(lat, 99):.2f}", f"{cpu:.2f}"])
+        # the same, with MaxScale answering from memory: what is the exporter's (and keepalived's) own
+        h.stop_process("emulator")
+        h.start(
+            "n",
+            [sys.executable, str(REPO / "bench" / "static_maxscale.py"), node.address, "8989"],
+            label="static-maxscale",
+        )
+        wait_for(lambda: "mxha_maxscale_up 1" in requests.get(url, timeout=2).text, 15, "static MaxScale read")
+        for label, keep in (
+            ("spaced 0.35 s, new connection, MaxScale answering from memory", False),
+            ("spaced 0.35 s, kept-alive, MaxScale answering from memory", True),
+        ):
+            cpu0 = cpu_seconds(proc.pid)
+            lat = scrape_series(url, args.rounds, 0.35, keep)
             cpu = (cpu_seconds(proc.pid) - cpu0) / args.rounds * 1000
             results[label] = lat
             rows.append([label, f"{statistics.median(lat):.2f}", f"{pct(lat, 99):.2f}", f"{cpu:.2f}"])

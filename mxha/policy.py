@@ -17,8 +17,8 @@ It lives in the core because more than one component asks it what the pair shoul
 | the keeper is passive, every other node verified passive or        | promote it, after the demotions, as ONE  |
 |   counted down (no answer for the whole grace)                     |   unit                                   |
 | the keeper is passive and another node's mode is unknown (it       | no promotion yet; retry; demotions only  |
-|   answers with an error) or it has not answered for less than the  |   where one active node stays            |
-|   grace                                                            |                                          |
+|   answers with an error), or it has not answered for less than the |   where one active node stays            |
+|   grace, or it is active and its VRRP state is unknown             |                                          |
 
 "Down" is decided by the caller, which measures how long a node has CONTINUOUSLY given no
 answer (``down_for``); an answer that cannot be used is never "down", only "unknown".
@@ -156,6 +156,11 @@ def plan_actions(nodes: list[NodeObservation], unreachable_grace: float) -> Plan
     blocked: list[str] = []
     over_down: list[str] = []
     for node in others:
+        if node.is_active and node.vrrp_state is None and keep.passive is True:
+            # its /state could not be read: it may be the rightful keeper (a higher priority MASTER);
+            # moving the active role away from it on a blip would flap back once it is read again
+            blocked.append(f"{node.name} is active and its VRRP state is unknown")
+            continue
         if node.is_active or (node.mode_known and node.passive is True):
             continue
         if node.counted_down(unreachable_grace):

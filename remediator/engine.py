@@ -485,7 +485,10 @@ class Reconciler:
         self.metrics.decisions.labels(cluster, plan.verdict).inc()
         if not plan.actions:
             return None
-        refusal = self._guard(cluster, plan, exempt=acted)
+        # a promotion into a cluster with NO active MaxScale is a rescue: the guards exist to stop
+        # flapping, and holding a rescue back would leave none active for the whole window
+        rescue = all(a.kind == "promote" for a in plan.actions) and not any(r.observation.is_active for r in readings)
+        refusal = self._guard(cluster, plan, exempt=acted, rescue=rescue)
         if refusal is not None:
             reason, status = refusal
             result.guard = reason
@@ -503,13 +506,18 @@ class Reconciler:
         acted.update(a.node for a in plan.actions)
         return self._run_correction(cluster, plan, readings, deadline, result)
 
-    def _guard(self, cluster: str, plan: Plan, exempt: set[str]) -> tuple[str, int] | None:
+    def _guard(self, cluster: str, plan: Plan, exempt: set[str], rescue: bool = False) -> tuple[str, int] | None:
         """The guards, asked ONCE for the whole correction: (reason, HTTP status) to refuse it, or None.
 
         ``exempt``: nodes this same reconcile already acted on (its second decision finishes the
         first correction; the cooldown is for corrections, not for the halves of one)."""
         rt = self.runtimes[cluster]
         now = self.clock()
+        if rescue and not self.cfg.dry_run:
+            for action in plan.actions:
+                rt.action_times.append(now)
+                rt.last_action_at[action.node] = now
+            return None
         for action in plan.actions:
             if action.node in exempt:
                 continue

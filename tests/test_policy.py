@@ -223,3 +223,17 @@ def test_silence_for_the_whole_grace_is_counted_down_and_reported() -> None:
     ]
     plan = plan_actions(nodes, GRACE)
     assert [(a.node, a.kind) for a in plan.actions] == [("n1", "promote")] and plan.over_down == ("n2",)
+
+
+def test_an_active_node_whose_vrrp_state_is_unknown_is_not_moved_away_from() -> None:
+    """Seen in the lab: node1's /state blipped during a split brain; keeping node2 then demoted the
+    rightful keeper, and the next look flapped back. Its picture unknown, it may be the keeper."""
+    nodes = [
+        NodeObservation("node1", None, None, None, None, OK, False),  # active, /state unread
+        NodeObservation("node2", "MASTER", 100, True, True, OK, True),
+    ]
+    plan = plan_actions(nodes, GRACE)
+    assert plan.verdict == "waiting" and plan.actions == () and "VRRP state is unknown" in plan.reason
+    # with the keeper active, the unknown one is still demoted: two active is the worse state
+    nodes[1] = replace(nodes[1], passive=False)
+    assert [(a.node, a.kind) for a in plan_actions(nodes, GRACE).actions] == [("node1", "demote")]

@@ -452,3 +452,27 @@ def test_url_credentials_are_sent_as_basic_auth(make_emulator: Any, tmp_path: Pa
     with pytest.raises(Exception, match="HTTP 401") as info:
         bad.get_json()
     assert "wrong" not in str(info.value) and "wrong" not in repr(bad)
+
+
+def test_a_rescue_promotion_is_never_held_back_by_the_guards(make_emulator: Any, tmp_path: Path) -> None:
+    """With no MaxScale active, promoting the VIP holder cannot make two active: neither the circuit
+    breaker nor the cooldown may leave the cluster with none (seen in the lab: 60 s with none)."""
+    c = Cluster(make_emulator, tmp_path, circuit_max_actions=2, circuit_window_seconds=60, cooldown_seconds=60)
+    try:
+        c.states["node1"].set("MASTER", True, 150)
+        c.states["node2"].set("BACKUP", False, 100)
+        client = c.app()
+        for _ in range(2):  # fill the window, and put node1 in its cooldown
+            c.set_passive("node1", True)
+            c.set_passive("node2", True)
+            assert actions(post(client, payload())) == [("node1", "promote", "success")]
+        c.set_passive("node2", False)  # a demotion is not a rescue: the breaker holds it
+        resp = post(client, payload())
+        assert verdict(resp) == "circuit-open" and c.passive("node2") is False
+        c.set_passive("node2", True)
+        c.set_passive("node1", True)  # none active now
+        resp = post(client, payload())
+        assert actions(resp) == [("node1", "promote", "success")], resp.json
+        assert (c.passive("node1"), c.passive("node2")) == (False, True)
+    finally:
+        c.close()
