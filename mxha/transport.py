@@ -122,19 +122,26 @@ class Response:
 class _DeadlineRaw(io.RawIOBase):
     """The receive side of a socket where each receive waits at most until the deadline."""
 
-    def __init__(self, sock: socket.socket, clock: _Clock) -> None:
-        self._sock = sock
-        self._clock = clock
+    def __init__(self, owner: _DeadlineSocket) -> None:
+        self._owner = owner
+        self._released = False
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        self._sock.settimeout(self._clock.wait_limit())
-        n = self._sock.recv_into(buffer)
+        sock, clock = self._owner.sock, self._owner.clock
+        sock.settimeout(clock.wait_limit())
+        n = sock.recv_into(buffer)
         if n:
-            self._clock.received = True
+            clock.received = True
         return n
+
+    def close(self) -> None:
+        if not self._released:
+            self._released = True
+            self._owner.reader_closed()
+        super().close()
 
 
 class _Clock:
@@ -156,21 +163,38 @@ class _Clock:
 
 
 class _DeadlineSocket:
-    """A socket whose ``makefile`` reads under the connection's clock; everything else passes through."""
+    """A socket whose ``makefile`` reads under the connection's clock; everything else passes through.
+
+    Like a real socket, it stays open while a reader made by ``makefile`` is open: http.client
+    closes the connection as soon as it has read the headers of a ``Connection: close`` answer and
+    reads the body through the response's reader afterwards."""
 
     def __init__(self, sock: socket.socket, clock: _Clock) -> None:
-        self._sock = sock
-        self._clock = clock
+        self.sock = sock
+        self.clock = clock
+        self._readers = 0
+        self._close_wanted = False
 
     def makefile(self, mode: str = "r", *args: Any, **kwargs: Any) -> io.BufferedReader:
-        return io.BufferedReader(_DeadlineRaw(self._sock, self._clock))
+        self._readers += 1
+        return io.BufferedReader(_DeadlineRaw(self))
+
+    def reader_closed(self) -> None:
+        self._readers -= 1
+        if self._close_wanted and self._readers <= 0:
+            self.sock.close()
+
+    def close(self) -> None:
+        self._close_wanted = True
+        if self._readers <= 0:
+            self.sock.close()
 
     def sendall(self, data: Any) -> None:
-        self._sock.settimeout(self._clock.wait_limit())
-        self._sock.sendall(data)
+        self.sock.settimeout(self.clock.wait_limit())
+        self.sock.sendall(data)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
+        return getattr(self.sock, name)
 
 
 def _connect(host: str, port: int, timeout: float) -> socket.socket:

@@ -282,3 +282,32 @@ def test_read_status_reads_side_by_side_under_one_deadline(emulator: Emulator) -
     with pytest.raises(MaxScaleError) as info:
         read_status(client_for(emulator, read_timeout=5), time.monotonic() + 0.4, servers=True)
     assert info.value.error_kind == "no_answer" and time.monotonic() - t0 < 1.0
+
+
+def test_a_body_that_arrives_after_the_headers_of_a_closing_answer_is_read() -> None:
+    """Found in the lab: http.client closes the connection right after the headers of a
+    `Connection: close` answer and reads the body later; the socket must stay open for that
+    reader (it gave "Bad file descriptor" whenever the body came in a later packet)."""
+    import threading
+
+    from mxha.transport import JsonHttpClient
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    body = b'{"data": {"id": "x"}}'
+
+    def answer() -> None:
+        conn, _ = srv.accept()
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body))
+        time.sleep(0.2)  # the body in a later packet, as waitress often sends it
+        conn.sendall(body)
+        conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        doc = JsonHttpClient(f"http://127.0.0.1:{srv.getsockname()[1]}/state").get_json(deadline=time.monotonic() + 2)
+        assert doc == {"data": {"id": "x"}}
+    finally:
+        srv.close()
