@@ -619,7 +619,15 @@ class Reconciler:
         try:
             if deadline - time.monotonic() <= 0:
                 raise DriverError("the request budget was spent before this action")
-            driver.set_passive(passive, deadline)
+            try:
+                driver.set_passive(passive, deadline)
+            except (DriverError, MaxScaleError) as exc:
+                # a change whose answer was lost (a timeout) may still have been applied: ask
+                if client.get_maxscale(deadline)["parameters"].get("passive") is not passive:
+                    raise
+                log.warning(
+                    "cluster %s: %s %s: applied, though its answer was lost (%s)", cluster, action.kind, node, exc
+                )
             if client.get_maxscale(deadline)["parameters"].get("passive") is not passive:
                 raise DriverError("MaxScale did not report the new mode after the change")
         except (DriverError, MaxScaleError) as exc:
