@@ -36,7 +36,7 @@ CLUSTER = "lab"
 NODES = {"node1": (11, 150), "node2": (12, 100)}
 MONITOR_INDEX = 2
 VIP_INDEX = 100
-MXHA = [sys.executable, "-m", "mxha"]
+MXHA = [installed_mxha()]  # as users run it: the installed console script
 
 
 @dataclass(frozen=True)
