@@ -40,6 +40,7 @@ METRICS: dict[str, str] = {
     "mxha_notify_last_success": "1 if the last mxha notify that acted reached MaxScale, 0 if it gave up.",
     "mxha_notify_last_timestamp_seconds": "When mxha notify last acted (Unix time).",
     "mxha_notify_desired_passive": "The mode the last VRRP transition asked for: 1 passive, 0 active.",
+    "mxha_notify_yielded": "1 while mxha notify keeps this MASTER's MaxScale passive for a better, active peer.",
 }
 
 
@@ -158,6 +159,10 @@ class NotifyCollector:
             desired = _g("mxha_notify_desired_passive")
             desired.add_metric([], 1 if n.desired_passive else 0)
             yield desired
+        yielded = _g("mxha_notify_yielded", ["peer"])
+        if n.yielded_to is not None:
+            yielded.add_metric([n.yielded_to], 1)
+        yield yielded
 
 
 class CheckCollector:

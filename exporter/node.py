@@ -19,7 +19,7 @@ from mxha.exporter.keepalived import (
     SignalDumpReader,
     json_signal_number,
 )
-from mxha.exporter.vip import VipLookupError, local_addresses
+from mxha.vip import VipLookupError, local_addresses
 from mxha.healthcheck import CheckResult, run_check
 from mxha.maxscale import MaxScaleClient, MaxScaleError, read_status
 from mxha.model import (
@@ -78,7 +78,9 @@ def read_notify_state(path: str) -> NotifyView | None:
     last = record.last_acted()
     if last is None:
         return None
-    return NotifyView(last.time, last.state, last.ok is not False, record.desired_passive, last.result[:300])
+    return NotifyView(
+        last.time, last.state, last.ok is not False, record.desired_passive, last.result[:300], record.yielded_to
+    )
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ def render_keepalived_conf(
     check_script: str | None,
     notify_script: str | None,
     notify_fifo: str | None = None,
+    recheck_script: str | None = None,
     password: str = "s3cretPW",
     check_interval: float = 1,
     check_timeout: float = 2,
@@ -58,5 +59,9 @@ def render_keepalived_conf(
             lines += ["  track_script {", "    chk_maxscale", "  }"]
         if spec.governing and notify_script:
             lines.append(f'  notify "{notify_script}"')
+        if spec.governing and recheck_script:
+            # a MASTER hearing a lower priority: a partition healing (keepalived runs no notify on
+            # the node that stays MASTER), or one-way VRRP loss while it lasts
+            lines.append(f'  notify_master_rx_lower_pri "{recheck_script}"')
         lines.append("}")
     return "\n".join(lines) + "\n"

@@ -165,15 +165,55 @@ class Lab:
             self.down(quiet=True, keep_logs=True)
             raise
 
-    def _write_node(self, name: str) -> None:
+    def node_spec(self, name: str, notify_script: str | None = None) -> NodeSpec:
+        """The node's files as the examples show them: the mxha hooks, and the other node as its peer."""
         assert self.harness is not None
-        NodeSpec(
+        return NodeSpec(
             name,
             self.layout.node(name),
             self.harness.nodes[name].workdir,
             [VrrpSpec("VI_1", 51, NODES[name][1], f"{self.layout.vip}/24")],
             hooks=installed_mxha(),
-        ).write()
+            peers=[
+                {"name": other, "state_url": f"http://{self.layout.node(other)}:9843/state"}
+                for other in NODES
+                if other != name
+            ],
+            notify_script=notify_script,
+        )
+
+    def _write_node(self, name: str) -> None:
+        self.node_spec(name).write()
+
+    def use_tutorial_notify(self, on: bool) -> None:
+        """Swap both nodes' notify for the seed tutorial's script (``on``) or back to ``mxha notify``,
+        and have keepalived re-read its configuration."""
+        from mxha.lab.tutorial import tutorial_notify_script
+
+        assert self.harness is not None
+        for name in NODES:
+            d = self.harness.nodes[name].workdir
+            script: str | None = None
+            if on:
+                shim = d / "maxctrl"
+                shim.write_text(
+                    f'#!/bin/sh\nexec {installed_mxha()} lab maxctrl --hosts {self.layout.node(name)}:8989 "$@"\n'
+                )
+                path = d / "tutorial_notify.sh"
+                path.write_text(tutorial_notify_script(str(shim), str(d / "tutorial-state.txt")))
+                for f in (shim, path):
+                    f.chmod(0o755)
+                script = str(path)
+            self.node_spec(name, notify_script=script).write()
+            self.reload_keepalived(name)
+
+    def reload_keepalived(self, name: str) -> None:
+        """keepalived re-reads its configuration on SIGHUP (the new notify script included)."""
+        import signal
+
+        assert self.harness is not None
+        pid = int((self.harness.nodes[name].workdir / "keepalived.pid").read_text().strip())
+        os.kill(pid, signal.SIGHUP)
 
     def start_emulator(self, name: str) -> None:
         assert self.harness is not None

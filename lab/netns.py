@@ -257,6 +257,18 @@ class Harness:
             "ip", "netns", "exec", ns, "nft", "add", "rule", "inet", "mxha_part", "in", "ip", "protocol", "vrrp", "drop"
         )
 
+    def isolate(self, node: str, observer: str | None = None) -> None:
+        """Drop EVERY incoming packet on ``node`` but loopback (and the ``observer``'s, the host that
+        measures): its peers can neither send VRRP nor answer it. ``unblock_vrrp`` heals this too."""
+        ns = self.nodes[node].namespace
+        nft = ["ip", "netns", "exec", ns, "nft"]
+        run(*nft, "add", "table", "inet", "mxha_part")
+        run(*nft, "add", "chain", "inet", "mxha_part", "in", "{ type filter hook input priority 0; }")
+        run(*nft, "add", "rule", "inet", "mxha_part", "in", "iif", "lo", "accept")
+        if observer:
+            run(*nft, "add", "rule", "inet", "mxha_part", "in", "ip", "saddr", observer, "accept")
+        run(*nft, "add", "rule", "inet", "mxha_part", "in", "drop")
+
     def unblock_vrrp(self, node: str) -> None:
         run(
             "ip",

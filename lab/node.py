@@ -46,6 +46,8 @@ class NodeSpec:
     password_in_file: bool = True  # the examples keep it in a 0600 file
     listen: bool = True  # write exporter.listen_address (address:9843)
     extra: dict[str, Any] = field(default_factory=dict)  # more node.yml keys, merged per section
+    peers: list[dict[str, Any]] = field(default_factory=list)  # node.yml `peers:` (peer-aware notify)
+    notify_script: str | None = None  # replaces `mxha notify` in keepalived.conf (the tutorial's baseline)
 
     @property
     def config_file(self) -> Path:
@@ -72,12 +74,15 @@ class NodeSpec:
                 "pid_file": str(d / "keepalived.pid"),
                 "dump_dir": str(d),
                 "governing_instance": next(i.name for i in self.instances if i.governing),
+                "vips": [i.vip.split("/")[0] for i in self.instances if i.governing],
                 "min_signal_interval": self.min_signal_interval,
                 "dump_timeout": 1.0,
                 **({"notify_fifo": str(d / "notify.fifo")} if self.source == "fifo" else {}),
             },
             "notify": {"state_file": str(d / "notify-state.json"), "timeout": 3.0, "log_file": str(d / "notify.log")},
         }
+        if self.peers:
+            cfg["peers"] = self.peers
         if self.listen:
             cfg["exporter"] = {"listen_address": f"{self.address}:9843"}
         for section, values in self.extra.items():
@@ -98,12 +103,15 @@ class NodeSpec:
         if self.hooks:
             check_cmd = f"{self.hooks} check --config.file {self.config_file}"
             notify_cmd: str | None = f"{self.hooks} notify --config.file {self.config_file}"
+            recheck_cmd: str | None = notify_cmd if self.peers else None
+            if self.notify_script:
+                notify_cmd, recheck_cmd = self.notify_script, None
         else:  # a check the test flips with a file, and no notify: keepalived alone
             (d / "ok").write_text("")
             check = d / "check.sh"
             check.write_text(f"#!/bin/sh\ntest -e {d}/ok\n")
             check.chmod(stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
-            check_cmd, notify_cmd = str(check), None
+            check_cmd, notify_cmd, recheck_cmd = str(check), None, None
         (d / "keepalived.conf").write_text(
             render_keepalived_conf(
                 router_id=self.name,
@@ -112,6 +120,7 @@ class NodeSpec:
                 check_script=check_cmd,
                 notify_script=notify_cmd,
                 notify_fifo=str(d / "notify.fifo") if self.source == "fifo" else None,
+                recheck_script=recheck_cmd,
             )
         )
         return self.config_file

@@ -302,34 +302,125 @@ def baseline(s: Sample) -> bool:
 
 class SplitBrain(Scenario):
     name = "split-brain"
-    description = "VRRP dropped on node2 (nftables): both MASTER, both notify scripts activate MaxScale"
+    description = (
+        "VRRP dropped into node2 (nftables): both become MASTER; node2's notify asks node1 over TCP "
+        "and yields to it (node1 is the better keeper and active)"
+    )
+    heal_wait = 6.0
 
     def inject_and_observe(self, sampler: Sampler) -> None:
         r = self.report
         assert self.lab.harness is not None
         sampler.mark("inject: drop VRRP into node2 (nft)")
+        since = sampler.now()
         self.lab.harness.block_vrrp("node2")
         t_both_master = sampler.wait("both MASTER", lambda s: all(v["vrrp"] == "MASTER" for v in s.nodes.values()))
         r.check("both nodes became VRRP MASTER", t_both_master is not None)
-        t_both_active = sampler.wait("both active", lambda s: len(s.active()) > 1, timeout=15)
-        if t_both_active is None:
-            sampler.mark("both MaxScales never active at once")
-        t_one = sampler.wait("one active again", lambda s: s.active() == ["node1"])
-        r.check("the remediator left exactly one MaxScale active during the partition", t_one is not None)
-        sampler.hold(8.0)
-        last = [s for s in sampler.samples if s.t >= sampler.now() - 5.0]
+        self.observe_partition(sampler, since)
+        sampler.mark("heal: VRRP allowed again")
+        self.lab.harness.unblock_vrrp("node2")
+
+    def observe_partition(self, sampler: Sampler, since: float) -> None:
+        r = self.report
+        sampler.hold(self.heal_wait)
+        record = self.notify_record("node2")
+        r.check("node2's notify yielded to node1 (its notify record)", record.yielded_to == "node1")
+        view = self.node_state("node2")
         r.check(
-            "still exactly one active 5 s later (partition on)",
+            "node2's /state says it yielded to node1",
+            view is not None and view.notify is not None and view.notify.yielded_to == "node1",
+        )
+        last = [s for s in sampler.samples if s.t >= sampler.now() - 4.0]
+        r.check(
+            "exactly one active (node1) during the partition",
             bool(last) and all(s.active() == ["node1"] for s in last),
         )
-        since = t_both_active if t_both_active is not None else (t_both_master or 0.0)
         r.figures["two_active_s"] = two_active_seconds(sampler.samples, since)
         r.figures["detect_s"] = (
             sampler.alerts["MaxScaleMultipleActive"] - since if "MaxScaleMultipleActive" in sampler.alerts else None
         )
-        r.figures["heal_s"] = (t_one - since) if t_one is not None else None
+
+    def notify_record(self, name: str) -> NotifyRecord:
+        assert self.lab.harness is not None
+        return NotifyRecord.read(str(self.lab.harness.nodes[name].workdir / "notify-state.json"))
+
+    def node_state(self, name: str) -> NodeState | None:
+        try:
+            url = f"http://{self.lab.layout.node(name)}:9843/state"
+            return NodeState.from_json(requests.get(url, timeout=2).json())
+        except (requests.RequestException, ValueError):
+            return None
+
+
+class SplitBrainTutorial(Scenario):
+    name = "split-brain-tutorial"
+    description = (
+        "the same fault, with the seed tutorial's notify script on both nodes instead of mxha notify "
+        "(OUTFILE moved into the lab folder, maxctrl = mxha lab maxctrl): the baseline"
+    )
+
+    def inject_and_observe(self, sampler: Sampler) -> None:
+        r = self.report
+        assert self.lab.harness is not None
+        self.lab.use_tutorial_notify(True)
+        sampler.mark("setup: both nodes' notify is the tutorial's script (keepalived reloaded)")
+        time.sleep(1.0)
+        sampler.mark("inject: drop VRRP into node2 (nft)")
+        since = sampler.now()
+        self.lab.harness.block_vrrp("node2")
+        t_both_master = sampler.wait("both MASTER", lambda s: all(v["vrrp"] == "MASTER" for v in s.nodes.values()))
+        r.check("both nodes became VRRP MASTER", t_both_master is not None)
+        t_both_active = sampler.wait("both active", lambda s: len(s.active()) > 1, timeout=15)
+        r.check("the tutorial's script made both MaxScales active", t_both_active is not None)
+        start = t_both_active if t_both_active is not None else since
+        t_one = sampler.wait("one active again", lambda s: s.active() == ["node1"])
+        r.check("the remediator left exactly one MaxScale active", t_one is not None)
+        sampler.hold(3.0)
+        r.figures["two_active_s"] = two_active_seconds(sampler.samples, since)
+        r.figures["detect_s"] = (
+            sampler.alerts["MaxScaleMultipleActive"] - start if "MaxScaleMultipleActive" in sampler.alerts else None
+        )
+        r.figures["heal_s"] = (t_one - start) if t_one is not None else None
         sampler.mark("heal: VRRP allowed again")
         self.lab.harness.unblock_vrrp("node2")
+
+    def restore(self, sampler: Sampler) -> None:
+        sampler.wait("node2 BACKUP", lambda s: s.nodes["node2"]["vrrp"] == "BACKUP", timeout=15)
+        self.lab.use_tutorial_notify(False)
+        sampler.mark("restore: mxha notify back on both nodes (keepalived reloaded)")
+        super().restore(sampler)
+
+
+class IsolatedNode(Scenario):
+    name = "isolated-node"
+    description = (
+        "ALL traffic into node2 dropped (only the observing host still reaches it): node2 cannot ask "
+        "node1, so it goes active after its peer budget (a dead peer must never block a takeover); "
+        "two MaxScales are active until the partition ends: the price, stated"
+    )
+    partition_s = 8.0
+
+    def inject_and_observe(self, sampler: Sampler) -> None:
+        r = self.report
+        assert self.lab.harness is not None
+        sampler.mark("inject: drop all traffic into node2 but the observer's (nft)")
+        since = sampler.now()
+        self.lab.harness.isolate("node2", observer=self.lab.layout.host(1))
+        t_master = sampler.wait("node2 MASTER", lambda s: s.nodes["node2"]["vrrp"] == "MASTER")
+        r.check("node2 became VRRP MASTER", t_master is not None)
+        t_two = sampler.wait("both active", lambda s: len(s.active()) > 1, timeout=15)
+        r.check("node2 went active although it could not ask node1 (never blocked)", t_two is not None)
+        if t_master is not None and t_two is not None:
+            r.figures["node2_active_after_master_s"] = round(t_two - t_master, 2)
+        sampler.hold(self.partition_s)
+        t_heal = sampler.now()
+        sampler.mark("heal: node2 reachable again")
+        self.lab.harness.unblock_vrrp("node2")
+        t_one = sampler.wait("one active again", lambda s: s.active() == ["node1"], timeout=20)
+        r.check("two-active ended once the partition did", t_one is not None)
+        r.figures["two_active_after_heal_s"] = round(t_one - t_heal, 2) if t_one is not None else None
+        r.figures["two_active_s"] = two_active_seconds(sampler.samples, since)
+        r.figures["partition_s"] = round(t_heal - since, 2)
 
 
 class ActiveDies(Scenario):
@@ -488,12 +579,21 @@ class CircuitBreaker(Scenario):
 
 
 SCENARIOS: dict[str, type[Scenario]] = {
-    c.name: c for c in (SplitBrain, ActiveDies, RestartActiveBackup, MasterPassive, CircuitBreaker)
+    c.name: c
+    for c in (
+        SplitBrain,
+        SplitBrainTutorial,
+        IsolatedNode,
+        ActiveDies,
+        RestartActiveBackup,
+        MasterPassive,
+        CircuitBreaker,
+    )
 }
 TARGETS = {
-    "split-brain": ("two_active_s", 10.0),
+    "split-brain": ("two_active_s", 0.5),
     "restart-active-backup": ("heal_s", 10.0),
-    "active-dies": ("new_holder_active_after_vip_s", 5.0),
+    "active-dies": ("new_holder_active_after_vip_s", 1.0),
 }
 
 

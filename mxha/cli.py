@@ -91,15 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "notify",
-        help="keepalived notify: MASTER -> MaxScale active, else passive",
-        description="Called by keepalived as 'notify' with TYPE NAME STATE [PRIORITY]. "
-        "MASTER makes this node's MaxScale active; BACKUP, FAULT, STOP and "
-        "DELETED make it passive; any other state exits 1.",
+        help="keepalived notify: decide this node's MaxScale mode from live state (and its peers)",
+        description="Called by keepalived as 'notify' with TYPE NAME STATE [PRIORITY]; the event says when "
+        "to look, live state says what to do: with keepalived.vips set, the governing VIP on this host "
+        "(per the kernel) means active, else passive. Before going active it asks the peers "
+        "(peers: in the config) and stays passive for a peer verified to be the better keeper and "
+        "active. Without arguments (notify_master_rx_lower_pri, or mxha check following up a yield) "
+        "it decides from live state alone. An unknown STATE exits 1.",
     )
     _config_flag(p, "node")
-    p.add_argument("type", metavar="TYPE", help="INSTANCE or GROUP")
-    p.add_argument("name", metavar="NAME", help="VRRP instance or group name")
-    p.add_argument("state", metavar="STATE", help="MASTER, BACKUP, FAULT, STOP or DELETED")
+    p.add_argument("type", metavar="TYPE", nargs="?", default=None, help="INSTANCE or GROUP")
+    p.add_argument("name", metavar="NAME", nargs="?", default=None, help="VRRP instance or group name")
+    p.add_argument("state", metavar="STATE", nargs="?", default=None, help="MASTER, BACKUP, FAULT, STOP or DELETED")
     p.add_argument("priority", metavar="PRIORITY", nargs="?", default=None, help="priority (keepalived 2.x)")
 
     p = sub.add_parser(
@@ -161,10 +164,18 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--dir", dest="lab_dir", default=None)
     lp = lab_sub.add_parser("scenario", help="run a scenario and print its timeline and verdict")
     lp.add_argument(
-        "name", help="split-brain, active-dies, restart-active-backup, master-passive, circuit-breaker, or all"
+        "name",
+        help="split-brain, split-brain-tutorial, isolated-node, active-dies, restart-active-backup, "
+        "master-passive, circuit-breaker, or all",
     )
     lp.add_argument("--dir", dest="lab_dir", default=None)
     lp.add_argument("--out", default=None, help="folder for timeline pictures and JSON")
+    lp = lab_sub.add_parser(
+        "maxctrl",
+        help="the maxctrl commands the tutorial's scripts use (alter maxscale, list servers)",
+        add_help=False,
+    )
+    lp.add_argument("rest", nargs=argparse.REMAINDER)
     lp = lab_sub.add_parser("demo", help="up, every scenario, summary table and pictures, down (make demo)")
     lp.add_argument("--dir", dest="lab_dir", default=None)
     lp.add_argument("--out", default=None, help="folder for timeline pictures (default ./lab-out)")
@@ -236,6 +247,10 @@ def _run_check(args: argparse.Namespace) -> int:
 def _run_notify(args: argparse.Namespace) -> int:
     from mxha.notify import main as notify_main
 
+    if args.type is not None and args.state is None:
+        print("mxha notify: give TYPE NAME STATE [PRIORITY], or no arguments at all", file=sys.stderr)
+        return EXIT_USAGE
+
     return notify_main(args.config_file, args.type, args.name, args.state, args.priority)
 
 
@@ -271,6 +286,14 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:2] == ["lab", "maxctrl"]:  # maxctrl's own options come first: argparse would take them
+        try:
+            from mxha.lab.maxctrl import main as maxctrl_main
+        except ModuleNotFoundError:
+            print("mxha lab: not in this installation", file=sys.stderr)
+            return EXIT_USAGE
+        return maxctrl_main(words[2:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

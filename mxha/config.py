@@ -228,6 +228,16 @@ class NotifySettings:
     release_locks: bool = True
     group_events: bool = False
     log_file: str | None = None
+    peer_budget: float = 1.0  # reading the peers (and waiting for a worse active one), in all
+
+
+@dataclass(frozen=True)
+class PeerSettings:
+    """Another node of the pair, as ``mxha notify`` asks it before going active."""
+
+    name: str
+    state_url: str  # its exporter's /state
+    maxscale: MaxScaleSettings | None = None  # read its MaxScale's mode directly too (optional)
 
 
 @dataclass(frozen=True)
@@ -239,6 +249,7 @@ class NodeConfig:
     notify: NotifySettings
     listen_address: str = ":9843"
     source_path: str | None = None
+    peers: tuple[PeerSettings, ...] = ()
 
 
 KEEPALIVED_SOURCES = ("auto", "json", "text", "fifo")
@@ -301,11 +312,13 @@ def parse_node_config(doc: dict[str, Any], source_path: str | None = None) -> No
         release_locks=nt.flag("release_locks", True),
         group_events=nt.flag("group_events", False),
         log_file=nt.text("log_file"),
+        peer_budget=nt.number("peer_budget", 1.0, minimum=0.05, maximum=10),
     )
     nt.finish()
     ex = top.section("exporter")
     listen = ex.text("listen_address", ":9843")
     ex.finish()
+    peers = parse_peers(top, node)
     top.finish()
     return NodeConfig(
         node=node,
@@ -315,7 +328,39 @@ def parse_node_config(doc: dict[str, Any], source_path: str | None = None) -> No
         notify=notify,
         listen_address=listen,
         source_path=source_path,
+        peers=peers,
     )
+
+
+_HTTP_URL = re.compile(r"^https?://[^/\s]+(/.*)?$")
+
+
+def parse_peers(top: Section, node: str) -> tuple[PeerSettings, ...]:
+    value = top._get("peers")
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError("peers: must be a list of {name, state_url[, maxscale]}")
+    out: list[PeerSettings] = []
+    for i, item in enumerate(value):
+        sec = Section(item, f"peers[{i}]")
+        name = sec.text("name", required=True)
+        if name == node:
+            raise ConfigError(f"{sec.key('name')}: {name!r} is this node (node: {node})")
+        if any(p.name == name for p in out):
+            raise ConfigError(f"{sec.key('name')}: {name!r} is listed twice")
+        url = sec.text("state_url", required=True)
+        if not _HTTP_URL.match(url):
+            raise ConfigError(f"{sec.key('state_url')}: must be http(s)://HOST[:PORT]/state")
+        ms = None
+        if sec.data.get("maxscale") is not None:
+            ms_sec = sec.section("maxscale")
+            if ms_sec.data.get("url") is None:
+                raise ConfigError(f"{ms_sec.key('url')}: required (the peer's MaxScale REST API)")
+            ms = parse_maxscale(ms_sec)
+        sec.finish()
+        out.append(PeerSettings(name, url, ms))
+    return tuple(out)
 
 
 def load_node_config(path: str) -> NodeConfig:

@@ -121,8 +121,23 @@ def main(config_file: str, via: str | None = None) -> int:
     if via:
         code, line = check_via_exporter(via, cfg.check.timeout)
         print(line)
+        _follow_up(cfg, config_file, code == EXIT_HEALTHY)
         return code
     result = run_check(cfg.maxscale.client(), cfg.check.expected_servers, cfg.check.require_running, cfg.check.timeout)
     signal.setitimer(signal.ITIMER_REAL, 0)
     print(("OK: " if result.success else "FAIL: ") + result.reason)
+    _follow_up(cfg, config_file, result.success)
     return EXIT_HEALTHY if result.success else EXIT_UNHEALTHY
+
+
+def _follow_up(cfg: Any, config_file: str, healthy: bool) -> None:
+    """While this node yields to a peer as MASTER, each check starts a recheck of that decision
+    (``mxha.notify.follow_up_yield``): the periodic, level-triggered look the notify events lack."""
+    if not healthy or not cfg.peers:
+        return
+    from mxha.notify import follow_up_yield
+
+    try:
+        follow_up_yield(cfg, config_file)
+    except OSError as exc:  # never let the follow-up change the check's verdict
+        print(f"(recheck not started: {exc.strerror})")

@@ -106,6 +106,7 @@ class NotifyView:
     ok: bool
     desired_passive: bool | None
     result: str
+    yielded_to: str | None = None  # the peer this node stays passive for (peer-aware notify)
 
 
 @dataclass(frozen=True)
@@ -250,6 +251,7 @@ def _parse(doc: Any) -> NodeState:
                 ok=_req(nt, "ok", bool, "notify"),
                 desired_passive=_req(nt, "desired_passive", bool, "notify", True),
                 result=_req(nt, "result", str, "notify"),
+                yielded_to=_req(nt, "yielded_to", str, "notify", True) if "yielded_to" in nt else None,
             )
         except StateFormatError:
             notify = None  # informational only: a reader never decides on it

@@ -1,12 +1,27 @@
 """``mxha notify``: keepalived's notify hook, setting this node's MaxScale active or passive.
 
-keepalived runs ``notify`` with ``TYPE NAME STATE [PRIORITY]`` and does not wait for it,
-so two calls can overlap and finish out of order. Calls are serialized with a lock and
-each carries the time it started: a call that finds a newer transition already recorded
-does nothing, so an older transition never overwrites a newer one.
+keepalived runs ``notify`` with ``TYPE NAME STATE [PRIORITY]`` and does not wait for it, so calls
+overlap and can start late and out of order. An event only says WHEN to look; what to do is
+decided from live state at the moment of deciding (level-triggered):
 
-Every transition is recorded, with its result, in an atomically written JSON state file
-(the exporter can read it as an event source) and logged in one line.
+- **The live source is the kernel**: are the governing VIPs (``keepalived.vips``) on this host
+  now? keepalived adds its VIPs before it runs the MASTER notify and removes them before the
+  BACKUP/FAULT/STOP one, so the kernel is never behind the event that started a call; it is read
+  (one netlink dump, unprivileged) right before deciding. Without ``keepalived.vips`` the event's
+  STATE decides, as in the tutorial (and late calls can then still win: the README says so).
+- **Tickets, not clocks**: an acting call takes a ticket (a counter under a lock) first. Calls are
+  serialized by a second lock; a call that finds a newer ticket does nothing (the newer call looks
+  at live state after it), and one retrying against a hung MaxScale hands over to a newer call
+  between attempts instead of starving it.
+- **Peers before going active** (``peers:``): the MASTER level asks every peer's ``/state``
+  within ``notify.peer_budget`` and the remediator's policy (``decide_for_hook``): yield to a
+  peer VERIFIED to be the better keeper and active; wait (within the budget) for a worse active
+  peer to step down; anything less, go active. Going passive never waits.
+- **No arguments** (keepalived's ``notify_master_rx_lower_pri``, or ``mxha check`` following up a
+  yield): the same decision, from live state alone.
+
+Every call is recorded with its reason in an atomically written JSON file (the exporter shows it
+in ``/state``) and logged in one line.
 """
 
 from __future__ import annotations
@@ -25,19 +40,63 @@ from mxha.notify_record import NotifyEntry, NotifyRecord
 
 ACTIVE_STATES = frozenset({"MASTER"})
 PASSIVE_STATES = frozenset({"BACKUP", "FAULT", "STOP", "DELETED"})
+RECHECK = "RECHECK"  # a call without TYPE NAME STATE: decide from live state alone
+POLL_SECONDS = 0.1  # how often a waiting notify looks at its peers again
 
 
 @dataclass(frozen=True)
 class Transition:
-    type: str
+    type: str  # INSTANCE, GROUP, or RECHECK
     name: str
     state: str
     priority: int | None
-    started_ns: int
+    ticket: int
 
     @property
     def wants_passive(self) -> bool:
         return self.state in PASSIVE_STATES
+
+
+class Handover(Exception):
+    """A newer call exists: it decides (from live state, after this one)."""
+
+
+# -- tickets and the lock ------------------------------------------------------------------------
+class Tickets:
+    """A counter in a file: each acting call takes the next number. Larger than any earlier
+    ``time.time_ns()`` sequence the record may hold from older versions."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def take(self) -> int:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            last = _parse(os.pread(fd, 32, 0))
+            ticket = max(last + 1, time.time_ns())
+            os.pwrite(fd, f"{ticket:020d}\n".encode(), 0)
+            return ticket
+        finally:
+            os.close(fd)
+
+    def latest(self) -> int:
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return 0
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            return _parse(os.pread(fd, 32, 0))
+        finally:
+            os.close(fd)
+
+
+def _parse(raw: bytes) -> int:
+    try:
+        return int(raw.strip() or b"0")
+    except ValueError:
+        return 0
 
 
 def acquire_lock(path: str, deadline: float) -> int | None:
@@ -50,15 +109,25 @@ def acquire_lock(path: str, deadline: float) -> int | None:
             if time.monotonic() >= deadline:
                 os.close(fd)
                 return None
-            time.sleep(0.02)
+            time.sleep(0.01)
 
 
-def apply_mode(client: MaxScaleClient, passive: bool, release_locks: bool, deadline: float) -> str:
-    """Set MaxScale's mode, retrying briefly until ``deadline``; returns a one-line result."""
+# -- acting on MaxScale --------------------------------------------------------------------------
+def apply_mode(
+    client: MaxScaleClient,
+    passive: bool,
+    release_locks: bool,
+    deadline: float,
+    newer_call: Any = lambda: False,
+) -> str:
+    """Set MaxScale's mode, retrying briefly until ``deadline``; returns a one-line result.
+    Between attempts, hands over (``Handover``) when ``newer_call()`` says a newer call waits."""
     attempt = 0
     delay = 0.1
     last_error = "no attempt made"
     while time.monotonic() < deadline:
+        if attempt and newer_call():
+            raise Handover(f"handed over to a newer call after {attempt} attempt(s): {last_error}")
         attempt += 1
         try:
             client.set_passive(passive, deadline=deadline)
@@ -84,6 +153,52 @@ def release_all_locks(client: MaxScaleClient, deadline: float) -> str:
     return f"; locks {', '.join(notes)}" if notes else ""
 
 
+# -- live state ----------------------------------------------------------------------------------
+def live_master(vips: tuple[str, ...]) -> tuple[bool | None, str]:
+    """Is this node the VRRP MASTER now, per the kernel? (None when it cannot say.)"""
+    if not vips:
+        return None, "no keepalived.vips configured: acting on the event"
+    from mxha.vip import VipLookupError, local_addresses
+
+    try:
+        here = local_addresses()
+    except VipLookupError as exc:
+        return None, f"cannot list local addresses ({exc}): acting on the event"
+    missing = [v for v in vips if v not in here]
+    if missing:
+        return False, f"VIP {', '.join(missing)} not on this host"
+    return True, f"VIP {', '.join(vips)} on this host"
+
+
+def consult_peers(cfg: Any, priority: int | None, deadline: float, newer_call: Any) -> tuple[str | None, str]:
+    """Read the peers until the budget ends; (peer yielded to or None, the reason in one line)."""
+    from mxha.peers import read_peers
+    from mxha.policy import GO_ACTIVE, OK, WAIT, YIELD, NodeObservation, decide_for_hook
+
+    me = NodeObservation(cfg.node, "MASTER", priority, True, True, maxscale=OK, passive=True)
+    start = time.monotonic()
+    end = min(start + cfg.notify.peer_budget, start + max(0.05, (deadline - start) / 2))
+    looks = 0
+    while True:
+        looks += 1
+        readings = read_peers(cfg.peers, end)
+        decision = decide_for_hook(me, [r.observation for r in readings])
+        seen = "; ".join(r.summary() for r in readings)
+        if decision.action != WAIT or time.monotonic() + POLL_SECONDS >= end:
+            break
+        if newer_call():
+            raise Handover("handed over to a newer call while waiting for a peer")
+        time.sleep(POLL_SECONDS)
+    took = f"{time.monotonic() - start:.2f}s, {looks} look(s)"
+    if decision.action == YIELD:
+        return decision.peer, f"yielded to {decision.peer}: {decision.reason} [{seen}; {took}]"
+    if decision.action == WAIT:
+        return None, f"going active after the peer budget: {decision.reason} [{seen}; {took}]"
+    assert decision.action == GO_ACTIVE
+    return None, f"going active: {decision.reason} [{seen}; {took}]"
+
+
+# -- the hook ------------------------------------------------------------------------------------
 def log_line(path: str | None, line: str) -> None:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     text = f"{stamp} mxha notify: {line}\n"
@@ -97,8 +212,7 @@ def log_line(path: str | None, line: str) -> None:
     sys.stderr.write(text)
 
 
-def main(config_file: str, type_: str, name: str, state: str, priority: str | None) -> int:
-    started_ns = time.time_ns()  # first thing: orders overlapping calls as keepalived forked them
+def main(config_file: str, type_: str | None, name: str | None, state: str | None, priority: str | None) -> int:
     from mxha.config import ConfigError, load_node_config
 
     try:
@@ -107,16 +221,19 @@ def main(config_file: str, type_: str, name: str, state: str, priority: str | No
         print(f"mxha notify: config error: {exc}", file=sys.stderr)
         return 2
     settings = cfg.notify
-    state = state.upper()
-    type_ = type_.upper()
-    if state not in ACTIVE_STATES | PASSIVE_STATES:
-        log_line(settings.log_file, f"{type_} {name} {state}: unknown state, nothing done")
-        print(
-            f"mxha notify: unknown state {state!r} (expected MASTER, BACKUP, FAULT, STOP or DELETED)", file=sys.stderr
-        )
-        return 1
+    if state is None:
+        type_, name, state = RECHECK, "", RECHECK
+    else:
+        state, type_ = state.upper(), (type_ or "").upper()
+        if state not in ACTIVE_STATES | PASSIVE_STATES:
+            log_line(settings.log_file, f"{type_} {name} {state}: unknown state, nothing done")
+            print(
+                f"mxha notify: unknown state {state!r} (expected MASTER, BACKUP, FAULT, STOP or DELETED)",
+                file=sys.stderr,
+            )
+            return 1
+    assert type_ is not None and name is not None
     prio: int | None = int(priority) if priority is not None and priority.lstrip("-").isdigit() else None
-    transition = Transition(type_, name, state, prio, started_ns)
     deadline = time.monotonic() + settings.timeout
 
     def expire(signum: int, frame: object) -> None:
@@ -128,23 +245,36 @@ def main(config_file: str, type_: str, name: str, state: str, priority: str | No
 
     lock_path = settings.lock_file or f"{settings.state_file}.lock"
     os.makedirs(os.path.dirname(os.path.abspath(lock_path)), exist_ok=True)
+    tickets = Tickets(f"{lock_path}.ticket")
+    configured = cfg.keepalived.governing_instance
+    acting = (
+        (type_ == RECHECK and bool(cfg.keepalived.vips))
+        or (type_ == "INSTANCE" and (configured is None or name == configured))
+        or (type_ == "GROUP" and settings.group_events)
+    )
+    ticket = tickets.take() if acting else 0
     fd = acquire_lock(lock_path, deadline)
     if fd is None:
         log_line(settings.log_file, f"{type_} {name} {state}: another notify held the lock too long")
         return 1
     try:
-        return _handle(cfg, transition, deadline)
+        return _handle(cfg, Transition(type_, name, state, prio, ticket), deadline, tickets)
     finally:
         os.close(fd)
 
 
-def _handle(cfg: Any, t: Transition, deadline: float) -> int:
+def _handle(cfg: Any, t: Transition, deadline: float, tickets: Tickets | None = None) -> int:
     settings = cfg.notify
     record = NotifyRecord.read(settings.state_file)
-    entry = NotifyEntry(t.started_ns / 1e9, t.type, t.name, t.state, t.priority, t.started_ns)
+    entry = NotifyEntry(time.time(), t.type, t.name, t.state, t.priority, t.ticket)
     known = record.known_instances() | ({t.name} if t.type == "INSTANCE" else set())
     governing = governing_instance(cfg.keepalived.governing_instance, frozenset(known))
+
+    def newer_call() -> bool:
+        return tickets is not None and t.ticket > 0 and tickets.latest() > t.ticket
+
     code = 0
+    quiet = False
     if t.type == "GROUP" and not settings.group_events:
         entry.result = "recorded; GROUP events ignored (notify.group_events: false)"
     elif t.type == "INSTANCE" and governing is None:
@@ -155,25 +285,89 @@ def _handle(cfg: Any, t: Transition, deadline: float) -> int:
         code = 1
     elif t.type == "INSTANCE" and t.name != governing:
         entry.result = "recorded; not the governing instance"
-    elif record.governing_seq > t.started_ns:
-        entry.result = "superseded by a newer transition; nothing done"
+    elif newer_call() or record.governing_seq > t.ticket:
+        entry.result = "superseded: a newer call decides from live state; nothing done"
     else:
-        passive = t.wants_passive
-        try:
-            entry.result = apply_mode(cfg.maxscale.client(), passive, settings.release_locks, deadline)
-            entry.ok = True
-        except MaxScaleError as exc:
-            entry.result = f"FAILED: {exc}"
-            entry.ok = False
-            code = 1
-        record.governing_seq = t.started_ns
-        record.desired_passive = passive
-        record.governing_instance = t.name
-        record.governing_state = t.state
+        master, source = live_master(cfg.keepalived.vips)
+        if master is None and t.type == RECHECK:
+            entry.result = f"nothing done: no live state to decide from ({source})"
+        else:
+            wants_active = master if master is not None else not t.wants_passive
+            if master is not None and t.type != RECHECK and wants_active != (t.state in ACTIVE_STATES):
+                source += f" (the event said {t.state}: live state wins)"
+            yielded_to: str | None = None
+            why = source
+            try:
+                if wants_active and cfg.peers:
+                    priority = t.priority if t.priority is not None else record.last_priority(governing)
+                    yielded_to, why = consult_peers(cfg, priority, deadline, newer_call)
+                    why = f"{source}; {why}"
+                passive = not wants_active or yielded_to is not None
+                client = cfg.maxscale.client()
+                if t.type == RECHECK and read_status(client, deadline).passive is passive:
+                    # rechecks can come every second (notify_master_rx_lower_pri during a one-way
+                    # block): no write, which MaxScale would persist to disk each time
+                    outcome = f"already passive={str(passive).lower()}"
+                else:
+                    outcome = apply_mode(client, passive, settings.release_locks, deadline, newer_call)
+                entry.result = f"{outcome}; {why}"
+                entry.ok = True
+            except Handover as exc:
+                entry.result = f"{exc}; {why}"
+            except MaxScaleError as exc:
+                entry.result = f"FAILED: {exc}; {why}"
+                entry.ok = False
+                code = 1
+            if entry.ok is not None:
+                quiet = (
+                    t.type == RECHECK
+                    and entry.ok
+                    and record.yielded_to == yielded_to
+                    and record.desired_passive == passive
+                )
+                record.governing_seq = t.ticket
+                record.desired_passive = passive
+                record.yielded_to = yielded_to
+                if t.type != RECHECK:
+                    record.governing_instance = t.name
+                    record.governing_state = t.state
     record.node = cfg.node
-    record.add(entry)
     record.updated_at = time.time()
+    if quiet:  # a recheck that changed nothing: not a history line every check interval
+        record.rechecked_at = entry.time
+    else:
+        record.add(entry)
     record.write(settings.state_file)
-    prio = f" {t.priority}" if t.priority is not None else ""
-    log_line(settings.log_file, f"{t.type} {t.name} {t.state}{prio}: {entry.result}")
+    if not quiet:
+        prio = f" {t.priority}" if t.priority is not None else ""
+        log_line(settings.log_file, f"{t.type} {t.name} {t.state}{prio}: {entry.result}")
     return code
+
+
+def follow_up_yield(cfg: Any, config_file: str) -> str | None:
+    """Called by ``mxha check`` every interval: while this node yielded to a peer and still holds
+    the VIP, start a recheck (``mxha notify`` without arguments) in the background, so that the
+    yield ends as soon as the peer steps down (keepalived runs no notify on a node that stays
+    MASTER). Returns what it did, or None. Never waits for the recheck."""
+    record = NotifyRecord.read(cfg.notify.state_file)
+    if record.yielded_to is None or not cfg.peers or not cfg.keepalived.vips:
+        return None
+    master, _ = live_master(cfg.keepalived.vips)
+    if not master:
+        return None
+    lock_path = cfg.notify.lock_file or f"{cfg.notify.state_file}.lock"
+    probe = acquire_lock(lock_path, time.monotonic())  # a notify is running: it decides, no pile-up
+    if probe is None:
+        return None
+    os.close(probe)
+    import subprocess
+
+    subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        [sys.executable, "-m", "mxha", "notify", "--config.file", config_file],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+    )
+    return f"yielded to {record.yielded_to}: recheck started"

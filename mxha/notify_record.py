@@ -45,6 +45,8 @@ class NotifyRecord:
     governing_instance: str | None = None
     governing_state: str | None = None
     updated_at: float | None = None
+    yielded_to: str | None = None  # the peer this node stays passive for, while it holds the VIP
+    rechecked_at: float | None = None  # the last recheck that changed nothing (not in the history)
 
     def add(self, entry: NotifyEntry) -> None:
         self.history.append(entry)
@@ -62,6 +64,13 @@ class NotifyRecord:
     def known_instances(self) -> set[str]:
         """The VRRP instances the hook has seen transitions of."""
         return {key.split(" ", 1)[1] for key in self.instances if key.startswith("INSTANCE ")}
+
+    def last_priority(self, instance: str | None) -> int | None:
+        """The priority keepalived gave with the instance's newest transition."""
+        if instance is None:
+            return None
+        value = self.instances.get(f"INSTANCE {instance}", {}).get("priority")
+        return value if isinstance(value, int) else None
 
     def last_acted(self) -> NotifyEntry | None:
         """The newest call that acted on MaxScale, else the newest call."""
@@ -105,6 +114,7 @@ class NotifyRecord:
         seq = doc.get("governing_seq")
         desired = doc.get("desired_passive")
         updated = doc.get("updated_at")
+        rechecked = doc.get("rechecked_at")
         return NotifyRecord(
             node=text("node"),
             history=history,
@@ -116,6 +126,8 @@ class NotifyRecord:
             governing_instance=text("governing_instance"),
             governing_state=text("governing_state"),
             updated_at=float(updated) if isinstance(updated, (int, float)) else None,
+            yielded_to=text("yielded_to"),
+            rechecked_at=float(rechecked) if isinstance(rechecked, (int, float)) else None,
         )
 
     @staticmethod

@@ -198,3 +198,50 @@ def plan_actions(nodes: list[NodeObservation], unreachable_grace: float) -> Plan
         notes=tuple(notes),
         over_down=tuple(over_down) if keep.passive is True else (),
     )
+
+
+# -- the notify hook's question ----------------------------------------------------------------
+YIELD = "yield"
+GO_ACTIVE = "active"
+WAIT = "wait"
+
+
+@dataclass(frozen=True)
+class HookDecision:
+    action: str  # YIELD (stay passive), GO_ACTIVE, or WAIT (a worse peer is still active: look again)
+    peer: str | None
+    reason: str
+
+
+def decide_for_hook(me: NodeObservation, peers: list[NodeObservation]) -> HookDecision:
+    """What ``mxha notify`` does on a node that holds the VIP as MASTER, given what its peers say.
+
+    ``me`` is this node as it sees itself (a candidate whose MaxScale is to be made active);
+    ``peers`` were read live just now. The same ``plan_actions`` as the remediator picks the keeper:
+
+    - a peer that is the keeper (MASTER, holds its VIP, passes its check, higher priority) and
+      whose MaxScale was read active: yield to it (stay passive);
+    - the keeper is a peer whose MaxScale is passive (both became MASTER at once): wait, so its
+      own notify can make it active (the caller looks again until its budget ends);
+    - otherwise, a peer whose MaxScale was read active: wait for it to step down (the caller
+      looks again until its budget ends, then goes active; only the remediator demotes others);
+    - anything less (a peer unreadable, erroring, passive, or not verified better): go active.
+    A peer whose ``/state`` names another node is left out (``identity_ok`` False).
+    """
+    known = [p for p in peers if p.identity_ok]
+    plan = plan_actions([me, *known], unreachable_grace=float("inf"))
+    if plan.keep is not None and plan.keep != me.name:
+        keeper = next(p for p in known if p.name == plan.keep)
+        better = (
+            f"{keeper.name} is the better keeper (MASTER with the VIP, check passing, priority "
+            f"{keeper.priority} > {me.priority})"
+        )
+        if keeper.is_active:
+            return HookDecision(YIELD, keeper.name, f"{better} and its MaxScale is active")
+        # both became MASTER at once: give its own notify the budget to make it active
+        return HookDecision(WAIT, keeper.name, f"{better} but passive: waiting for its own notify")
+    active = sorted((p for p in known if p.is_active), key=_rank)
+    if active:
+        why = f"not the keeper: {plan.reason}" if plan.keep != me.name else "this node is the keeper"
+        return HookDecision(WAIT, active[0].name, f"{active[0].name} is active ({why})")
+    return HookDecision(GO_ACTIVE, None, "no peer is verified active")

@@ -46,6 +46,7 @@ class StateServer:
         self.holds_vip = False
         self.check_ok = True
         self.maxscale_up = True
+        self.passive = False  # the mode its exporter read from its MaxScale
         self.maxscale_error_kind: str | None = None
         self.fault = "none"
         self.drip_delay = 0.5
@@ -149,7 +150,7 @@ class StateServer:
         vip = "198.51.100.100"
         inst = VrrpInstance("VI_1", 51, "eth0", self.vrrp, self.priority, self.priority, time.time() - 5, (Vip(vip),))
         if self.maxscale_up:
-            ms = MaxScaleReading(True, None, time.time(), 0.002, passive=False)
+            ms = MaxScaleReading(True, None, time.time(), 0.002, passive=self.passive)
         else:
             ms = MaxScaleReading(
                 False, "GET /v1/maxscale: failed", time.time(), 0.002, error_kind=self.maxscale_error_kind

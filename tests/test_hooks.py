@@ -233,7 +233,7 @@ def test_older_transition_never_overwrites_newer(emulator: Emulator, tmp_path: P
     old = Transition("INSTANCE", "VI_1", "MASTER", 150, doc["governing_seq"] - 1_000_000)
     assert _handle(load_node_config(str(cfg)), old, time.monotonic() + 2) == 0
     assert control(emulator, "state")["passive"] is True
-    assert state_of(cfg)["history"][-1]["result"] == "superseded by a newer transition; nothing done"
+    assert state_of(cfg)["history"][-1]["result"] == "superseded: a newer call decides from live state; nothing done"
 
 
 def test_hooks_in_keepalived_conf_run_as_keepalived_runs_them(emulator: Emulator, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from mxha.exporter.keepalived import (
     parse_stats_dump,
     parse_vip,
 )
-from mxha.exporter.vip import addresses_from_ip_json
+from mxha.vip import addresses_from_ip_json
 
 SCENARIOS = ("steady", "node1-check-failing", "split-brain")
 
