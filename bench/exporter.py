@@ -90,8 +90,8 @@ def split(node_dir: Path, address: str, samples: int) -> list[list[Any]]:
     from mxha.exporter.collector import NodeCollector
     from mxha.exporter.keepalived import SignalDumpReader, json_signal_number, parse_json_dump
     from mxha.exporter.node import NodeReader
-    from mxha.vip import local_addresses
     from mxha.maxscale import MaxScaleClient
+    from mxha.vip import local_addresses
 
     signum = json_signal_number()
     assert signum is not None

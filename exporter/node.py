@@ -19,7 +19,6 @@ from mxha.exporter.keepalived import (
     SignalDumpReader,
     json_signal_number,
 )
-from mxha.vip import VipLookupError, local_addresses
 from mxha.healthcheck import CheckResult, run_check
 from mxha.maxscale import MaxScaleClient, MaxScaleError, read_status
 from mxha.model import (
@@ -35,6 +34,7 @@ from mxha.model import (
 )
 from mxha.notify_record import NotifyRecord
 from mxha.transport import NO_ANSWER
+from mxha.vip import VipLookupError, local_addresses
 
 log = logging.getLogger("mxha.exporter")
 

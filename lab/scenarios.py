@@ -352,6 +352,37 @@ class SplitBrain(Scenario):
             return None
 
 
+class YieldThenKeeperDies(SplitBrain):
+    name = "yield-then-keeper-dies"
+    description = (
+        "VRRP dropped into node2, node2 yields to node1; then node1's MaxScale dies (node1 goes FAULT). "
+        "node2 stays MASTER, so keepalived runs no notify there: its check's follow-up must end the yield"
+    )
+    heal_wait = 3.0
+
+    def observe_partition(self, sampler: Sampler, since: float) -> None:
+        r = self.report
+        sampler.hold(self.heal_wait)
+        r.check("node2 yielded to node1", self.notify_record("node2").yielded_to == "node1")
+        sampler.mark("inject: kill node1's MaxScale (SIGKILL)")
+        killed_wall = time.time()
+        t_kill = sampler.now()
+        self.lab.stop_emulator("node1", hard=True)
+        t_active = sampler.wait("node2 active", lambda s: s.nodes["node2"]["passive"] is False)
+        r.check("node2 went active by itself", t_active is not None)
+        promoted = [
+            a
+            for a in self.remediator_actions(killed_wall)
+            if a["action"] == "promote" and a["node"] == "node2" and a["result"] == "success"
+        ]
+        r.check("without the remediator (no promotion of node2 in its audit trail)", not promoted)
+        r.check("node2's yield is over (its notify record)", self.notify_record("node2").yielded_to is None)
+        r.figures["heal_s"] = round(t_active - t_kill, 2) if t_active is not None else None
+        r.figures["two_active_s"] = two_active_seconds(sampler.samples, since)
+        sampler.mark("restore: start node1's MaxScale again")
+        self.lab.start_emulator("node1")
+
+
 class SplitBrainTutorial(Scenario):
     name = "split-brain-tutorial"
     description = (
@@ -583,6 +614,7 @@ SCENARIOS: dict[str, type[Scenario]] = {
     for c in (
         SplitBrain,
         SplitBrainTutorial,
+        YieldThenKeeperDies,
         IsolatedNode,
         ActiveDies,
         RestartActiveBackup,

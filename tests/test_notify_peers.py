@@ -348,3 +348,17 @@ def test_peers_config_errors_name_the_key(tmp_path: Path) -> None:
     for doc, message in cases:
         with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
             parse_node_config({"node": "node2", **doc})
+
+
+def test_notify_with_peers_imports_nothing_heavy(make_emulator: Any, tmp_path: Path, peer: StateServer) -> None:
+    import sys
+
+    cfg = node_cfg(tmp_path, make_emulator(), [{"name": "node1", "state_url": peer.url}])
+    probe = (
+        f"import sys; from mxha.cli import main; rc = main(['notify', '--config.file', {str(cfg)!r}, 'INSTANCE', "
+        "'VI_1', 'MASTER', '100']); heavy = [m for m in ('requests', 'flask', 'prometheus_client', 'waitress', "
+        "'urllib3', 'hypothesis') if m in sys.modules]; print(rc, heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "0 []"
+    assert record(cfg)["yielded_to"] == "node1"
