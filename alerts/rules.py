@@ -32,6 +32,13 @@ class Durations:
     config_sync_for: str
     remediation_failure_window: str
     remediation_refused_for: str
+    primary_disagreement_for: str  # longer than MaxScale's own follow-the-lock-holder delay (~1-2 s)
+    server_views_differ_for: str
+    vip_holder_no_primary_for: str
+    multiple_primary_monitors_for: str
+    no_primary_monitor_for: str  # longer than a lock handover (about 1 s in the recordings)
+    passive_holds_locks_for: str
+    lock_primary_not_vip_holder_for: str
     keep_firing_for: str  # for alerts that trigger the remediator: a one-scrape gap must not resolve them
     recent_vip_window: str  # how long a node that held the VIP counts as "the active node" once unscrapeable
 
@@ -51,6 +58,13 @@ PRODUCTION = Durations(
     config_sync_for="10m",
     remediation_failure_window="10m",
     remediation_refused_for="2m",
+    primary_disagreement_for="30s",
+    server_views_differ_for="30s",
+    vip_holder_no_primary_for="30s",
+    multiple_primary_monitors_for="30s",
+    no_primary_monitor_for="30s",
+    passive_holds_locks_for="1m",
+    lock_primary_not_vip_holder_for="2m",
     keep_firing_for="1m",
     recent_vip_window="5m",
 )
@@ -70,6 +84,13 @@ LAB = Durations(
     config_sync_for="10s",
     remediation_failure_window="1m",
     remediation_refused_for="3s",
+    primary_disagreement_for="3s",
+    server_views_differ_for="3s",
+    vip_holder_no_primary_for="3s",
+    multiple_primary_monitors_for="3s",
+    no_primary_monitor_for="3s",
+    passive_holds_locks_for="3s",
+    lock_primary_not_vip_holder_for="4s",
     keep_firing_for="5s",
     recent_vip_window="1m",
 )
@@ -120,6 +141,9 @@ def build_rules(
     job = f'job="{exporter_job}"'
     keep = d.keep_firing_for
     gov_holder = 'max by (cluster, instance) (mxha_vip_present{governing="true"}) == 1'
+    # a cluster whose node configs say `mode: locks`: every MaxScale is meant to be active there
+    locks_mode = 'max by (cluster) (mxha_node_mode{mode="locks"}) == 1'
+    locks_on = 'mxha_maxscale_monitor_locks_mode{mode!="none"} == 1'
     alerts = [
         _alert(
             "MaxScaleVRRPSplitBrain",
@@ -155,7 +179,7 @@ def build_rules(
         ),
         _alert(
             "MaxScaleMultipleActive",
-            "cluster:mxha_maxscale_active:sum > 1",
+            f"(cluster:mxha_maxscale_active:sum > 1) unless on (cluster) ({locks_mode})",
             d.multiple_active_for,
             "critical",
             "{{ $value }} active MaxScales in cluster {{ $labels.cluster }}",
@@ -171,7 +195,8 @@ def build_rules(
 unless on (cluster)
   count by (cluster) (({gov_holder}) and on (cluster, instance) (mxha_maxscale_passive == 0))
 and on (cluster)
-  count by (cluster) (({gov_holder}) and on (cluster, instance) (mxha_maxscale_passive == 1))""",
+  count by (cluster) (({gov_holder}) and on (cluster, instance) (mxha_maxscale_passive == 1))
+unless on (cluster) ({locks_mode})""",
             d.master_passive_for,
             "critical",
             "The VIP of cluster {{ $labels.cluster }} is served only by passive MaxScales",
@@ -182,7 +207,9 @@ and on (cluster)
         ),
         _alert(
             "MaxScaleBackupActive",
-            f"(mxha_maxscale_passive == 0) unless on (cluster, instance) ({gov_holder})",
+            f"""
+(mxha_maxscale_passive == 0) unless on (cluster, instance) ({gov_holder})
+unless on (cluster) ({locks_mode})""",
             d.backup_active_for,
             "warning",
             "MaxScale on {{ $labels.instance }} is active without holding the VIP (cluster {{ $labels.cluster }})",
@@ -190,6 +217,94 @@ and on (cluster)
             "MaxScale is active (a restart brings back the persisted mode).",
             runbook_base,
             keep,
+        ),
+        # -- the database view: what each MaxScale believes about the servers, and the locks --------
+        _alert(
+            "MaxScalePrimaryDisagreement",
+            """
+count by (cluster, monitor) (
+  count by (cluster, monitor, server) (mxha_maxscale_monitor_master == 1)
+) > 1""",
+            d.primary_disagreement_for,
+            "critical",
+            "MaxScales of cluster {{ $labels.cluster }} name {{ $value }} different primaries ({{ $labels.monitor }})",
+            "The MaxScales of cluster {{ $labels.cluster }} that answer name different primary servers for "
+            "monitor {{ $labels.monitor }}: writes can go to two servers and the cluster diverges.",
+            runbook_base,
+        ),
+        _alert(
+            "MaxScaleServerViewsDiffer",
+            """
+max by (cluster, server) (mxha_maxscale_server_state{state="Down"} == 1)
+and on (cluster, server)
+max by (cluster, server) (mxha_maxscale_server_state{state="Running"} == 1)""",
+            d.server_views_differ_for,
+            "warning",
+            "Server {{ $labels.server }} is Down for one MaxScale and Running for another (cluster "
+            "{{ $labels.cluster }})",
+            "A MaxScale of cluster {{ $labels.cluster }} is cut off from {{ $labels.server }} while another "
+            "reaches it: if that server is the primary and the cut-off MaxScale may fail over, it will do so "
+            "needlessly.",
+            runbook_base,
+        ),
+        _alert(
+            "MaxScaleVIPHolderSeesNoPrimary",
+            f"""
+max by (cluster, instance) ({gov_holder})
+and on (cluster, instance) (mxha_maxscale_up == 1)
+unless on (cluster, instance) (max by (cluster, instance) (mxha_maxscale_server_state{{state="Master"}}) == 1)""",
+            d.vip_holder_no_primary_for,
+            "critical",
+            "The MaxScale behind the VIP, {{ $labels.instance }}, marks no server Master (cluster "
+            "{{ $labels.cluster }})",
+            "{{ $labels.instance }} holds the governing VIP of cluster {{ $labels.cluster }} but its MaxScale "
+            "marks no server Master: writes through the VIP fail.",
+            runbook_base,
+        ),
+        _alert(
+            "MaxScaleMultiplePrimaryMonitors",
+            "count by (cluster, monitor) (mxha_maxscale_monitor_primary == 1) > 1",
+            d.multiple_primary_monitors_for,
+            "critical",
+            "{{ $value }} MaxScales claim the cooperative-lock primary of {{ $labels.monitor }} (cluster "
+            "{{ $labels.cluster }})",
+            "More than one MaxScale of cluster {{ $labels.cluster }} says it is the primary monitor of "
+            "{{ $labels.monitor }} (possible with majority_of_running in a partition): each may fail over.",
+            runbook_base,
+        ),
+        _alert(
+            "MaxScaleNoPrimaryMonitor",
+            f"""
+max by (cluster, monitor) ({locks_on})
+unless on (cluster, monitor) (max by (cluster, monitor) (mxha_maxscale_monitor_primary == 1))""",
+            d.no_primary_monitor_for,
+            "critical",
+            "No MaxScale holds the cooperative locks of {{ $labels.monitor }} (cluster {{ $labels.cluster }})",
+            "Cooperative monitoring locks are on in cluster {{ $labels.cluster }} but no MaxScale is the primary "
+            "monitor of {{ $labels.monitor }}: nobody will fail over (a release-locks keeps the releaser from "
+            "locking again for a minute).",
+            runbook_base,
+        ),
+        _alert(
+            "MaxScalePassiveHoldsLocks",
+            "(mxha_maxscale_monitor_primary == 1) and on (cluster, instance) (mxha_maxscale_passive == 1)",
+            d.passive_holds_locks_for,
+            "warning",
+            "Passive MaxScale {{ $labels.instance }} holds the cooperative locks (cluster {{ $labels.cluster }})",
+            "{{ $labels.instance }} is passive but the primary monitor of {{ $labels.monitor }} in cluster "
+            "{{ $labels.cluster }} (passive does not release the locks): it cannot fail over, and the active "
+            "MaxScale cannot either.",
+            runbook_base,
+        ),
+        _alert(
+            "MaxScaleLockPrimaryNotVIPHolder",
+            f"(mxha_maxscale_monitor_primary == 1) unless on (cluster, instance) ({gov_holder})",
+            d.lock_primary_not_vip_holder_for,
+            "warning",
+            "The cooperative-lock primary {{ $labels.instance }} does not hold the VIP (cluster {{ $labels.cluster }})",
+            "{{ $labels.instance }} manages cluster {{ $labels.cluster }} (primary monitor of "
+            "{{ $labels.monitor }}) but another MaxScale receives the traffic: keep them together.",
+            runbook_base,
         ),
         _alert(
             "MaxScaleActiveNodeDown",

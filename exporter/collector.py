@@ -10,6 +10,7 @@ from prometheus_client.registry import Collector
 
 from mxha.exporter.keepalived import STATES
 from mxha.exporter.node import Snapshot
+from mxha.maxscale import SERVER_STATE_FLAGS
 
 # name -> help; the README's metrics table is tested against this.
 METRICS: dict[str, str] = {
@@ -30,6 +31,15 @@ METRICS: dict[str, str] = {
     "mxha_maxscale_config_sync_enabled": "1 if MaxScale's config_sync is not null.",
     "mxha_maxscale_server_up": "1 if the server's state has Running.",
     "mxha_maxscale_monitor_primary": "1 if this MaxScale holds the cooperative monitoring locks (absent when off).",
+    "mxha_maxscale_server_state": "1 for each part of the server's state as this MaxScale sees it (Master, Slave, "
+    "Running, Down, Maintenance), else 0.",
+    "mxha_maxscale_monitor_master": "1 for the server this MaxScale's monitor names its primary "
+    "(monitor_diagnostics.master); absent when it names none.",
+    "mxha_maxscale_server_lock_held": "1 if this MaxScale holds the server's cooperative lock, else 0 (absent when "
+    "locks are off or the server is unreachable).",
+    "mxha_maxscale_monitor_locks_mode": "1 for the monitor's cooperative_monitoring_locks mode (none, "
+    "majority_of_all, majority_of_running).",
+    "mxha_node_mode": "1 for the node config's coordination mode (passive or locks).",
     "mxha_check_success": "1 if the health check (the one mxha check runs) passed and is fresh.",
     "mxha_check_duration_seconds": "How long the last health check took.",
     "mxha_check_age_seconds": "Seconds since the last health check finished.",
@@ -133,14 +143,36 @@ class MaxScaleCollector:
         sync.add_metric([], 1 if ms.config_sync else 0)
         yield sync
         servers = _g("mxha_maxscale_server_up", ["server"])
-        for name, running in ms.servers:
-            servers.add_metric([name], 1 if running else 0)
-        yield servers
+        states = _g("mxha_maxscale_server_state", ["server", "state"])
+        for server in ms.servers:
+            servers.add_metric([server.name], 1 if server.running else 0)
+            for flag in SERVER_STATE_FLAGS:
+                states.add_metric([server.name, flag], 1 if server.has(flag) else 0)
+        yield from (servers, states)
         primary = _g("mxha_maxscale_monitor_primary", ["monitor"])
-        for name, _mode, is_primary in ms.monitors:
-            if is_primary is not None:
-                primary.add_metric([name], 1 if is_primary else 0)
-        yield primary
+        master = _g("mxha_maxscale_monitor_master", ["monitor", "server"])
+        held = _g("mxha_maxscale_server_lock_held", ["monitor", "server"])
+        mode = _g("mxha_maxscale_monitor_locks_mode", ["monitor", "mode"])
+        for mon in ms.monitors:
+            if mon.primary is not None:
+                primary.add_metric([mon.name], 1 if mon.primary else 0)
+            if mon.master is not None:
+                master.add_metric([mon.name, mon.master], 1)
+            for lock in mon.locks:
+                if lock.held is not None:
+                    held.add_metric([mon.name, lock.server], 1 if lock.held else 0)
+            if mon.module == "mariadbmon":
+                mode.add_metric([mon.name, mon.lock_mode], 1)
+        yield from (primary, master, held, mode)
+
+
+class ModeCollector:
+    """The node config's coordination mode, so rules can tell passive pairs from lock pairs."""
+
+    def render(self, snap: Snapshot) -> Iterator[Metric]:
+        mode = _g("mxha_node_mode", ["mode"])
+        mode.add_metric([snap.mode], 1)
+        yield mode
 
 
 class NotifyCollector:
@@ -188,6 +220,7 @@ SOURCES: tuple[SourceCollector, ...] = (
     KeepalivedCollector(),
     VipCollector(),
     MaxScaleCollector(),
+    ModeCollector(),
     NotifyCollector(),
     CheckCollector(),
 )

@@ -20,7 +20,7 @@ from mxha.exporter.keepalived import (
     json_signal_number,
 )
 from mxha.healthcheck import CheckResult, run_check
-from mxha.maxscale import MaxScaleClient, MaxScaleError, read_status
+from mxha.maxscale import MaxScaleClient, MaxScaleError, MonitorView, ServerView, read_status
 from mxha.model import (
     CheckView,
     InstanceState,
@@ -54,8 +54,8 @@ class MaxScaleReading:
     version: str | None = None
     commit: str | None = None
     activated_at: float | None = None
-    servers: tuple[tuple[str, bool], ...] = ()
-    monitors: tuple[tuple[str, str, bool | None], ...] = ()  # name, lock mode, primary
+    servers: tuple[ServerView, ...] = ()
+    monitors: tuple[MonitorView, ...] = ()
     error_kind: str | None = None  # mxha.transport.ERROR_KINDS, while not up
 
     lock_mode: str = "none"
@@ -99,6 +99,7 @@ class Snapshot:
     maxscale: MaxScaleReading
     signals_sent: int = 0
     notify: NotifyView | None = None
+    mode: str = "passive"  # the node config's coordination mode
 
     def check_success(self) -> bool:
         return self.check is not None and self.check.judged_at(self.time, self.check_max_age)[0]
@@ -151,8 +152,11 @@ class Snapshot:
                 error=ms.error,
                 error_kind=ms.error_kind,
                 version=ms.version,
+                servers=ms.servers if ms.up else (),
+                monitors=ms.monitors if ms.up else (),
             ),
             notify=self.notify,
+            mode=self.mode,
         )
 
 
@@ -182,8 +186,8 @@ def read_maxscale(client: MaxScaleClient, timeout: float) -> MaxScaleReading:
         version=status.version,
         commit=status.commit,
         activated_at=_parse_http_date(status.activated_at),
-        servers=tuple((s.name, s.running) for s in status.servers),
-        monitors=tuple((m.name, m.lock_mode, m.primary) for m in status.monitors),
+        servers=status.servers,
+        monitors=status.monitors,
         lock_mode=status.lock_mode,
     )
 
@@ -326,6 +330,7 @@ class NodeReader:
             maxscale=ms,
             signals_sent=self.dump.signals_sent if self.dump else 0,
             notify=read_notify_state(self.cfg.notify.state_file),
+            mode=self.cfg.mode,
         )
 
     def _vips(self, state: KeepalivedState | None, governing: str | None) -> tuple[tuple[VipReading, ...], str | None]:

@@ -250,6 +250,7 @@ class NodeConfig:
     listen_address: str = ":9843"
     source_path: str | None = None
     peers: tuple[PeerSettings, ...] = ()
+    mode: str = "passive"  # passive (MaxScale's passive flag, the tutorial's setup) or locks
 
 
 KEEPALIVED_SOURCES = ("auto", "json", "text", "fifo")
@@ -270,6 +271,7 @@ def parse_node_config(doc: dict[str, Any], source_path: str | None = None) -> No
     import socket
 
     node = top.text("node", socket.gethostname())
+    mode = top.choice("mode", "passive", ("passive", "locks"))
     maxscale = parse_maxscale(top.section("maxscale"))
     chk = top.section("check")
     check = CheckSettings(
@@ -329,6 +331,7 @@ def parse_node_config(doc: dict[str, Any], source_path: str | None = None) -> No
         listen_address=listen,
         source_path=source_path,
         peers=peers,
+        mode=mode,
     )
 
 

@@ -123,21 +123,40 @@ def main(config_file: str, via: str | None = None) -> int:
         print(line)
         _follow_up(cfg, config_file, code == EXIT_HEALTHY)
         return code
-    result = run_check(cfg.maxscale.client(), cfg.check.expected_servers, cfg.check.require_running, cfg.check.timeout)
-    signal.setitimer(signal.ITIMER_REAL, 0)
+    client = cfg.maxscale.client(keep_alive=True)
+    ends = time.monotonic() + cfg.check.timeout  # the alarm fires 0.25 s after this
+    result = run_check(client, cfg.check.expected_servers, cfg.check.require_running, cfg.check.timeout)
     print(("OK: " if result.success else "FAIL: ") + result.reason)
-    _follow_up(cfg, config_file, result.success)
+    sys.stdout.flush()
+    _follow_up(cfg, config_file, result.success, client, ends)
+    signal.setitimer(signal.ITIMER_REAL, 0)
     return EXIT_HEALTHY if result.success else EXIT_UNHEALTHY
 
 
-def _follow_up(cfg: Any, config_file: str, healthy: bool) -> None:
-    """While this node yields to a peer as MASTER, each check starts a recheck of that decision
-    (``mxha.notify.follow_up_yield``): the periodic, level-triggered look the notify events lack."""
-    if not healthy or not cfg.peers:
+def _follow_up(
+    cfg: Any, config_file: str, healthy: bool, client: MaxScaleClient | None = None, ends: float | None = None
+) -> None:
+    """The periodic, level-triggered look the notify events lack (``mxha.notify.follow_up``): with
+    ``keepalived.vips`` set, a MaxScale whose mode disagrees with live state gets a recheck. Reading
+    the mode costs one more GET per interval; never on an unhealthy check (keepalived acts then)."""
+    if not healthy or not cfg.keepalived.vips:
         return
-    from mxha.notify import follow_up_yield
+    from mxha.notify import follow_up
 
+    passive = None
+    left = (ends - time.monotonic()) if ends is not None else cfg.check.timeout
+    if left < 0.1:  # the verdict is printed; the alarm must not turn it into a failure
+        return
+    if client is not None:
+        try:
+            value = client.get_maxscale(deadline=time.monotonic() + min(0.5, left - 0.05)).get("parameters", {})
+            passive = value.get("passive") if isinstance(value.get("passive"), bool) else None
+        except MaxScaleError:
+            passive = None
     try:
-        follow_up_yield(cfg, config_file)
+        started = follow_up(cfg, config_file, passive)
     except OSError as exc:  # never let the follow-up change the check's verdict
         print(f"(recheck not started: {exc.strerror})")
+        return
+    if started:
+        print(f"({started})")

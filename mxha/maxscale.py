@@ -115,12 +115,24 @@ def release_outcome(text: str) -> str | None:
     return None
 
 
+# The parts of a server's state string the database view exports, one flag each
+SERVER_STATE_FLAGS = ("Master", "Slave", "Running", "Down", "Maintenance")
+
+
+@dataclass(frozen=True)
+class ServerLock:
+    server: str
+    held: bool | None  # monitor_diagnostics.server_info[].lock_held: None when locks are off or unreachable
+
+
 @dataclass(frozen=True)
 class MonitorView:
     name: str
     module: str
     lock_mode: str  # "none" or its cooperative_monitoring_locks mode
     primary: bool | None  # monitor_diagnostics.primary: holds the locks (None when locks are off)
+    master: str | None = None  # monitor_diagnostics.master: the server this monitor calls the primary
+    locks: tuple[ServerLock, ...] = ()  # per monitored server, in MaxScale's order
 
     @property
     def uses_locks(self) -> bool:
@@ -130,11 +142,18 @@ class MonitorView:
 @dataclass(frozen=True)
 class ServerView:
     name: str
-    state: str
+    state: str  # as MaxScale gives it: "Master, Running", "Slave, Running", "Down", ...
 
     @property
     def running(self) -> bool:
         return state_has_running(self.state)
+
+    def has(self, flag: str) -> bool:
+        """``Down`` also when the state says neither Running nor Down (MaxScale's own reading)."""
+        parts = self.state.split(", ")
+        if flag == "Down":
+            return "Down" in parts or "Running" not in parts
+        return flag in parts
 
 
 @dataclass(frozen=True)
@@ -178,6 +197,8 @@ def status_from_documents(
                 str(m.get("attributes", {}).get("module", "")),
                 monitor_lock_mode(m),
                 monitor_primary(m),
+                monitor_master(m),
+                monitor_locks(m),
             )
             for m in monitors
         ),
@@ -238,6 +259,27 @@ def monitor_lock_mode(monitor: dict[str, Any]) -> str:
     params = monitor.get("attributes", {}).get("parameters", {})
     mode = params.get("cooperative_monitoring_locks") if isinstance(params, dict) else None
     return mode if isinstance(mode, str) else "none"
+
+
+def _diagnostics(monitor: dict[str, Any]) -> dict[str, Any]:
+    attrs = monitor.get("attributes", {})
+    diag = attrs.get("monitor_diagnostics", {}) if isinstance(attrs, dict) else {}
+    return diag if isinstance(diag, dict) else {}
+
+
+def monitor_master(monitor: dict[str, Any]) -> str | None:
+    value = _diagnostics(monitor).get("master")
+    return value if isinstance(value, str) and value else None
+
+
+def monitor_locks(monitor: dict[str, Any]) -> tuple[ServerLock, ...]:
+    info = _diagnostics(monitor).get("server_info", [])
+    out = []
+    for item in info if isinstance(info, list) else []:
+        if isinstance(item, dict) and isinstance(item.get("name"), str):
+            held = item.get("lock_held")
+            out.append(ServerLock(item["name"], held if isinstance(held, bool) else None))
+    return tuple(out)
 
 
 def monitor_primary(monitor: dict[str, Any]) -> bool | None:

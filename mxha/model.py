@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from mxha.maxscale import MonitorView, ServerLock, ServerView
+
 # why a MaxScale is not up (mxha.transport.ERROR_KINDS); "unknown" from an exporter too old to say
 ERROR_KINDS = ("no_answer", "auth", "http", "document", "tls", "unknown")
 
@@ -95,6 +97,14 @@ class MaxScaleView:
     # document, tls; None while up
     error_kind: str | None = None
     version: str | None = None
+    # the database as this MaxScale sees it: each server's state, each monitor's named primary
+    # (monitor_diagnostics.master), cooperative-lock mode, lock primary and locks held per server
+    servers: tuple[ServerView, ...] = ()
+    monitors: tuple[MonitorView, ...] = ()
+
+    def sees_master(self) -> bool | None:
+        """Does this MaxScale mark any server Master? (None while it is not up.)"""
+        return any(s.has("Master") for s in self.servers) if self.up else None
 
 
 @dataclass(frozen=True)
@@ -119,6 +129,7 @@ class NodeState:
     vips: tuple[NodeVip, ...] = ()
     vip_error: str | None = None
     notify: NotifyView | None = None
+    mode: str = "passive"  # the node config's coordination mode: passive or locks
 
     # -- what readers ask of it ---------------------------------------------------------------
     def governing_vips(self) -> tuple[NodeVip, ...]:
@@ -139,7 +150,7 @@ class NodeState:
     # -- the wire format ----------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         doc = _lists(asdict(self))
-        field_order = ("node", "time", "keepalived", "vips", "vip_error", "check", "maxscale", "notify")
+        field_order = ("node", "time", "mode", "keepalived", "vips", "vip_error", "check", "maxscale", "notify")
         return {k: doc[k] for k in field_order}
 
     @staticmethod
@@ -222,6 +233,11 @@ def _parse(doc: Any) -> NodeState:
         # an exporter older than this key says only `error`: its kind is unknown, never "no answer"
         error_kind=None if up else (kind if kind in ERROR_KINDS else "unknown"),
         version=ms.get("version") if isinstance(ms.get("version"), str) else None,
+        servers=tuple(
+            ServerView(_req(sv, "name", str, "maxscale.servers"), _req(sv, "state", str, "maxscale.servers"))
+            for sv in _opt_list(ms, "servers")
+        ),
+        monitors=tuple(_monitor(m) for m in _opt_list(ms, "monitors")),
     )
     # The top-level VIP list is checked with the kernel even while keepalived cannot be read (a
     # killed keepalived can leave its VIP behind); an exporter without it gives the governing
@@ -269,6 +285,33 @@ def _parse(doc: Any) -> NodeState:
         vips=vips,
         vip_error=doc.get("vip_error") if isinstance(doc.get("vip_error"), str) else None,
         notify=notify,
+        mode=doc["mode"] if doc.get("mode") in MODES else "passive",
+    )
+
+
+MODES = ("passive", "locks")
+
+
+def _opt_list(doc: dict[str, Any], key: str) -> list[Any]:
+    """A list an older exporter does not give (empty then); a wrong type is an error."""
+    value = doc.get(key, [])
+    if not isinstance(value, list):
+        raise StateFormatError(f"maxscale.{key}: wrong type")
+    return value
+
+
+def _monitor(m: Any) -> MonitorView:
+    where = "maxscale.monitors"
+    return MonitorView(
+        name=_req(m, "name", str, where),
+        module=_req(m, "module", str, where),
+        lock_mode=_req(m, "lock_mode", str, where),
+        primary=_req(m, "primary", bool, where, True),
+        master=_req(m, "master", str, where, True),
+        locks=tuple(
+            ServerLock(_req(lk, "server", str, where), _req(lk, "held", bool, where, True))
+            for lk in _req(m, "locks", list, where)
+        ),
     )
 
 

@@ -344,16 +344,27 @@ def _handle(cfg: Any, t: Transition, deadline: float, tickets: Tickets | None = 
     return code
 
 
-def follow_up_yield(cfg: Any, config_file: str) -> str | None:
-    """Called by ``mxha check`` every interval: while this node yielded to a peer and still holds
-    the VIP, start a recheck (``mxha notify`` without arguments) in the background, so that the
-    yield ends as soon as the peer steps down (keepalived runs no notify on a node that stays
-    MASTER). Returns what it did, or None. Never waits for the recheck."""
-    record = NotifyRecord.read(cfg.notify.state_file)
-    if record.yielded_to is None or not cfg.peers or not cfg.keepalived.vips:
+def follow_up(cfg: Any, config_file: str, maxscale_passive: bool | None) -> str | None:
+    """Called by ``mxha check`` every interval: the periodic, level-triggered look that events lack.
+
+    Starts a recheck (``mxha notify`` without arguments) in the background, never waiting for it,
+    when live state and this MaxScale disagree: the VIP is elsewhere but MaxScale is active (a
+    MaxScale restarted on the backup comes back active), the VIP is here but MaxScale is passive
+    without a yield (a notify that ran while MaxScale was down), or this node yielded to a peer and
+    still holds the VIP (keepalived runs no notify on a node that stays MASTER, so the yield ends
+    only if someone looks again). Returns why it started one, or None."""
+    if not cfg.keepalived.vips:
         return None
     master, _ = live_master(cfg.keepalived.vips)
-    if not master:
+    if master is None:
+        return None
+    record = NotifyRecord.read(cfg.notify.state_file)
+    yielded = master and record.yielded_to is not None and bool(cfg.peers)
+    if yielded:
+        why = f"yielded to {record.yielded_to}: looking again"
+    elif maxscale_passive is not None and maxscale_passive == master:
+        why = f"MaxScale passive={str(maxscale_passive).lower()} but the VIP is {'here' if master else 'elsewhere'}"
+    else:
         return None
     lock_path = cfg.notify.lock_file or f"{cfg.notify.state_file}.lock"
     probe = acquire_lock(lock_path, time.monotonic())  # a notify is running: it decides, no pile-up
@@ -370,4 +381,4 @@ def follow_up_yield(cfg: Any, config_file: str) -> str | None:
         start_new_session=True,
         close_fds=True,
     )
-    return f"yielded to {record.yielded_to}: recheck started"
+    return f"recheck started: {why}"

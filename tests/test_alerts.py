@@ -29,8 +29,16 @@ CONTRACT_ALERTS = {
     "MaxScaleConfigSyncPassiveHazard": "warning",
     "MaxScaleRemediationFailing": "critical",
     "MaxScaleRemediationRefused": "warning",
+    "MaxScalePrimaryDisagreement": "critical",
+    "MaxScaleServerViewsDiffer": "warning",
+    "MaxScaleVIPHolderSeesNoPrimary": "critical",
+    "MaxScaleMultiplePrimaryMonitors": "critical",
+    "MaxScaleNoPrimaryMonitor": "critical",
+    "MaxScalePassiveHoldsLocks": "warning",
+    "MaxScaleLockPrimaryNotVIPHolder": "warning",
 }
 JOB = "mxha-exporter"
+STALE = -1.0e300  # a staleness marker: the series ends there (a missing sample "_" does not end it)
 VIP = "198.51.100.100"
 
 
@@ -66,7 +74,7 @@ class Case:
     def add(self, metric: str, labels: dict[str, str], values: list[float | None]) -> Case:
         body = ",".join(f'{k}="{v}"' for k, v in labels.items())
         padded = values + [values[-1]] * (self.steps - len(values))
-        text = " ".join("_" if v is None else f"{v:g}" for v in padded)
+        text = " ".join("_" if v is None else "stale" if v == STALE else f"{v:g}" for v in padded)
         self.series.append({"series": f"{metric}{{{body}}}", "values": text})
         return self
 
@@ -303,6 +311,166 @@ def cases(d: Durations) -> list[Case]:
     c = Case(d)
     c.add("mxha_remediator_cluster_refused", {**refused, "reason": "node_identity"}, [0, 1] + [0] * 40)
     out.append(c.expect("MaxScaleRemediationRefused", steps + 3, []))
+    out += database_view_cases(d)
+    return out
+
+
+MON = "MariaDB-Monitor"
+
+
+def master(case: Case, node: str, server: str, values: list[float | None], cluster: str = "c1") -> Case:
+    return case.node("mxha_maxscale_monitor_master", node, values, cluster, monitor=MON, server=server)
+
+
+def server_state(case: Case, node: str, server: str, state: str, values: list[float | None]) -> Case:
+    return case.node("mxha_maxscale_server_state", node, values, server=server, state=state)
+
+
+def lock_primary(case: Case, node: str, values: list[float | None], cluster: str = "c1") -> Case:
+    return case.node("mxha_maxscale_monitor_primary", node, values, cluster, monitor=MON)
+
+
+def locks_mode(case: Case, node: str, mode: str, cluster: str = "c1") -> Case:
+    return case.node("mxha_maxscale_monitor_locks_mode", node, [1], cluster, monitor=MON, mode=mode)
+
+
+def database_view_cases(d: Durations) -> list[Case]:
+    """SYNTHETIC series for the database-view alerts: fires, and a near miss each. (The recorded
+    pair is replayed in tests/test_alerts_pair.py.)"""
+    out = []
+    c1 = {"cluster": "c1"}
+
+    # two different primaries named: fires (synthetic: never recorded); a follow-the-leader lag does not
+    c = Case(d)
+    f = c.for_steps("MaxScalePrimaryDisagreement")
+    master(c, "node1", "server2", [1])
+    master(c, "node2", "server1", [1])
+    out.append(c.expect("MaxScalePrimaryDisagreement", f + 3, [({**c1, "monitor": MON}, "2")]))
+    c = Case(d)
+    master(c, "node1", "server1", [1, 1, STALE])
+    master(c, "node1", "server2", [None, None, 1])
+    master(c, "node2", "server1", [1] * 4 + [STALE])
+    master(c, "node2", "server2", [None] * 4 + [1])
+    out.append(c.expect("MaxScalePrimaryDisagreement", f + 6, []))
+    # the same primary named by two MaxScales in two clusters is no disagreement
+    c = Case(d)
+    master(c, "node1", "server1", [1], cluster="c1")
+    master(c, "node1", "server2", [1], cluster="c2")
+    out.append(c.expect("MaxScalePrimaryDisagreement", f + 3, []))
+
+    # a server Down for one MaxScale and Running for another: fires; Down for both (an outage) does not
+    c = Case(d)
+    f = c.for_steps("MaxScaleServerViewsDiffer")
+    for node, down in (("node1", 0), ("node2", 1)):
+        server_state(c, node, "server1", "Down", [down])
+        server_state(c, node, "server1", "Running", [1 - down])
+    out.append(c.expect("MaxScaleServerViewsDiffer", f + 3, [({**c1, "server": "server1"}, "1")]))
+    c = Case(d)
+    for node in ("node1", "node2"):
+        server_state(c, node, "server1", "Down", [1])
+        server_state(c, node, "server1", "Running", [0])
+    out.append(c.expect("MaxScaleServerViewsDiffer", f + 3, []))
+
+    # the VIP holder's MaxScale marks no server Master: fires; the backup's doing so does not
+    c = Case(d)
+    f = c.for_steps("MaxScaleVIPHolderSeesNoPrimary")
+    vip(c, "node1", [1])
+    vip(c, "node2", [0])
+    for node in ("node1", "node2"):
+        c.node("mxha_maxscale_up", node, [1])
+        server_state(c, node, "server1", "Master", [0 if node == "node1" else 1])
+        server_state(c, node, "server2", "Master", [0])
+    out.append(c.expect("MaxScaleVIPHolderSeesNoPrimary", f + 3, [({**c1, "instance": "node1:9843"}, "1")]))
+    c = Case(d)
+    vip(c, "node1", [1])
+    vip(c, "node2", [0])
+    for node in ("node1", "node2"):
+        c.node("mxha_maxscale_up", node, [1])
+        server_state(c, node, "server1", "Master", [1 if node == "node1" else 0])
+    out.append(c.expect("MaxScaleVIPHolderSeesNoPrimary", f + 3, []))
+
+    # two lock primaries: fires; a handover (one step of overlap) does not
+    c = Case(d)
+    f = c.for_steps("MaxScaleMultiplePrimaryMonitors")
+    lock_primary(c, "node1", [1])
+    lock_primary(c, "node2", [1])
+    out.append(c.expect("MaxScaleMultiplePrimaryMonitors", f + 3, [({**c1, "monitor": MON}, "2")]))
+    c = Case(d)
+    lock_primary(c, "node1", [1, 1, 0])
+    lock_primary(c, "node2", [0, 1, 1])
+    out.append(c.expect("MaxScaleMultiplePrimaryMonitors", f + 3, []))
+
+    # locks on and no lock primary: fires (the release-locks trap); a one-second handover does not;
+    # locks off never
+    c = Case(d)
+    f = c.for_steps("MaxScaleNoPrimaryMonitor")
+    for node in ("node1", "node2"):
+        locks_mode(c, node, "majority_of_all")
+        lock_primary(c, node, [0])
+    out.append(c.expect("MaxScaleNoPrimaryMonitor", f + 3, [({**c1, "monitor": MON}, "1")]))
+    c = Case(d)
+    for node in ("node1", "node2"):
+        locks_mode(c, node, "majority_of_running")
+    lock_primary(c, "node1", [1, 0, 0, 0])
+    lock_primary(c, "node2", [0, 0, 1])
+    out.append(c.expect("MaxScaleNoPrimaryMonitor", f + 3, []))
+    c = Case(d)
+    for node in ("node1", "node2"):
+        locks_mode(c, node, "none")
+    out.append(c.expect("MaxScaleNoPrimaryMonitor", f + 3, []))
+
+    # a passive lock primary: fires; an active lock primary with a passive secondary does not
+    c = Case(d)
+    f = c.for_steps("MaxScalePassiveHoldsLocks")
+    lock_primary(c, "node2", [1])
+    passive(c, "node2", [1])
+    out.append(
+        c.expect(
+            "MaxScalePassiveHoldsLocks", f + 3, [({**c1, "instance": "node2:9843", "job": JOB, "monitor": MON}, "1")]
+        )
+    )
+    c = Case(d)
+    lock_primary(c, "node1", [1])
+    passive(c, "node1", [0])
+    lock_primary(c, "node2", [0])
+    passive(c, "node2", [1])
+    out.append(c.expect("MaxScalePassiveHoldsLocks", f + 3, []))
+
+    # the lock primary does not hold the VIP: fires; the VIP holder being the lock primary does not
+    c = Case(d)
+    f = c.for_steps("MaxScaleLockPrimaryNotVIPHolder")
+    vip(c, "node1", [1])
+    vip(c, "node2", [0])
+    lock_primary(c, "node1", [0])
+    lock_primary(c, "node2", [1])
+    out.append(
+        c.expect(
+            "MaxScaleLockPrimaryNotVIPHolder",
+            f + 3,
+            [({**c1, "instance": "node2:9843", "job": JOB, "monitor": MON}, "1")],
+        )
+    )
+    c = Case(d)
+    vip(c, "node1", [1])
+    vip(c, "node2", [0])
+    lock_primary(c, "node1", [1])
+    lock_primary(c, "node2", [0])
+    out.append(c.expect("MaxScaleLockPrimaryNotVIPHolder", f + 3, []))
+
+    # locks mode: every MaxScale active is the normal state; the passive-mode rules stay quiet
+    c = Case(d)
+    for node, on_vip in (("node1", 1), ("node2", 0)):
+        c.node("mxha_node_mode", node, [1], mode="locks")
+        vip(c, node, [on_vip])
+        passive(c, node, [0])
+    late = c.for_steps("MaxScaleMultipleActive") + c.for_steps("MaxScaleBackupActive") + 3
+    out.append(c.expect("MaxScaleMultipleActive", late, []).expect("MaxScaleBackupActive", late, []))
+    c = Case(d)
+    for node, on_vip in (("node1", 1), ("node2", 0)):
+        c.node("mxha_node_mode", node, [1], mode="locks")
+        vip(c, node, [on_vip])
+        passive(c, node, [1])
+    out.append(c.expect("MaxScaleMasterPassive", c.for_steps("MaxScaleMasterPassive") + 3, []))
     return out
 
 

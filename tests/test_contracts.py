@@ -24,6 +24,26 @@ from mxha.notify_record import NotifyEntry, NotifyRecord
 T = 1795649168.0
 
 
+def _pair_view() -> Any:
+    from conftest import SHARED
+
+    from mxha.maxscale import status_from_documents
+
+    pair = SHARED / "fixtures" / "maxscale-24.02.4-pair"
+
+    def body(name: str) -> Any:
+        return json.loads((pair / name).read_text())["body"]["data"]
+
+    return status_from_documents(
+        body("06-B-get-maxscale-start.json")["attributes"],
+        [body("34-B-get-monitor-3s-after-cut-server1.json")],
+        body("33-B-get-servers-3s-after-cut-server1.json"),
+    )
+
+
+PAIR_VIEW = _pair_view()
+
+
 def fixed_snapshot(**changes: Any) -> Snapshot:
     """A snapshot with fixed times, as the exporter builds it from keepalived, the kernel and MaxScale."""
     inst = VrrpInstance("VI_1", 51, "eth0", "MASTER", 150, 150, T - 60, (Vip("198.51.100.100"),))
@@ -44,7 +64,18 @@ def fixed_snapshot(**changes: Any) -> Snapshot:
         check=CheckResult(True, "2/2 expected servers listed, 2 Running", T - 0.2, 0.004),
         check_max_age=6,
         maxscale=MaxScaleReading(
-            True, None, T - 0.02, 0.003, passive=False, config_sync=False, version="24.02.4", commit="x"
+            True,
+            None,
+            T - 0.02,
+            0.003,
+            passive=False,
+            config_sync=False,
+            version="24.02.4",
+            commit="x",
+            # the database as the lock holder saw it 3 s into the recorded one-sided partition
+            servers=PAIR_VIEW.servers,
+            monitors=PAIR_VIEW.monitors,
+            lock_mode=PAIR_VIEW.lock_mode,
         ),
         notify=NotifyView(T - 60, "MASTER", True, False, "passive=false set"),
     )

@@ -362,3 +362,44 @@ def test_notify_with_peers_imports_nothing_heavy(make_emulator: Any, tmp_path: P
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "0 []"
     assert record(cfg)["yielded_to"] == "node1"
+
+
+def run_check(cfg: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [installed_mxha(), "check", "--config.file", str(cfg)], capture_output=True, text=True, timeout=20, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    "vip,start_passive,end_passive,why",
+    [
+        (ELSEWHERE, False, True, "MaxScale passive=false but the VIP is elsewhere"),  # restarted active on the backup
+        (HERE, True, False, "MaxScale passive=true but the VIP is here"),  # a notify lost while MaxScale was down
+    ],
+)
+def test_the_check_brings_a_maxscale_in_line_with_live_state(
+    make_emulator: Any, tmp_path: Path, vip: str, start_passive: bool, end_passive: bool, why: str
+) -> None:
+    from mxha.lab.waiting import wait_for
+
+    emulator = make_emulator(passive=start_passive)
+    cfg = node_cfg(tmp_path, emulator, [], vip=vip)
+    check = run_check(cfg)
+    assert check.returncode == 0 and f"(recheck started: {why})" in check.stdout, check.stdout
+    wait_for(lambda: passive(emulator) is end_passive, 15, "the recheck set the mode live state asks for")
+    wait_for(lambda: record(cfg)["history"][-1]["state"] == "RECHECK", 5, "the recheck recorded")
+
+
+def test_the_check_leaves_a_maxscale_in_line_alone(make_emulator: Any, tmp_path: Path) -> None:
+    emulator = make_emulator(passive=False)
+    cfg = node_cfg(tmp_path, emulator, [], vip=HERE)
+    check = run_check(cfg)
+    assert check.returncode == 0 and "recheck" not in check.stdout
+    time.sleep(0.5)
+    assert not (cfg.parent / "notify-state.json").exists()
+    emulator_failing = make_emulator(passive=True)  # an unhealthy check never starts anything
+    cfg = node_cfg(tmp_path, emulator_failing, [], vip=HERE)
+    control(emulator_failing, "fault", {"mode": "error"})
+    assert run_check(cfg).returncode == 1
+    time.sleep(0.5)
+    assert not (cfg.parent / "notify-state.json").exists()
