@@ -75,6 +75,18 @@ VRRP_STATE_EXPR = (
     f'+ ignoring(state) mxha_vrrp_state{{{C},state="STOP"}} * 4 '
     f'and on (instance, vrrp_instance) max by (instance, vrrp_instance) (mxha_vip_present{{{C},governing="true"}}))'
 )
+DISTINCT_PRIMARIES_EXPR = f"count by (monitor) (count by (monitor, server) (mxha_maxscale_monitor_master{{{C}}} == 1))"
+# Down 0, Running 1, Slave (and Running) 2, Master (and Running) 3
+SERVER_VIEW_EXPR = (
+    f'max by (instance, server) (mxha_maxscale_server_state{{{C},state="Running"}} '
+    f'+ ignoring(state) mxha_maxscale_server_state{{{C},state="Slave"}} '
+    f'+ ignoring(state) mxha_maxscale_server_state{{{C},state="Master"}} * 2)'
+)
+# 1 lock primary, 0 secondary, 2 locks off
+LOCK_PRIMARY_EXPR = (
+    f"max by (instance, monitor) (mxha_maxscale_monitor_primary{{{C}}}) "
+    f'or max by (instance, monitor) (mxha_maxscale_monitor_locks_mode{{{C},mode="none"}}) * 2'
+)
 MODE_EXPR = f"max by (instance) (mxha_maxscale_passive{{{C}}}) or max by (instance) (mxha_maxscale_up{{{C}}} == 0) + 2"
 
 
@@ -227,6 +239,63 @@ def build() -> dict[str, Any]:
             (6, 29, 18, 5),
             [_target(f'ALERTS{{{C},alertstate="firing",alertname=~"MaxScale.*"}}', instant=True)],
             options={"showHeader": True},
+        ),
+        {
+            "id": 15,
+            "type": "row",
+            "title": "Database view (what each MaxScale believes)",
+            "collapsed": False,
+            "gridPos": {"x": 0, "y": 34, "w": 24, "h": 1},
+            "panels": [],
+        },
+        _panel(
+            16,
+            "stat",
+            "Primaries named",
+            "How many different primary servers the MaxScales of this cluster name, per monitor "
+            "(monitor_diagnostics.master). 1 is agreement; 2 or more means writes can go to two servers.",
+            (0, 35, 6, 6),
+            [_target(DISTINCT_PRIMARIES_EXPR, "{{monitor}}")],
+            options={"colorMode": "background", "reduceOptions": {"calcs": ["lastNotNull"]}},
+            defaults={"thresholds": EXACTLY_ONE},
+        ),
+        _panel(
+            17,
+            "table",
+            "Primary named by each MaxScale",
+            "The server each MaxScale's monitor calls the primary, now.",
+            (6, 35, 18, 6),
+            [_target(f"max by (instance, monitor, server) (mxha_maxscale_monitor_master{{{C}}})", instant=True)],
+            options={"showHeader": True},
+        ),
+        _panel(
+            18,
+            "state-timeline",
+            "Servers as each MaxScale sees them",
+            "Each server's state in each MaxScale: Down, Running, Slave or Master. A server Down for one "
+            "MaxScale and Running for another means one is cut off from it; no Master at the VIP holder "
+            "means writes through the VIP fail.",
+            (0, 41, 24, 8),
+            [_target(SERVER_VIEW_EXPR, "{{instance}}: {{server}}")],
+            defaults={
+                "mappings": _mappings(
+                    {0: ("Down", "red"), 1: ("Running", "yellow"), 2: ("Slave", "blue"), 3: ("Master", "green")}
+                )
+            },
+        ),
+        _panel(
+            19,
+            "state-timeline",
+            "Cooperative-lock primary",
+            "Which MaxScale holds the cooperative monitoring locks (the one that may fail over), or that "
+            "locks are off. No primary while locks are on: nobody fails over.",
+            (0, 49, 24, 5),
+            [_target(LOCK_PRIMARY_EXPR, "{{instance}} {{monitor}}")],
+            defaults={
+                "mappings": _mappings(
+                    {0: ("secondary", "blue"), 1: ("LOCK PRIMARY", "green"), 2: ("locks off", "transparent")}
+                )
+            },
         ),
     ]
     return {
