@@ -230,6 +230,8 @@ class Lab:
                 str(d / "maxscale.state"),
                 "--nodename",
                 name,
+                "--backend",
+                str(self.workdir / "backend.json"),
                 "--log.level",
                 "warning",
             ],

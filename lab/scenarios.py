@@ -550,6 +550,77 @@ class MasterPassive(Scenario):
         r.figures["two_active_s"] = two_active_seconds(sampler.samples)
 
 
+class PrimaryUnseen(Scenario):
+    name = "primary-unseen"
+    description = (
+        "node1's MaxScale (active, behind the VIP) cut off from the primary server, which node2's still "
+        "sees (the emulators' shared backend; locks off, the seed's setup): the database-view alerts "
+        "fire; node1 fails the healthy primary over after its failcount (a needless failover nothing here "
+        "prevents yet); the alerts clear once the path is back"
+    )
+    watched = ("MaxScaleServerViewsDiffer", "MaxScaleVIPHolderSeesNoPrimary", "MaxScalePrimaryDisagreement")
+
+    def backend(self) -> dict[str, Any]:
+        url = f"http://{self.lab.layout.node('node1')}:8989/__emulator__/backend"
+        return dict(requests.get(url, timeout=2).json())
+
+    def reach(self, node: str, unreachable: list[str]) -> None:
+        url = f"http://{self.lab.layout.node(node)}:8989/__emulator__/reach"
+        requests.post(url, json={"unreachable": unreachable}, timeout=2).raise_for_status()
+
+    def master(self) -> str | None:
+        return next((s for s, i in self.backend()["servers"].items() if i["role"] == "master"), None)
+
+    def firing(self) -> set[str]:
+        url = f"http://{self.lab.layout.monitor}:9090/api/v1/alerts"
+        alerts = requests.get(url, timeout=2).json()["data"]["alerts"]
+        return {a["labels"]["alertname"] for a in alerts if a["state"] == "firing"}
+
+    def inject_and_observe(self, sampler: Sampler) -> None:
+        r = self.report
+        before = self.master()
+        sampler.mark(f"inject: node1's MaxScale cannot reach {before} (the primary); node2's still can")
+        t0 = sampler.now()
+        self.reach("node1", [before] if before else [])
+        for alert in self.watched[:2]:
+
+            def fired(a: str = alert) -> bool:
+                return a in sampler.alerts
+
+            t = self._wait(sampler, fired, 30)
+            r.check(f"{alert} fired", t is not None)
+            r.figures[f"{alert}_after_s"] = round(sampler.alerts[alert] - t0, 2) if t is not None else None
+        t_failover = self._wait(sampler, lambda: self.master() != before, 30)
+        after = self.master()
+        sampler.mark(f"the backend's primary is now {after} (node1's MaxScale failed {before} over)")
+        r.check(
+            "node1 failed the healthy primary over (nothing prevents it in passive mode yet)", t_failover is not None
+        )
+        r.figures["needless_failover_after_s"] = round(t_failover - t0, 2) if t_failover is not None else None
+        r.check("MaxScalePrimaryDisagreement never fired", "MaxScalePrimaryDisagreement" not in sampler.alerts)
+        sampler.hold(2.0)
+        sampler.mark("restore: node1's MaxScale reaches every server again")
+        t1 = sampler.now()
+        self.reach("node1", [])
+        t_clear = self._wait(sampler, lambda: not (self.firing() & set(self.watched)), 40)
+        r.check("the database-view alerts cleared", t_clear is not None)
+        r.figures["clear_after_restore_s"] = round(t_clear - t1, 2) if t_clear is not None else None
+        r.figures["two_active_s"] = two_active_seconds(sampler.samples)
+
+    @staticmethod
+    def _wait(sampler: Sampler, predicate: Callable[[], bool], timeout: float) -> float | None:
+        """Scenario seconds when ``predicate`` first held, or None."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            try:
+                if predicate():
+                    return sampler.now()
+            except (requests.RequestException, ValueError, KeyError):
+                pass
+            time.sleep(0.1)
+        return None
+
+
 class CircuitBreaker(Scenario):
     name = "circuit-breaker"
     description = "something keeps re-activating node2's MaxScale; the remediator gives up and says so"
@@ -619,6 +690,7 @@ SCENARIOS: dict[str, type[Scenario]] = {
         ActiveDies,
         RestartActiveBackup,
         MasterPassive,
+        PrimaryUnseen,
         CircuitBreaker,
     )
 }

@@ -145,6 +145,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--tls-cert", default=None, metavar="FILE", help="serve HTTPS with this certificate (like admin_ssl_cert)"
     )
     p.add_argument("--tls-key", default=None, metavar="FILE", help="private key for --tls-cert")
+    p.add_argument(
+        "--backend",
+        default=None,
+        metavar="FILE",
+        help="pair mode: monitor the simulated database servers shared through FILE with other emulators "
+        "(locks, roles, reachability, failover as the recorded pair of real MaxScales)",
+    )
+    p.add_argument("--member", default=None, help="pair mode: this MaxScale's name in the backend (default --nodename)")
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="pair mode: recorded durations (1 s monitor ticks, the 60 s release-locks back-off) times X",
+    )
     _log_flag(p)
 
     p = sub.add_parser(
@@ -224,6 +239,10 @@ def _run_emulator(args: argparse.Namespace) -> int:
     if args.nodename:
         cfg.nodename = args.nodename
     cfg.tls_cert, cfg.tls_key = args.tls_cert, args.tls_key
+    if args.time_scale <= 0:
+        print("mxha emulator: --time-scale must be > 0", file=sys.stderr)
+        return EXIT_USAGE
+    cfg.backend, cfg.member, cfg.time_scale = args.backend, args.member, args.time_scale
     emulator = Emulator(cfg)
     emulator.start()
     stop = threading.Event()

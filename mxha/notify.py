@@ -146,10 +146,17 @@ def apply_mode(
 
 def release_all_locks(client: MaxScaleClient, deadline: float) -> str:
     """With cooperative monitoring locks, a passive MaxScale must not keep them (it still takes
-    them, and the newly active node then cannot get a majority)."""
+    them, and the newly active node then cannot get a majority). Only the locks it holds."""
     notes = []
-    for monitor in read_status(client, deadline).monitors_with_locks:
-        notes.append(f"{monitor}: {client.release_locks(monitor, deadline=deadline)}")
+    for monitor in read_status(client, deadline).monitors:
+        if not monitor.uses_locks:
+            continue
+        if monitor.primary is False:
+            # releasing locks it does not hold only starts MaxScale's one-minute no-relock back-off:
+            # two nodes starting BACKUP would then leave nobody able to lock (the newer tutorial's trap)
+            notes.append(f"{monitor.name}: not held, not released")
+            continue
+        notes.append(f"{monitor.name}: {client.release_locks(monitor.name, deadline=deadline)}")
     return f"; locks {', '.join(notes)}" if notes else ""
 
 

@@ -18,6 +18,12 @@ change server states, lock mode and inject faults at runtime without a restart:
                                        persisted like a runtime change)
 - ``POST /__emulator__/monitor``    ``{"cooperative_monitoring_locks": "majority_of_all"}``
 
+Pair mode (``--backend FILE --member NAME``, ``mxha.lab.emulator.backend``) adds:
+
+- ``POST /__emulator__/reach``      ``{"unreachable": ["server1"]}`` this MaxScale cannot reach them
+- ``GET  /__emulator__/backend``    the shared servers, roles, lock holders and members
+- ``POST /__emulator__/backend``    ``{"servers": {"server1": {"up": false}}}`` (a database outage)
+
 SIGUSR1 stops listening (connections are refused), SIGUSR2 listens again.
 """
 

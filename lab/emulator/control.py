@@ -44,8 +44,28 @@ class ControlMixin(HandlerBase):
                         "servers": {s.name: s.state for s in st.servers.values()},
                         "counts": dict(st.counts),
                         "pid": os.getpid(),
+                        "pair": st.pair_view,
                     },
                 )
+            elif what == "backend" and self.command == "GET":
+                if st.pair is None:
+                    self._send(409, {"error": "not in pair mode (start with --backend FILE)"})
+                    return
+                self._send(200, st.pair.read())
+            elif what == "backend" and self.command == "POST":
+                servers = payload.get("servers", {})
+                if st.pair is None or not isinstance(servers, dict) or any(k not in st.servers for k in servers):
+                    self._send(400, {"error": 'pair mode only; {"servers": {NAME: {"up": bool}}}'})
+                    return
+                st.pair.set_servers({k: v for k, v in servers.items() if isinstance(v, dict)})
+                self._send(200, st.pair.read())
+            elif what == "reach" and self.command == "POST":
+                cut = payload.get("unreachable")
+                if st.pair is None or not isinstance(cut, list) or any(k not in st.servers for k in cut):
+                    self._send(400, {"error": 'pair mode only; {"unreachable": [SERVER, ...]}'})
+                    return
+                st.pair.set_unreachable(cut)
+                self._send(200, {"unreachable": sorted(cut)})
             elif what == "modes" and self.command == "GET":
                 self._send(200, {"mode_changes": list(st.mode_changes)})
             elif what == "requests" and self.command == "GET":
@@ -55,6 +75,8 @@ class ControlMixin(HandlerBase):
                 self._send(204)
             elif what == "fault" and self.command == "POST":
                 self._control_fault(payload)
+            elif what == "servers" and self.command == "POST" and st.pair is not None:
+                self._send(409, {"error": "pair mode: states follow the shared backend; use POST backend or reach"})
             elif what == "servers" and self.command == "POST":
                 unknown = [k for k in payload if k not in st.servers]
                 if unknown or not all(isinstance(v, str) for v in payload.values()):

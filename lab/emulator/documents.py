@@ -49,7 +49,7 @@ class DocumentsMixin(HandlerBase):
         attrs["state"] = server.state
         attrs["parameters"]["address"] = server.address
         attrs["parameters"]["port"] = server.port
-        attrs["lock_held"] = self.st.holds_locks() if self.st.lock_mode() != "none" else None
+        attrs["lock_held"] = self.st.lock_held(server.name)
         doc["id"] = server.name
         doc["links"] = {"self": f"{base}/v1/servers/{server.name}/"}
         mon = self.st.config.monitor
@@ -88,7 +88,7 @@ class DocumentsMixin(HandlerBase):
             {
                 "gtid_binlog_pos": None,
                 "gtid_current_pos": None,
-                "lock_held": held if locks_on else None,
+                "lock_held": st.lock_held(s.name),
                 "master_group": None,
                 "name": s.name,
                 "read_only": "Master" not in s.state,

@@ -170,6 +170,10 @@ class EmulatorConfig:
     nodename: str = "maxscale"
     tls_cert: str | None = None
     tls_key: str | None = None
+    # pair mode: several emulators over one simulated database (mxha.lab.emulator.backend)
+    backend: str | None = None  # the shared file
+    member: str | None = None  # this MaxScale's name in it (default: nodename)
+    time_scale: float = 1.0  # recorded durations (1 s ticks, the 60 s back-off) times this
 
 
 class EmulatorState:
@@ -196,6 +200,13 @@ class EmulatorState:
         # the tools' back), so a test can rebuild who was active when
         self.mode_changes: collections.deque[dict[str, Any]] = collections.deque(maxlen=10000)
         self.counts: collections.Counter[str] = collections.Counter()
+        self.pair: Any = None  # SharedBackend in pair mode
+        self.pair_view: dict[str, Any] | None = None
+        if config.backend:
+            tick_ms = int(1000 * config.time_scale)
+            self.monitor_parameters.update(
+                auto_failover=True, auto_rejoin=True, monitor_interval=f"{tick_ms}ms"
+            )  # as the recorded pair was configured
         self._load_persisted()
 
     # -- persistence (MaxScale keeps runtime changes in maxscale.cnf.d and they win at restart)
@@ -249,12 +260,35 @@ class EmulatorState:
         return str(self.monitor_parameters.get("cooperative_monitoring_locks", "none"))
 
     def holds_locks(self) -> bool:
-        """Standalone, this MaxScale gets every lock unless it released them within the last minute."""
+        """Standalone, this MaxScale gets every lock unless it released them within the last minute;
+        in pair mode, it is the lock primary of the shared backend."""
         if self.lock_mode() == "none":
             return False
+        if self.pair_view is not None:
+            return self.pair_view["primary"] is True
         return time.monotonic() >= self.locks_holdoff_until
 
+    def lock_held(self, server: str) -> bool | None:
+        """``lock_held`` of one server: None when locks are off (or, in pair mode, it is unreachable)."""
+        if self.lock_mode() == "none":
+            return None
+        if self.pair_view is not None:
+            value = self.pair_view["locks"].get(server)
+            return value if isinstance(value, bool) else None
+        return self.holds_locks()
+
+    def apply_pair_view(self, view: dict[str, Any]) -> None:
+        """One monitor tick's result: the servers' states as this MaxScale now sees them."""
+        with self.lock:
+            self.pair_view = view
+            for name, state in view["states"].items():
+                if name in self.servers:
+                    self.servers[name].state = state
+
     def current_master(self) -> str | None:
+        if self.pair_view is not None:
+            master = self.pair_view["master"]
+            return master if isinstance(master, str) else None
         for s in self.servers.values():
             if "Master" in s.state.split(", ") and "Running" in s.state.split(", "):
                 return s.name

@@ -277,7 +277,7 @@ class EmulatorHandler(DocumentsMixin, ControlMixin):
             if st.lock_mode() == "none":
                 meta_error("Server locks are not in use, cannot release them.")
                 return
-            held = st.holds_locks()
+            held = st.pair.release_locks() if st.pair is not None else st.holds_locks()
             st.locks_holdoff_until = time.monotonic() + RELEASE_HOLDOFF_SECONDS
             if not held:
                 meta_error("Did not release any locks. Will not attempt to reacquire locks for 1 minute.")
@@ -418,6 +418,24 @@ class Emulator:
             )
             self._thread.start()
         log.info("MaxScale emulator listening on %s", self.url)
+        self._start_pair()
+
+    def _start_pair(self) -> None:
+        """Pair mode: join the shared backend and run the monitor's ticks (once per process)."""
+        st, cfg = self.state, self.config
+        if not cfg.backend or st.pair is not None:
+            return
+        from mxha.lab.emulator.backend import SharedBackend
+
+        pair = SharedBackend(cfg.backend, cfg.member or cfg.nodename, list(st.servers), cfg.time_scale)
+        pair.on_tick(st.apply_pair_view)
+        st.pair = pair
+
+        def settings() -> tuple[str, bool, bool, bool]:
+            p = st.monitor_parameters
+            return st.lock_mode(), st.passive, bool(p.get("auto_failover")), bool(p.get("auto_rejoin"))
+
+        pair.start(settings)
 
     def _close(self) -> None:
         with self._guard:
@@ -441,3 +459,6 @@ class Emulator:
             self._resume_timer.cancel()
         self.state.unhang.set()
         self._close()
+        if self.state.pair is not None:  # its connections close: the servers free its locks
+            self.state.pair.stop()
+            self.state.pair = None

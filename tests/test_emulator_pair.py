@@ -1,0 +1,218 @@
+"""Pair mode: two emulators over one shared backend replay the RECORDED pair of real MaxScale
+24.02.4 (``shared/fixtures/maxscale-24.02.4-pair``), step by step, over real HTTP.
+
+At each recorded point, the facts of the emulator's documents (monitor: ``primary``, ``lock_held``
+per server, ``monitor_diagnostics.master``; servers: each ``state``; the status of a command) must
+equal the facts of the recorded documents. Times are scaled (``time_scale``): a 1 s monitor tick
+is 0.05 s here and the 60 s release-locks back-off 3 s.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from conftest import SHARED, control
+
+from mxha.lab.emulator import EmulatedServer, Emulator
+from mxha.lab.waiting import wait_for
+
+PAIR = SHARED / "fixtures" / "maxscale-24.02.4-pair"
+SCALE = 0.05
+TICK = SCALE  # seconds per monitor tick here
+MON = "MariaDB-Monitor"
+
+
+def recorded(name: str) -> dict[str, Any]:
+    return json.loads((PAIR / f"{name}.json").read_text())
+
+
+def monitor_facts(doc: dict[str, Any]) -> tuple[Any, ...]:
+    data = doc["data"][0] if isinstance(doc["data"], list) else doc["data"]
+    diag = data["attributes"]["monitor_diagnostics"]
+    return diag["primary"], tuple(s["lock_held"] for s in diag["server_info"]), diag["master"]
+
+
+def server_facts(doc: dict[str, Any]) -> dict[str, str]:
+    return {s["id"]: s["attributes"]["state"] for s in doc["data"]}
+
+
+class Pair:
+    def __init__(self, make: Callable[..., Emulator], backend: Path) -> None:
+        self.make, self.backend = make, backend
+        self.nodes: dict[str, Emulator] = {}
+
+    def start(self, member: str) -> Emulator:
+        servers = [EmulatedServer(f"server{i}", "127.0.0.1", 23300 + i, "Running") for i in (1, 2, 3)]
+        emu = self.make(
+            backend=str(self.backend),
+            member=member,
+            nodename=member,
+            time_scale=SCALE,
+            lock_mode="majority_of_running",
+            servers=servers,
+        )
+        self.nodes[member] = emu
+        return emu
+
+    def monitor(self, member: str) -> tuple[Any, ...]:
+        url = f"{self.nodes[member].url}/v1/monitors/{MON}"
+        return monitor_facts(requests.get(url, auth=("admin", "mariadb"), timeout=5).json())
+
+    def servers(self, member: str) -> dict[str, str]:
+        url = f"{self.nodes[member].url}/v1/servers"
+        return server_facts(requests.get(url, auth=("admin", "mariadb"), timeout=5).json())
+
+    def expect(self, member: str, monitor: str | None = None, servers: str | None = None, within: float = 1.0) -> None:
+        """Wait (a few ticks at most) until the emulator shows what the recording shows."""
+        if monitor:
+            want = monitor_facts(recorded(monitor)["body"])
+            wait_for(lambda: self.monitor(member) == want, within, f"{member} as {monitor}: {want}")
+        if servers:
+            want_s = server_facts(recorded(servers)["body"])
+            wait_for(lambda: self.servers(member) == want_s, within, f"{member} as {servers}: {want_s}")
+
+    def hold(self, member: str, monitor: str | None, servers: str | None, seconds: float) -> None:
+        """The recording shows this for a while: it must stay so, tick after tick."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if monitor:
+                assert self.monitor(member) == monitor_facts(recorded(monitor)["body"]), monitor
+            if servers:
+                assert self.servers(member) == server_facts(recorded(servers)["body"]), servers
+            time.sleep(TICK)
+
+    def patch_passive(self, member: str, passive: bool) -> int:
+        url = f"{self.nodes[member].url}/v1/maxscale"
+        body = {"data": {"attributes": {"parameters": {"passive": passive}}}}
+        return requests.patch(url, json=body, auth=("admin", "mariadb"), timeout=5).status_code
+
+
+@pytest.fixture
+def pair(make_emulator: Callable[..., Emulator], tmp_path: Path) -> Pair:
+    return Pair(make_emulator, tmp_path / "backend.json")
+
+
+def test_the_recorded_pair_step_by_step(pair: Pair) -> None:
+    # 1: B started first takes every lock; A, 0.3 s later, holds none
+    pair.start("B")
+    time.sleep(2 * TICK)
+    pair.start("A")
+    pair.expect("B", "02-B-get-monitor-start", "04-B-get-servers-start")
+    pair.expect("A", "01-A-get-monitor-start", "03-A-get-servers-start")
+    # 2: release-locks on B: 204, A is primary a tick later; 3: B does not lock again
+    url = f"{pair.nodes['B'].url}/v1/maxscale/modules/mariadbmon/release-locks?{MON}"
+    status = requests.post(url, auth=("admin", "mariadb"), timeout=5).status_code
+    assert status == recorded("07-B-post-release-locks")["status"]
+    pair.expect("A", "08-A-get-monitor-became-primary", within=3 * TICK + 0.5)
+    pair.expect("B", "09-B-get-monitor-when-other-became-primary")
+    pair.hold("B", "15-B-get-monitor-65s-after-release", "17-B-get-servers-65s-after-release", 65 * SCALE)
+    pair.expect("A", "14-A-get-monitor-65s-after-release", "16-A-get-servers-65s-after-release")
+    # 4: passive does not release the locks
+    assert pair.patch_passive("A", True) == recorded("18-A-patch-passive-true")["status"]
+    pair.hold("A", "19-A-get-monitor-5s-after-passive", "21-A-get-servers-5s-after-passive", 5 * SCALE)
+    pair.hold("B", "20-B-get-monitor-5s-after-passive", None, 2 * TICK)
+    assert pair.patch_passive("A", False) == recorded("23-A-patch-passive-false")["status"]
+    # 5: stopping the lock primary hands the locks over; restarted, it comes back secondary
+    pair.nodes["A"].stop()
+    pair.expect("B", "27-B-get-monitor-primary-after-A-stop", "28-B-get-servers-after-A-stop", within=1.3)
+    pair.start("A")
+    pair.hold("A", "29-A-get-monitor-10s-after-A-restart", "31-A-get-servers-10s-after-A-restart", 10 * SCALE)
+    pair.expect("B", "30-B-get-monitor-10s-after-A-restart", "32-B-get-servers-10s-after-A-restart")
+    # 6: one-sided partition, both active, B lock primary: B loses server1 and fails it over
+    control(pair.nodes["B"], "reach", {"unreachable": ["server1"]})
+    pair.expect("B", "34-B-get-monitor-3s-after-cut-server1", "33-B-get-servers-3s-after-cut-server1")
+    pair.expect("A", "36-A-get-monitor-3s-after-cut-server1", "35-A-get-servers-3s-after-cut-server1")
+    pair.expect("B", "38-B-get-monitor-10s-after-cut-server1", "37-B-get-servers-10s-after-cut-server1", within=2)
+    pair.expect("A", "40-A-get-monitor-10s-after-cut-server1", "39-A-get-servers-10s-after-cut-server1")
+    pair.hold("A", "44-A-get-monitor-20s-after-cut-server1", "43-A-get-servers-20s-after-cut-server1", 10 * SCALE)
+    control(pair.nodes["B"], "reach", {"unreachable": []})
+    pair.expect("B", "46-B-get-monitor-15s-after-restore-server1", "45-B-get-servers-15s-after-restore-server1")
+    pair.expect("A", "48-A-get-monitor-15s-after-restore-server1", "47-A-get-servers-15s-after-restore-server1")
+    # 7: the tutorial's mixed setup: passive B keeps the locks; cut from the primary, nobody fails over
+    assert pair.patch_passive("B", True) == recorded("49-B-patch-passive-true")["status"]
+    pair.expect("B", "52-B-get-monitor-passive-before-cut")
+    control(pair.nodes["B"], "reach", {"unreachable": ["server2"]})
+    pair.expect("B", "55-B-get-monitor-3s-after-cut-server2", "54-B-get-servers-3s-after-cut-server2")
+    pair.expect("A", "57-A-get-monitor-3s-after-cut-server2", "56-A-get-servers-3s-after-cut-server2")
+    pair.hold("B", "67-B-get-monitor-40s-after-cut-server2", "66-B-get-servers-40s-after-cut-server2", 40 * SCALE)
+    pair.hold("A", "69-A-get-monitor-40s-after-cut-server2", "68-A-get-servers-40s-after-cut-server2", 4 * TICK)
+    control(pair.nodes["B"], "reach", {"unreachable": []})
+    pair.expect("B", "71-B-get-monitor-15s-after-restore-server2", "70-B-get-servers-15s-after-restore-server2")
+    pair.expect("A", "73-A-get-monitor-15s-after-restore-server2", "72-A-get-servers-15s-after-restore-server2")
+
+
+def test_a_killed_member_s_locks_are_freed_and_release_without_locks_is_refused(pair: Pair) -> None:
+    pair.start("B")
+    time.sleep(2 * TICK)
+    a = pair.start("A")
+    pair.expect("B", "02-B-get-monitor-start")
+    # the secondary has nothing to release: MaxScale's own refusal, and it starts its back-off
+    url = f"{a.url}/v1/maxscale/modules/mariadbmon/release-locks?{MON}"
+    resp = requests.post(url, auth=("admin", "mariadb"), timeout=5)
+    assert resp.status_code == 400 and "Did not release any locks" in resp.text
+    # B vanishes without leaving (as after SIGKILL): its connections time out, A takes over
+    pair.nodes["B"].state.pair._stop.set()
+    pair.nodes["B"].state.pair.leave = lambda: None  # type: ignore[method-assign]
+    wait_for(lambda: pair.monitor("A")[0] is True, 3 + 65 * SCALE, "A primary once B's locks time out")
+
+
+def test_majority_of_all_needs_a_majority_of_every_server(pair: Pair) -> None:
+    """NOT recorded (MariaDB's documentation): with 2 of 3 servers down nobody may lock."""
+    b = pair.start("B")
+    control(b, "monitor", {"cooperative_monitoring_locks": "majority_of_all"})
+    wait_for(lambda: pair.monitor("B")[0] is True, 2, "B primary")
+    control(b, "backend", {"servers": {"server2": {"up": False}, "server3": {"up": False}}})
+    wait_for(lambda: pair.monitor("B")[0] is False, 2, "no majority of all: not primary")
+    control(b, "monitor", {"cooperative_monitoring_locks": "majority_of_running"})
+    wait_for(lambda: pair.monitor("B")[0] is True, 2, "1 of 1 running is a majority of the running")
+
+
+def test_pair_control_routes_refuse_bad_input(pair: Pair, make_emulator: Callable[..., Emulator]) -> None:
+    b = pair.start("B")
+    for route, body in (("reach", {"unreachable": ["server9"]}), ("reach", {"unreachable": "x"})):
+        resp = requests.post(f"{b.url}/__emulator__/{route}", json=body, timeout=5)
+        assert resp.status_code == 400 and "error" in resp.json()
+    single = make_emulator()
+    assert requests.get(f"{single.url}/__emulator__/backend", timeout=5).status_code == 409
+
+
+def test_notify_releases_only_the_locks_its_maxscale_holds(pair: Pair, tmp_path: Path) -> None:
+    """Both nodes start BACKUP: releasing on the secondary would only start its one-minute
+    back-off (the newer tutorial's release-on-BACKUP trap). Only the lock primary releases."""
+    import subprocess
+
+    from helpers import write_node_config
+
+    from mxha.lab.node import installed_mxha
+
+    pair.start("B")
+    time.sleep(2 * TICK)
+    pair.start("A")
+    pair.expect("B", "02-B-get-monitor-start")
+
+    def notify(member: str) -> str:
+        state = str(tmp_path / f"{member}-notify.json")
+        cfg = write_node_config(
+            tmp_path / f"{member}.yml", pair.nodes[member].url, node=member, notify={"state_file": state}
+        )
+        proc = subprocess.run(
+            [installed_mxha(), "notify", "--config.file", str(cfg), "INSTANCE", "VI_1", "BACKUP", "100"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stderr
+
+    assert "locks MariaDB-Monitor: not held, not released" in notify("A")
+    posts = [r for r in control(pair.nodes["A"], "requests")["requests"] if r["method"] == "POST"]
+    assert posts == []
+    pair.hold("B", "02-B-get-monitor-start", None, 4 * TICK)  # nothing moved
+    assert "locks MariaDB-Monitor: released" in notify("B")  # the holder hands them over
+    pair.expect("A", "08-A-get-monitor-became-primary", within=1.0)
