@@ -216,3 +216,52 @@ def test_notify_releases_only_the_locks_its_maxscale_holds(pair: Pair, tmp_path:
     pair.hold("B", "02-B-get-monitor-start", None, 4 * TICK)  # nothing moved
     assert "locks MariaDB-Monitor: released" in notify("B")  # the holder hands them over
     pair.expect("A", "08-A-get-monitor-became-primary", within=1.0)
+
+
+def test_the_exporter_shows_each_maxscale_s_database_view_over_http(pair: Pair, tmp_path: Path) -> None:
+    """A real `mxha exporter` per MaxScale, scraped over HTTP after the recorded one-sided partition's
+    failover (it lasts until the path is back): /metrics and /state carry what each MaxScale believes,
+    and they differ as recorded (fixtures 37-40)."""
+    from helpers import MxhaServer, write_node_config
+
+    from mxha.model import NodeState
+
+    pair.start("B")
+    time.sleep(2 * TICK)
+    pair.start("A")
+    pair.expect("B", "02-B-get-monitor-start")
+    control(pair.nodes["B"], "reach", {"unreachable": ["server1"]})
+    pair.expect("B", "38-B-get-monitor-10s-after-cut-server1", "37-B-get-servers-10s-after-cut-server1", within=2)
+    pair.expect("A", "40-A-get-monitor-10s-after-cut-server1", "39-A-get-servers-10s-after-cut-server1")
+    views = {}
+    for member in ("A", "B"):
+        cfg = write_node_config(
+            tmp_path / f"{member}.yml",
+            pair.nodes[member].url,
+            node=member,
+            mode="locks",
+            keepalived={"pid_file": str(tmp_path / "none.pid"), "dump_dir": str(tmp_path), "source": "json"},
+        )
+        with MxhaServer("exporter", cfg) as server:
+            metrics = requests.get(server.url + "/metrics", timeout=10).text
+            views[member] = (metrics, NodeState.from_json(requests.get(server.url + "/state", timeout=10).json()))
+    b_metrics, b_state = views["B"]
+    a_metrics, a_state = views["A"]
+    assert 'mxha_maxscale_server_state{server="server1",state="Down"} 1.0' in b_metrics
+    assert 'mxha_maxscale_server_state{server="server1",state="Running"} 1.0' in a_metrics
+    for metrics in (a_metrics, b_metrics):  # both follow the failover: one primary named
+        assert 'mxha_maxscale_monitor_master{monitor="MariaDB-Monitor",server="server2"} 1.0' in metrics
+    assert 'mxha_maxscale_server_state{server="server2",state="Master"} 1.0' in a_metrics
+    assert 'mxha_maxscale_monitor_primary{monitor="MariaDB-Monitor"} 1.0' in b_metrics
+    assert 'mxha_maxscale_server_lock_held{monitor="MariaDB-Monitor",server="server1"}' not in b_metrics  # null
+    assert 'mxha_maxscale_server_lock_held{monitor="MariaDB-Monitor",server="server2"} 1.0' in b_metrics
+    assert 'mxha_maxscale_monitor_locks_mode{mode="majority_of_running",monitor="MariaDB-Monitor"} 1.0' in a_metrics
+    assert 'mxha_node_mode{mode="locks"} 1.0' in a_metrics and a_state.mode == "locks"
+    assert a_state.maxscale.sees_master() is True and b_state.maxscale.sees_master() is True
+    assert [(sv.name, sv.state) for sv in a_state.maxscale.servers][0] == ("server1", "Running")  # standalone
+    assert [m.primary for m in b_state.maxscale.monitors] == [True]
+    assert [(lk.server, lk.held) for lk in b_state.maxscale.monitors[0].locks] == [
+        ("server1", None),
+        ("server2", True),
+        ("server3", True),
+    ]
