@@ -119,6 +119,7 @@ def apply_mode(
     release_locks: bool,
     deadline: float,
     newer_call: Any = lambda: False,
+    hand_over: Any = lambda: (True, ""),
 ) -> str:
     """Set MaxScale's mode, retrying briefly until ``deadline``; returns a one-line result.
     Between attempts, hands over (``Handover``) when ``newer_call()`` says a newer call waits."""
@@ -133,7 +134,7 @@ def apply_mode(
             client.set_passive(passive, deadline=deadline)
             result = f"passive={str(passive).lower()} set"
             if passive and release_locks:
-                result += release_all_locks(client, deadline)
+                result += release_all_locks(client, deadline, hand_over)
             return result + (f" (attempt {attempt})" if attempt > 1 else "")
         except MaxScaleError as exc:
             last_error = str(exc)
@@ -144,9 +145,11 @@ def apply_mode(
     raise MaxScaleError(f"gave up after {attempt} attempt(s): {last_error}", kind="timeout")
 
 
-def release_all_locks(client: MaxScaleClient, deadline: float) -> str:
+def release_all_locks(client: MaxScaleClient, deadline: float, hand_over: Any = lambda: (True, "")) -> str:
     """With cooperative monitoring locks, a passive MaxScale must not keep them (it still takes
-    them, and the newly active node then cannot get a majority). Only the locks it holds."""
+    them, and the newly active node then cannot get a majority). Only the locks it holds, and only
+    when ``hand_over()`` says a peer can take them: releasing starts MaxScale's one-minute no-relock
+    back-off, so with nobody to take them the cluster would have no lock primary at all."""
     notes = []
     for monitor in read_status(client, deadline).monitors:
         if not monitor.uses_locks:
@@ -156,8 +159,34 @@ def release_all_locks(client: MaxScaleClient, deadline: float) -> str:
             # two nodes starting BACKUP would then leave nobody able to lock (the newer tutorial's trap)
             notes.append(f"{monitor.name}: not held, not released")
             continue
+        can, why = hand_over()
+        if not can:
+            notes.append(f"{monitor.name}: kept, no peer can take them ({why})")
+            continue
         notes.append(f"{monitor.name}: {client.release_locks(monitor.name, deadline=deadline)}")
     return f"; locks {', '.join(notes)}" if notes else ""
+
+
+def peer_can_take_locks(cfg: Any, deadline: float) -> tuple[bool, str]:
+    """Is there a peer whose MaxScale answers and sees a majority of the servers Running (so it can
+    lock them)? Always yes without peers configured (nobody to ask: release, as before)."""
+    if not cfg.peers:
+        return True, ""
+    from mxha.peers import read_peers
+
+    end = min(deadline, time.monotonic() + cfg.notify.peer_budget)
+    seen = []
+    for reading in read_peers(cfg.peers, end):
+        state = reading.state
+        if reading.problem or state is None:
+            seen.append(f"{reading.name}: {reading.problem or 'unreadable'}")
+            continue
+        servers = state.maxscale.servers
+        running = sum(1 for sv in servers if sv.running)
+        if state.maxscale.up and servers and running * 2 > len(servers):
+            return True, f"{reading.name} sees {running}/{len(servers)} Running"
+        seen.append(f"{reading.name}: sees {running}/{len(servers)} servers Running")
+    return False, "; ".join(seen) or "no peer"
 
 
 # -- live state ----------------------------------------------------------------------------------
@@ -316,7 +345,14 @@ def _handle(cfg: Any, t: Transition, deadline: float, tickets: Tickets | None = 
                     # block): no write, which MaxScale would persist to disk each time
                     outcome = f"already passive={str(passive).lower()}"
                 else:
-                    outcome = apply_mode(client, passive, settings.release_locks, deadline, newer_call)
+                    outcome = apply_mode(
+                        client,
+                        passive,
+                        settings.release_locks,
+                        deadline,
+                        newer_call,
+                        lambda: peer_can_take_locks(cfg, deadline),
+                    )
                 entry.result = f"{outcome}; {why}"
                 entry.ok = True
             except Handover as exc:

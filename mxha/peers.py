@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from mxha.config import PeerSettings
 from mxha.maxscale import MaxScaleError, read_status
-from mxha.model import StateFormatError, node_state_from_json
+from mxha.model import NodeState, StateFormatError, node_state_from_json
 from mxha.policy import OK, UNKNOWN, NodeObservation
 from mxha.transport import HttpJsonError, JsonHttpClient
 
@@ -24,6 +24,7 @@ from mxha.transport import HttpJsonError, JsonHttpClient
 class PeerReading:
     observation: NodeObservation
     problem: str | None = None  # why this peer cannot be relied on, in a few words (never a secret)
+    state: NodeState | None = None  # its /state, when it was read
 
     @property
     def name(self) -> str:
@@ -103,7 +104,7 @@ def read_peer(peer: PeerSettings, deadline: float) -> PeerReading:
     )
     if not obs.identity_ok:
         problem = f"ignored: its /state names {state.node!r}"
-    return PeerReading(obs, problem)
+    return PeerReading(obs, problem, state)
 
 
 def read_peers(peers: tuple[PeerSettings, ...], deadline: float) -> list[PeerReading]:

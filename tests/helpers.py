@@ -47,6 +47,7 @@ class StateServer:
         self.check_ok = True
         self.maxscale_up = True
         self.passive = False  # the mode its exporter read from its MaxScale
+        self.servers = [("server1", "Master, Running"), ("server2", "Slave, Running")]  # as its MaxScale sees them
         self.maxscale_error_kind: str | None = None
         self.fault = "none"
         self.drip_delay = 0.5
@@ -150,7 +151,10 @@ class StateServer:
         vip = "198.51.100.100"
         inst = VrrpInstance("VI_1", 51, "eth0", self.vrrp, self.priority, self.priority, time.time() - 5, (Vip(vip),))
         if self.maxscale_up:
-            ms = MaxScaleReading(True, None, time.time(), 0.002, passive=self.passive)
+            from mxha.maxscale import ServerView
+
+            servers = tuple(ServerView(name, state) for name, state in self.servers)
+            ms = MaxScaleReading(True, None, time.time(), 0.002, passive=self.passive, servers=servers)
         else:
             ms = MaxScaleReading(
                 False, "GET /v1/maxscale: failed", time.time(), 0.002, error_kind=self.maxscale_error_kind

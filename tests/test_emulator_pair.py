@@ -265,3 +265,54 @@ def test_the_exporter_shows_each_maxscale_s_database_view_over_http(pair: Pair, 
         ("server2", True),
         ("server3", True),
     ]
+
+
+@pytest.mark.parametrize(
+    "peer_sees,released",
+    [
+        ([("server1", "Master, Running"), ("server2", "Slave, Running"), ("server3", "Slave, Running")], True),
+        ([("server1", "Down"), ("server2", "Down"), ("server3", "Slave, Running")], False),  # no majority to lock
+        (None, False),  # the peer cannot be read
+    ],
+)
+def test_the_lock_holder_releases_only_when_a_peer_can_take_the_locks(
+    pair: Pair, tmp_path: Path, peer_sees: list[tuple[str, str]] | None, released: bool
+) -> None:
+    import subprocess
+
+    from helpers import StateServer, write_node_config
+
+    from mxha.lab.node import installed_mxha
+
+    pair.start("B")
+    time.sleep(2 * TICK)
+    pair.start("A")
+    pair.expect("B", "02-B-get-monitor-start")
+    peer = StateServer("A")
+    try:
+        if peer_sees is None:
+            peer.refuse()
+        else:
+            peer.servers = peer_sees
+        cfg = write_node_config(
+            tmp_path / "B.yml",
+            pair.nodes["B"].url,
+            node="B",
+            notify={"state_file": str(tmp_path / "B-notify.json"), "peer_budget": 0.5},
+            peers=[{"name": "A", "state_url": peer.url}],
+        )
+        proc = subprocess.run(
+            [installed_mxha(), "notify", "--config.file", str(cfg), "INSTANCE", "VI_1", "FAULT", "100"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        peer.close()
+    if released:
+        assert "locks MariaDB-Monitor: released" in proc.stderr
+        pair.expect("A", "08-A-get-monitor-became-primary", within=1.0)
+    else:
+        assert "locks MariaDB-Monitor: kept, no peer can take them" in proc.stderr
+        pair.hold("B", "02-B-get-monitor-start", None, 4 * TICK)  # B keeps the cluster managed
