@@ -133,7 +133,7 @@ def apply_mode(
         try:
             client.set_passive(passive, deadline=deadline)
             result = f"passive={str(passive).lower()} set"
-            if passive and release_locks:
+            if release_locks:  # the caller decides when (passive mode: going passive)
                 result += release_all_locks(client, deadline, hand_over)
             return result + (f" (attempt {attempt})" if attempt > 1 else "")
         except MaxScaleError as exc:
@@ -334,13 +334,16 @@ def _handle(cfg: Any, t: Transition, deadline: float, tickets: Tickets | None = 
             yielded_to: str | None = None
             why = source
             try:
-                if wants_active and cfg.peers:
+                locks_mode = cfg.mode == "locks"
+                if wants_active and cfg.peers and not locks_mode:
                     priority = t.priority if t.priority is not None else record.last_priority(governing)
                     yielded_to, why = consult_peers(cfg, priority, deadline, newer_call)
                     why = f"{source}; {why}"
-                passive = not wants_active or yielded_to is not None
+                # mode: locks: every MaxScale stays active; leaving MASTER only hands the locks over
+                passive = False if locks_mode else (not wants_active or yielded_to is not None)
+                release = settings.release_locks and (not wants_active if locks_mode else passive)
                 client = cfg.maxscale.client()
-                if t.type == RECHECK and read_status(client, deadline).passive is passive:
+                if t.type == RECHECK and not release and read_status(client, deadline).passive is passive:
                     # rechecks can come every second (notify_master_rx_lower_pri during a one-way
                     # block): no write, which MaxScale would persist to disk each time
                     outcome = f"already passive={str(passive).lower()}"
@@ -348,7 +351,7 @@ def _handle(cfg: Any, t: Transition, deadline: float, tickets: Tickets | None = 
                     outcome = apply_mode(
                         client,
                         passive,
-                        settings.release_locks,
+                        release,
                         deadline,
                         newer_call,
                         lambda: peer_can_take_locks(cfg, deadline),
@@ -402,8 +405,12 @@ def follow_up(cfg: Any, config_file: str, maxscale_passive: bool | None) -> str 
     if master is None:
         return None
     record = NotifyRecord.read(cfg.notify.state_file)
-    yielded = master and record.yielded_to is not None and bool(cfg.peers)
-    if yielded:
+    yielded = master and record.yielded_to is not None and bool(cfg.peers) and cfg.mode != "locks"
+    if cfg.mode == "locks":  # every MaxScale active there
+        if maxscale_passive is not True:
+            return None
+        why = "MaxScale passive=true in mode: locks"
+    elif yielded:
         why = f"yielded to {record.yielded_to}: looking again"
     elif maxscale_passive is not None and maxscale_passive == master:
         why = f"MaxScale passive={str(maxscale_passive).lower()} but the VIP is {'here' if master else 'elsewhere'}"

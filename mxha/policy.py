@@ -6,6 +6,7 @@ It lives in the core because more than one component asks it what the pair shoul
 | situation                                                          | plan                                     |
 |--------------------------------------------------------------------|------------------------------------------|
 | a node's ``/state`` names another node                             | nothing; refused (``node_identity``)     |
+| any node's ``/state`` says ``mode: locks``                          | nothing; refused (``mode``)              |
 | any node has MaxScale config sync on                               | nothing; refused (``config_sync``)       |
 | no node holds the VIP as VRRP MASTER with a passing check and a    | nothing at all (not even demotions)      |
 |   MaxScale whose mode was read                                     |                                          |
@@ -35,7 +36,7 @@ OK = "ok"
 NO_ANSWER = "no_answer"
 UNKNOWN = "unknown"
 
-REFUSAL_REASONS = ("node_identity", "config_sync", "priority_tie")
+REFUSAL_REASONS = ("node_identity", "config_sync", "priority_tie", "mode")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class NodeObservation:
     config_sync: bool | None = None
     down_for: float | None = None  # seconds of continuous "no answer" evidence, when maxscale == NO_ANSWER
     identity_ok: bool = True  # False when its /state names another node
+    mode: str = "passive"  # its node config's coordination mode, from its /state
 
     @property
     def mode_known(self) -> bool:
@@ -120,6 +122,14 @@ def plan_actions(nodes: list[NodeObservation], unreachable_grace: float) -> Plan
             f"the /state configured for {', '.join(strangers)} names another node: "
             "check the state_url of each node; not acting on this cluster",
             refusal="node_identity",
+        )
+    locked = sorted(n.name for n in nodes if n.mode == "locks")
+    if locked:
+        return Plan(
+            "refused",
+            f"{', '.join(locked)} say mode: locks (every MaxScale active, the locks decide): this "
+            "policy would set passive; not acting",
+            refusal="mode",
         )
     synced = sorted(n.name for n in nodes if n.config_sync)
     if synced:

@@ -267,6 +267,7 @@ class Reconciler:
         except StateFormatError as exc:
             return {"status": "error", "error": f"bad /state document: {exc}"[:300]}
         out["node"] = state.node
+        out["mode"] = state.mode
         gov = state.keepalived.governing()
         if state.keepalived.up and gov is not None:
             out["vrrp_state"], out["priority"] = gov.state, gov.priority
@@ -348,6 +349,7 @@ class Reconciler:
             config_sync=ms.get("config_sync"),
             down_for=down_for,
             identity_ok=identity_ok,
+            mode=state.get("mode", "passive"),
         )
         return NodeReading(
             obs,

@@ -41,6 +41,7 @@ class StateServer:
 
         self.node = node
         self.claims = node  # the node name the document gives
+        self.mode = "passive"  # its node config's `mode`
         self.vrrp = "BACKUP"
         self.priority = 100
         self.holds_vip = False
@@ -172,6 +173,7 @@ class StateServer:
             check=CheckResult(self.check_ok, "2/2 expected servers listed", time.time(), 0.003),
             check_max_age=6,
             maxscale=ms,
+            mode=self.mode,
         )
         return snap.to_state().to_json()
 

@@ -316,3 +316,47 @@ def test_the_lock_holder_releases_only_when_a_peer_can_take_the_locks(
     else:
         assert "locks MariaDB-Monitor: kept, no peer can take them" in proc.stderr
         pair.hold("B", "02-B-get-monitor-start", None, 4 * TICK)  # B keeps the cluster managed
+
+
+def test_notify_in_locks_mode_keeps_maxscale_active_and_moves_only_the_locks(pair: Pair, tmp_path: Path) -> None:
+    import subprocess
+
+    from helpers import StateServer, write_node_config
+
+    from mxha.lab.node import installed_mxha
+
+    pair.start("B")
+    time.sleep(2 * TICK)
+    pair.start("A")
+    pair.expect("B", "02-B-get-monitor-start")
+    peer = StateServer("A")
+    peer.servers = [("server1", "Master, Running"), ("server2", "Slave, Running"), ("server3", "Slave, Running")]
+
+    def notify(member: str, state: str) -> str:
+        cfg = write_node_config(
+            tmp_path / f"{member}.yml",
+            pair.nodes[member].url,
+            node=member,
+            mode="locks",
+            notify={"state_file": str(tmp_path / f"{member}-notify.json"), "peer_budget": 0.5},
+            peers=[{"name": "A" if member == "B" else "B", "state_url": peer.url}],
+        )
+        proc = subprocess.run(
+            [installed_mxha(), "notify", "--config.file", str(cfg), "INSTANCE", "VI_1", state, "100"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stderr
+
+    try:
+        out = notify("B", "BACKUP")  # the lock holder leaves MASTER: hands the locks over, stays active
+        assert "passive=false set; locks MariaDB-Monitor: released" in out
+        pair.expect("A", "08-A-get-monitor-became-primary", within=1.0)
+        assert control(pair.nodes["B"], "state")["passive"] is False
+        out = notify("A", "MASTER")  # going MASTER never releases anything
+        assert "passive=false set;" in out and "locks" not in out.split("passive=false set;")[1].split(";")[0]
+        pair.hold("A", "08-A-get-monitor-became-primary", None, 4 * TICK)
+    finally:
+        peer.close()

@@ -237,3 +237,11 @@ def test_an_active_node_whose_vrrp_state_is_unknown_is_not_moved_away_from() -> 
     # with the keeper active, the unknown one is still demoted: two active is the worse state
     nodes[1] = replace(nodes[1], passive=False)
     assert [(a.node, a.kind) for a in plan_actions(nodes, GRACE).actions] == [("node1", "demote")]
+
+
+@given(clusters, st.integers(0, 3))
+def test_a_node_in_locks_mode_means_no_action_at_all(nodes: list[NodeObservation], which: int) -> None:
+    """mode: locks keeps every MaxScale active; this policy only knows passive: it never acts there."""
+    nodes = [replace(n, mode="locks") if i == which % len(nodes) else n for i, n in enumerate(nodes)]
+    plan = plan_actions(nodes, GRACE)
+    assert plan.actions == () and plan.verdict == "refused" and plan.refusal == "mode"

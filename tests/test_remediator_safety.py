@@ -476,3 +476,20 @@ def test_a_rescue_promotion_is_never_held_back_by_the_guards(make_emulator: Any,
         assert (c.passive("node1"), c.passive("node2")) == (False, True)
     finally:
         c.close()
+
+
+# -- 12. a cluster whose nodes say mode: locks ---------------------------------------------------------
+def test_a_locks_mode_cluster_is_refused_never_made_passive(cluster: Cluster) -> None:
+    """In mode: locks every MaxScale is meant to be active; this policy would demote one. Until the
+    locks policy exists, the remediator says so and does nothing."""
+    cluster.states["node1"].set("MASTER", True, 150)
+    cluster.states["node2"].set("BACKUP", False, 100)
+    cluster.set_passive("node1", False)
+    cluster.set_passive("node2", False)
+    cluster.states["node2"].mode = "locks"
+    client = cluster.app()
+    resp = post(client, payload())
+    assert verdict(resp) == "refused" and actions(resp) == []
+    assert (cluster.passive("node1"), cluster.passive("node2")) == (False, False)
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'mxha_remediator_cluster_refused{cluster="mx-prod",reason="mode"} 1.0' in metrics
