@@ -250,6 +250,7 @@ class NodeReader:
             self.cfg.check.expected_servers,
             self.cfg.check.require_running,
             self.cfg.check.timeout,
+            tuple(self.cfg.peers) if self.cfg.check.primary_seen_by_peers else (),
         )
         self.check_result = result
         self.check_loop_at = time.monotonic()

@@ -204,6 +204,7 @@ class CheckSettings:
     timeout: float = 2.0
     interval: float = 2.0
     max_age: float = 6.0
+    primary_seen_by_peers: bool = True  # fail when the primary is Down here but Running for a peer
 
 
 @dataclass(frozen=True)
@@ -280,6 +281,7 @@ def parse_node_config(doc: dict[str, Any], source_path: str | None = None) -> No
         timeout=chk.number("timeout", 2.0, minimum=0.05, maximum=60),
         interval=chk.number("interval", 2.0, minimum=0.1, maximum=3600),
         max_age=chk.number("max_age", 0.0, minimum=0.0, maximum=86400),
+        primary_seen_by_peers=chk.flag("primary_seen_by_peers", True),
     )
     if check.max_age == 0.0:
         check = CheckSettings(
@@ -288,6 +290,7 @@ def parse_node_config(doc: dict[str, Any], source_path: str | None = None) -> No
             check.timeout,
             check.interval,
             max(3 * check.interval, check.interval + check.timeout + 1.0),
+            check.primary_seen_by_peers,
         )
     chk.finish()
     ka = top.section("keepalived")

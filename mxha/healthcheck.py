@@ -21,7 +21,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from mxha.maxscale import MaxScaleClient, MaxScaleError, server_is_running
+from mxha.maxscale import MaxScaleClient, MaxScaleError, monitor_master, server_is_running
 
 EXIT_HEALTHY = 0
 EXIT_UNHEALTHY = 1
@@ -67,16 +67,59 @@ def evaluate_servers(
     return True, f"{summary}, {running} Running"
 
 
-def run_check(client: MaxScaleClient, expected: tuple[str, ...], require_running: bool, timeout: float) -> CheckResult:
-    """Ask MaxScale for its servers within ``timeout`` seconds, whatever happens."""
+def run_check(
+    client: MaxScaleClient,
+    expected: tuple[str, ...],
+    require_running: bool,
+    timeout: float,
+    peers: tuple[Any, ...] = (),
+) -> CheckResult:
+    """Ask MaxScale for its servers within ``timeout`` seconds, whatever happens. With ``peers``,
+    also fail when this MaxScale has lost sight of the primary server that a peer's MaxScale still
+    sees Running (``primary_unseen``)."""
     started = time.monotonic()
     now = time.time()
+    deadline = started + timeout
     try:
-        servers = client.get_servers(deadline=started + timeout)
+        servers = client.get_servers(deadline=deadline)
         ok, reason = evaluate_servers(servers, expected, require_running)
+        if ok and peers:
+            unseen = primary_unseen(client, servers, peers, deadline)
+            if unseen:
+                ok, reason = False, unseen
     except MaxScaleError as exc:
         ok, reason = False, f"MaxScale REST API: {exc}"
     return CheckResult(ok, reason, now, round(time.monotonic() - started, 6))
+
+
+def primary_unseen(
+    client: MaxScaleClient, servers: list[dict[str, Any]], peers: tuple[Any, ...], deadline: float
+) -> str | None:
+    """The reason to fail the check, or None: the server this MaxScale's monitor names the primary
+    is Down HERE but Running for a peer's MaxScale. Then this MaxScale is the one cut off: if it is
+    active (or the lock primary) it would fail a healthy primary over after its failcount (6.5 s in
+    the recording); failing the check moves the VIP, and the hooks the active role, first.
+
+    A primary Down for every MaxScale (a database outage) or a peer that cannot be read never fails
+    the check: that would take every node out at once (see ``require_running``)."""
+    down = {str(s.get("id")) for s in servers if not server_is_running(s)}
+    if not down:
+        return None  # the common case: one GET, nothing more
+    named = {m for m in (monitor_master(x) for x in client.get_monitors(deadline=deadline)) if m}
+    lost = sorted(named & down)
+    if not lost:
+        return None
+    from mxha.peers import read_peers
+
+    for reading in read_peers(peers, deadline):
+        state = reading.state
+        if reading.problem or state is None or not state.maxscale.up:
+            continue
+        seen = {sv.name for sv in state.maxscale.servers if sv.running}
+        both = [name for name in lost if name in seen]
+        if both:
+            return f"primary {', '.join(both)} is Down for this MaxScale but Running for {reading.name}'s"
+    return None
 
 
 def check_via_exporter(url: str, timeout: float) -> tuple[int, str]:
@@ -125,12 +168,19 @@ def main(config_file: str, via: str | None = None) -> int:
         return code
     client = cfg.maxscale.client(keep_alive=True)
     ends = time.monotonic() + cfg.check.timeout  # the alarm fires 0.25 s after this
-    result = run_check(client, cfg.check.expected_servers, cfg.check.require_running, cfg.check.timeout)
+    result = run_check(
+        client, cfg.check.expected_servers, cfg.check.require_running, cfg.check.timeout, _check_peers(cfg)
+    )
     print(("OK: " if result.success else "FAIL: ") + result.reason)
     sys.stdout.flush()
     _follow_up(cfg, config_file, result.success, client, ends)
     signal.setitimer(signal.ITIMER_REAL, 0)
     return EXIT_HEALTHY if result.success else EXIT_UNHEALTHY
+
+
+def _check_peers(cfg: Any) -> tuple[Any, ...]:
+    """The peers the check compares the primary's view with (``check.primary_seen_by_peers``)."""
+    return tuple(cfg.peers) if cfg.check.primary_seen_by_peers else ()
 
 
 def _follow_up(

@@ -47,14 +47,14 @@ class Pair:
         self.make, self.backend = make, backend
         self.nodes: dict[str, Emulator] = {}
 
-    def start(self, member: str) -> Emulator:
+    def start(self, member: str, scale: float = SCALE, locks: str = "majority_of_running") -> Emulator:
         servers = [EmulatedServer(f"server{i}", "127.0.0.1", 23300 + i, "Running") for i in (1, 2, 3)]
         emu = self.make(
             backend=str(self.backend),
             member=member,
             nodename=member,
-            time_scale=SCALE,
-            lock_mode="majority_of_running",
+            time_scale=scale,
+            lock_mode=locks,
             servers=servers,
         )
         self.nodes[member] = emu
@@ -360,3 +360,50 @@ def test_notify_in_locks_mode_keeps_maxscale_active_and_moves_only_the_locks(pai
         pair.hold("A", "08-A-get-monitor-became-primary", None, 4 * TICK)
     finally:
         peer.close()
+
+
+@pytest.mark.parametrize(
+    "peer_sees,option,fails",
+    [
+        ("Slave, Running", True, True),  # cut off from a primary the peer still sees: fail, move the VIP
+        ("Down", True, False),  # a database outage seen by every MaxScale: never fail every node
+        (None, True, False),  # the peer cannot be read: no evidence, no failure
+        ("Slave, Running", False, False),  # check.primary_seen_by_peers: false
+    ],
+)
+def test_the_check_fails_a_maxscale_cut_off_from_a_primary_a_peer_sees(
+    pair: Pair, tmp_path: Path, peer_sees: str | None, option: bool, fails: bool
+) -> None:
+    import subprocess
+
+    from helpers import StateServer, write_node_config
+
+    from mxha.lab.node import installed_mxha
+
+    b = pair.start("B", scale=1.0, locks="none")  # real-time ticks: its failover would take 6 s
+    control(b, "reach", {"unreachable": ["server1"]})
+    wait_for(lambda: pair.servers("B")["server1"] == "Down", 5, "B sees server1 Down")
+    assert pair.monitor("B")[2] == "server1"  # still named the primary
+    peer = StateServer("A")
+    if peer_sees is None:
+        peer.refuse()
+    else:
+        peer.servers = [("server1", peer_sees), ("server2", "Slave, Running"), ("server3", "Slave, Running")]
+    try:
+        cfg = write_node_config(
+            tmp_path / "B.yml",
+            b.url,
+            node="B",
+            check={"expected_servers": ["server1", "server2", "server3"], "primary_seen_by_peers": option},
+            peers=[{"name": "A", "state_url": peer.url}],
+        )
+        proc = subprocess.run(
+            [installed_mxha(), "check", "--config.file", str(cfg)], capture_output=True, text=True, timeout=30
+        )
+    finally:
+        peer.close()
+    if fails:
+        assert proc.returncode == 1
+        assert proc.stdout.strip() == "FAIL: primary server1 is Down for this MaxScale but Running for A's"
+    else:
+        assert proc.returncode == 0, proc.stdout
