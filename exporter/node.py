@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -20,7 +21,7 @@ from mxha.exporter.keepalived import (
     json_signal_number,
 )
 from mxha.healthcheck import CheckResult, run_check
-from mxha.maxscale import MaxScaleClient, MaxScaleError, MonitorView, ServerView, read_status
+from mxha.maxscale import MaxScaleClient, MaxScaleError, MonitorView, ServerView, read_status, reader_pool
 from mxha.model import (
     CheckView,
     InstanceState,
@@ -73,8 +74,33 @@ class VipReading:
     present: bool
 
 
+class NotifyStateCache:
+    """The notify record, parsed again only when its bytes changed: reading a few KiB is cheap,
+    parsing and rebuilding the view once per scrape was not. Comparing bytes, not stat fields,
+    so a rewrite within one mtime tick onto a recycled inode is never missed."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._raw: bytes | None = None
+        self._view: NotifyView | None = None
+
+    def read(self) -> NotifyView | None:
+        try:
+            with open(self.path, "rb") as fh:
+                raw = fh.read()
+        except OSError:
+            self._raw, self._view = None, None
+            return None
+        if raw != self._raw:
+            self._view, self._raw = notify_view(NotifyRecord.from_bytes(raw)), raw
+        return self._view
+
+
 def read_notify_state(path: str) -> NotifyView | None:
-    record = NotifyRecord.read(path)
+    return notify_view(NotifyRecord.read(path))
+
+
+def notify_view(record: NotifyRecord) -> NotifyView | None:
     last = record.last_acted()
     if last is None:
         return None
@@ -241,6 +267,7 @@ class NodeReader:
         self._known_vips: dict[tuple[str, str], bool] = {}  # (instance, address) -> governing
         self.check_result: CheckResult | None = None
         self.check_loop_at = time.monotonic()
+        self.notify_state = NotifyStateCache(cfg.notify.state_file)
         self.maxscale_timeout = min(cfg.check.timeout, cfg.maxscale.connect_timeout + cfg.maxscale.read_timeout)
 
     # -- the background health check ----------------------------------------------------
@@ -287,11 +314,9 @@ class NodeReader:
         return replace(snap, check=self.check_result, time=time.time())
 
     def _read(self) -> Snapshot:
-        box: dict[str, MaxScaleReading] = {}
-        worker = threading.Thread(
-            target=lambda: box.__setitem__("ms", read_maxscale(self.client, self.maxscale_timeout)), daemon=True
-        )
-        worker.start()
+        # MaxScale's documents are read by the pool's threads while this one waits for keepalived's
+        # dump (no thread started per scrape: that cost more than the reads themselves)
+        ms_future = reader_pool().submit(read_maxscale, self.client, self.maxscale_timeout)
         ka_started = time.monotonic()
         ka_state: KeepalivedState | None = None
         ka_error: str | None = None
@@ -312,10 +337,12 @@ class NodeReader:
         ka_duration = time.monotonic() - ka_started
         governing = self.governing_instance(ka_state)
         vips, vip_error = self._vips(ka_state, governing)
-        worker.join(self.maxscale_timeout + 0.5)
-        ms = box.get("ms") or MaxScaleReading(
-            False, "MaxScale read did not finish in time", time.time(), self.maxscale_timeout, error_kind=NO_ANSWER
-        )
+        try:
+            ms = ms_future.result(timeout=self.maxscale_timeout + 0.5)
+        except FuturesTimeout:
+            ms = MaxScaleReading(
+                False, "MaxScale read did not finish in time", time.time(), self.maxscale_timeout, error_kind=NO_ANSWER
+            )
         return Snapshot(
             node=self.cfg.node,
             time=time.time(),
@@ -330,7 +357,7 @@ class NodeReader:
             check_max_age=self.cfg.check.max_age,
             maxscale=ms,
             signals_sent=self.dump.signals_sent if self.dump else 0,
-            notify=read_notify_state(self.cfg.notify.state_file),
+            notify=self.notify_state.read(),
             mode=self.cfg.mode,
         )
 

@@ -215,7 +215,7 @@ _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
 
-def _reader_pool() -> ThreadPoolExecutor:
+def reader_pool() -> ThreadPoolExecutor:
     """Threads kept for reading documents side by side: starting two threads per scrape costs more
     than the reads themselves."""
     global _POOL
@@ -233,7 +233,7 @@ def read_status(client: MaxScaleClient, deadline: float, *, servers: bool = Fals
     calls: dict[str, Callable[[float | None], Any]] = {"monitors": client.get_monitors}
     if servers:
         calls["servers"] = client.get_servers
-    pool = _reader_pool()
+    pool = reader_pool()
     futures = {name: pool.submit(call, deadline) for name, call in calls.items()}
     attrs = client.get_maxscale(deadline)  # its error first: it says most about the node
     results: dict[str, Any] = {}

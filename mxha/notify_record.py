@@ -133,9 +133,16 @@ class NotifyRecord:
     @staticmethod
     def read(path: str) -> NotifyRecord:
         try:
-            with open(path, encoding="utf-8") as fh:
-                return NotifyRecord.from_json(json.load(fh))
-        except (OSError, ValueError):
+            with open(path, "rb") as fh:
+                return NotifyRecord.from_bytes(fh.read())
+        except OSError:
+            return NotifyRecord()
+
+    @staticmethod
+    def from_bytes(raw: bytes) -> NotifyRecord:
+        try:
+            return NotifyRecord.from_json(json.loads(raw))
+        except ValueError:  # UnicodeDecodeError and JSONDecodeError included
             return NotifyRecord()
 
     def write(self, path: str) -> None:

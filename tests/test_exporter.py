@@ -364,3 +364,24 @@ def test_the_dump_reader_itself_rate_limits_failures(tmp_path: Path, standin: Ca
     failures, signals, last = proc.stdout.split(" ", 2)
     assert failures == "40" and signals == "1" and "permission denied" in last
     assert int((d / "signals").read_text()) == 1
+
+
+def test_the_notify_record_is_read_again_whenever_notify_rewrites_it(tmp_path: Path) -> None:
+    """The exporter parses the record only when the file changed: a new record must never be missed."""
+    from mxha.exporter.node import NotifyStateCache
+    from mxha.notify_record import NotifyEntry, NotifyRecord
+
+    path = tmp_path / "notify-state.json"
+    cache = NotifyStateCache(str(path))
+    assert cache.read() is None
+    for i, state in enumerate(("MASTER", "BACKUP", "MASTER", "FAULT")):
+        record = NotifyRecord.read(str(path))
+        entry = NotifyEntry(1000.0 + i, "INSTANCE", "VI_1", state, 100, i + 1, result=f"call {i}", ok=True)
+        record.add(entry)
+        record.desired_passive = state != "MASTER"
+        record.write(str(path))  # atomic; the cache compares bytes, not mtimes or inodes
+        view = cache.read()
+        assert view is not None and (view.state, view.result) == (state, f"call {i}")
+        assert cache.read() == view
+    path.unlink()
+    assert cache.read() is None
