@@ -321,6 +321,8 @@ def _handle(cfg: Any, t: Transition, deadline: float, tickets: Tickets | None = 
         code = 1
     elif t.type == "INSTANCE" and t.name != governing:
         entry.result = "recorded; not the governing instance"
+    elif t.type == RECHECK and not cfg.keepalived.vips:
+        entry.result = "nothing done: a recheck needs live state (keepalived.vips is not set)"
     elif newer_call() or record.governing_seq > t.ticket:
         entry.result = "superseded: a newer call decides from live state; nothing done"
     else:
