@@ -135,6 +135,7 @@ def test_yields_to_the_better_active_peer_and_records_it(make_emulator: Any, tmp
         ("refuse", "/state unreadable (no_answer)"),
         ("error", "/state unreadable (http)"),
         ("hang", "/state unreadable (no_answer)"),
+        ("drip", "/state unreadable (document)"),  # bytes came, the deadline cut them off
         ("garbage", "/state unreadable (document)"),
         ("maxscale_error", "its MaxScale: auth (per its exporter)"),
         ("stranger", "ignored: its /state names 'node9'"),
