@@ -42,6 +42,17 @@ def _mappings(values: dict[int, tuple[str, str]]) -> list[dict[str, Any]]:
     ]
 
 
+def _row(pid: int, title: str, y: int) -> dict[str, Any]:
+    return {
+        "id": pid,
+        "type": "row",
+        "title": title,
+        "collapsed": False,
+        "gridPos": {"x": 0, "y": y, "w": 24, "h": 1},
+        "panels": [],
+    }
+
+
 def _panel(
     pid: int,
     kind: str,
@@ -92,14 +103,7 @@ MODE_EXPR = f"max by (instance) (mxha_maxscale_passive{{{C}}}) or max by (instan
 
 def build() -> dict[str, Any]:
     panels: list[dict[str, Any]] = [
-        {
-            "id": 1,
-            "type": "row",
-            "title": "The pair",
-            "collapsed": False,
-            "gridPos": {"x": 0, "y": 0, "w": 24, "h": 1},
-            "panels": [],
-        },
+        _row(1, "The pair", 0),
         _panel(
             2,
             "stat",
@@ -140,14 +144,7 @@ def build() -> dict[str, Any]:
             options={"colorMode": "background", "reduceOptions": {"calcs": ["lastNotNull"]}},
             defaults={"mappings": _mappings({0: ("failing", "red"), 1: ("passing", "green")})},
         ),
-        {
-            "id": 6,
-            "type": "row",
-            "title": "Per node",
-            "collapsed": False,
-            "gridPos": {"x": 0, "y": 5, "w": 24, "h": 1},
-            "panels": [],
-        },
+        _row(6, "Per node", 5),
         _panel(
             7,
             "state-timeline",
@@ -185,14 +182,7 @@ def build() -> dict[str, Any]:
             [_target(MODE_EXPR, "{{instance}}")],
             defaults={"mappings": _mappings({0: ("active", "green"), 1: ("passive", "blue"), 2: ("down", "red")})},
         ),
-        {
-            "id": 10,
-            "type": "row",
-            "title": "Changes",
-            "collapsed": False,
-            "gridPos": {"x": 0, "y": 21, "w": 24, "h": 1},
-            "panels": [],
-        },
+        _row(10, "Changes", 21),
         _panel(
             11,
             "timeseries",
@@ -240,14 +230,7 @@ def build() -> dict[str, Any]:
             [_target(f'ALERTS{{{C},alertstate="firing",alertname=~"MaxScale.*"}}', instant=True)],
             options={"showHeader": True},
         ),
-        {
-            "id": 15,
-            "type": "row",
-            "title": "Database view (what each MaxScale believes)",
-            "collapsed": False,
-            "gridPos": {"x": 0, "y": 34, "w": 24, "h": 1},
-            "panels": [],
-        },
+        _row(15, "Database view (what each MaxScale believes)", 34),
         _panel(
             16,
             "stat",

@@ -96,10 +96,6 @@ class NotifyStateCache:
         return self._view
 
 
-def read_notify_state(path: str) -> NotifyView | None:
-    return notify_view(NotifyRecord.read(path))
-
-
 def notify_view(record: NotifyRecord) -> NotifyView | None:
     last = record.last_acted()
     if last is None:
@@ -277,7 +273,7 @@ class NodeReader:
             self.cfg.check.expected_servers,
             self.cfg.check.require_running,
             self.cfg.check.timeout,
-            tuple(self.cfg.peers) if self.cfg.check.primary_seen_by_peers else (),
+            self.cfg.check_peers,
         )
         self.check_result = result
         self.check_loop_at = time.monotonic()

@@ -253,6 +253,11 @@ class NodeConfig:
     peers: tuple[PeerSettings, ...] = ()
     mode: str = "passive"  # passive (MaxScale's passive flag, the tutorial's setup) or locks
 
+    @property
+    def check_peers(self) -> tuple[PeerSettings, ...]:
+        """The peers the health check compares the primary's view with (``check.primary_seen_by_peers``)."""
+        return self.peers if self.check.primary_seen_by_peers else ()
+
 
 KEEPALIVED_SOURCES = ("auto", "json", "text", "fifo")
 

@@ -169,18 +169,13 @@ def main(config_file: str, via: str | None = None) -> int:
     client = cfg.maxscale.client(keep_alive=True)
     ends = time.monotonic() + cfg.check.timeout  # the alarm fires 0.25 s after this
     result = run_check(
-        client, cfg.check.expected_servers, cfg.check.require_running, cfg.check.timeout, _check_peers(cfg)
+        client, cfg.check.expected_servers, cfg.check.require_running, cfg.check.timeout, cfg.check_peers
     )
     print(("OK: " if result.success else "FAIL: ") + result.reason)
     sys.stdout.flush()
     _follow_up(cfg, config_file, result.success, client, ends)
     signal.setitimer(signal.ITIMER_REAL, 0)
     return EXIT_HEALTHY if result.success else EXIT_UNHEALTHY
-
-
-def _check_peers(cfg: Any) -> tuple[Any, ...]:
-    """The peers the check compares the primary's view with (``check.primary_seen_by_peers``)."""
-    return tuple(cfg.peers) if cfg.check.primary_seen_by_peers else ()
 
 
 def _follow_up(

@@ -407,12 +407,11 @@ def follow_up(cfg: Any, config_file: str, maxscale_passive: bool | None) -> str 
     if master is None:
         return None
     record = NotifyRecord.read(cfg.notify.state_file)
-    yielded = master and record.yielded_to is not None and bool(cfg.peers) and cfg.mode != "locks"
     if cfg.mode == "locks":  # every MaxScale active there
         if maxscale_passive is not True:
             return None
         why = "MaxScale passive=true in mode: locks"
-    elif yielded:
+    elif master and record.yielded_to is not None and cfg.peers:
         why = f"yielded to {record.yielded_to}: looking again"
     elif maxscale_passive is not None and maxscale_passive == master:
         why = f"MaxScale passive={str(maxscale_passive).lower()} but the VIP is {'here' if master else 'elsewhere'}"

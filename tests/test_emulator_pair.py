@@ -60,6 +60,15 @@ class Pair:
         self.nodes[member] = emu
         return emu
 
+    def start_as_recorded(self) -> Emulator:
+        """Step 1 of the recording: B first takes every lock, A started a moment later holds none.
+        Returns A."""
+        self.start("B")
+        time.sleep(2 * TICK)
+        a = self.start("A")
+        self.expect("B", "02-B-get-monitor-start")
+        return a
+
     def monitor(self, member: str) -> tuple[Any, ...]:
         url = f"{self.nodes[member].url}/v1/monitors/{MON}"
         return monitor_facts(requests.get(url, auth=("admin", "mariadb"), timeout=5).json())
@@ -148,10 +157,7 @@ def test_the_recorded_pair_step_by_step(pair: Pair) -> None:
 
 
 def test_a_killed_member_s_locks_are_freed_and_release_without_locks_is_refused(pair: Pair) -> None:
-    pair.start("B")
-    time.sleep(2 * TICK)
-    a = pair.start("A")
-    pair.expect("B", "02-B-get-monitor-start")
+    a = pair.start_as_recorded()
     # the secondary has nothing to release: MaxScale's own refusal, and it starts its back-off
     url = f"{a.url}/v1/maxscale/modules/mariadbmon/release-locks?{MON}"
     resp = requests.post(url, auth=("admin", "mariadb"), timeout=5)
@@ -191,10 +197,7 @@ def test_notify_releases_only_the_locks_its_maxscale_holds(pair: Pair, tmp_path:
 
     from mxha.lab.node import installed_mxha
 
-    pair.start("B")
-    time.sleep(2 * TICK)
-    pair.start("A")
-    pair.expect("B", "02-B-get-monitor-start")
+    pair.start_as_recorded()
 
     def notify(member: str) -> str:
         state = str(tmp_path / f"{member}-notify.json")
@@ -226,10 +229,7 @@ def test_the_exporter_shows_each_maxscale_s_database_view_over_http(pair: Pair, 
 
     from mxha.model import NodeState
 
-    pair.start("B")
-    time.sleep(2 * TICK)
-    pair.start("A")
-    pair.expect("B", "02-B-get-monitor-start")
+    pair.start_as_recorded()
     control(pair.nodes["B"], "reach", {"unreachable": ["server1"]})
     pair.expect("B", "38-B-get-monitor-10s-after-cut-server1", "37-B-get-servers-10s-after-cut-server1", within=2)
     pair.expect("A", "40-A-get-monitor-10s-after-cut-server1", "39-A-get-servers-10s-after-cut-server1")
@@ -284,10 +284,7 @@ def test_the_lock_holder_releases_only_when_a_peer_can_take_the_locks(
 
     from mxha.lab.node import installed_mxha
 
-    pair.start("B")
-    time.sleep(2 * TICK)
-    pair.start("A")
-    pair.expect("B", "02-B-get-monitor-start")
+    pair.start_as_recorded()
     peer = StateServer("A")
     try:
         if peer_sees is None:
@@ -325,10 +322,7 @@ def test_notify_in_locks_mode_keeps_maxscale_active_and_moves_only_the_locks(pai
 
     from mxha.lab.node import installed_mxha
 
-    pair.start("B")
-    time.sleep(2 * TICK)
-    pair.start("A")
-    pair.expect("B", "02-B-get-monitor-start")
+    pair.start_as_recorded()
     peer = StateServer("A")
     peer.servers = [("server1", "Master, Running"), ("server2", "Slave, Running"), ("server3", "Slave, Running")]
 
