@@ -378,7 +378,7 @@ max by (cluster) (mxha_remediator_circuit_open == 1)""",
             "The remediator's last look at cluster {{ $labels.cluster }} found a reason not to act at all: "
             "{{ $labels.reason }} (node_identity: a node's /state names another node; priority_tie: two "
             "candidates share the top VRRP priority; config_sync: passive would spread to every node; mode: "
-            "the nodes say mode: locks, which this remediator does not manage yet). "
+            "what the nodes or their MaxScales report contradicts the cluster's configured mode). "
             "Until it is fixed, nothing corrects this cluster automatically.",
             runbook_base,
         ),

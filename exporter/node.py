@@ -101,7 +101,13 @@ def notify_view(record: NotifyRecord) -> NotifyView | None:
     if last is None:
         return None
     return NotifyView(
-        last.time, last.state, last.ok is not False, record.desired_passive, last.result[:300], record.yielded_to
+        last.time,
+        last.state,
+        last.ok is not False,
+        record.desired_passive,
+        last.result[:300],
+        record.yielded_to,
+        record.locks_released_at,
     )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mxha.maxscale import MaxScaleClient
+from mxha.policy import MODES
 
 
 class ConfigError(Exception):
@@ -277,7 +278,7 @@ def parse_node_config(doc: dict[str, Any], source_path: str | None = None) -> No
     import socket
 
     node = top.text("node", socket.gethostname())
-    mode = top.choice("mode", "passive", ("passive", "locks"))
+    mode = top.choice("mode", "passive", MODES)
     maxscale = parse_maxscale(top.section("maxscale"))
     chk = top.section("check")
     check = CheckSettings(

@@ -178,6 +178,38 @@ class MaxScaleStatus:
         """The mariadbmon monitors that use cooperative locks (release-locks applies to these)."""
         return tuple(m.name for m in self.monitors if m.uses_locks)
 
+    @property
+    def facts(self) -> DatabaseFacts:
+        return database_facts(self.servers, self.monitors)
+
+
+@dataclass(frozen=True)
+class DatabaseFacts:
+    """What the policies ask of one MaxScale's database view (``/state`` or a direct read)."""
+
+    lock_primary: bool | None  # holds the cooperative locks; None when locks are off or it cannot say
+    sees_primary: bool | None  # the server its monitor names primary is Running here; None: names none
+    reaches_majority: bool | None  # more than half of its servers Running; None when it lists none
+
+
+def reaches_majority(servers: tuple[ServerView, ...]) -> bool | None:
+    if not servers:
+        return None
+    return sum(1 for s in servers if s.running) * 2 > len(servers)
+
+
+def database_facts(servers: tuple[ServerView, ...], monitors: tuple[MonitorView, ...]) -> DatabaseFacts:
+    """ONE reading of a MaxScale's database view for every decision (remediator, hooks, check)."""
+    locking = [m for m in monitors if m.uses_locks]
+    if not locking or any(m.primary is None for m in locking):
+        lock_primary = None
+    else:
+        lock_primary = any(m.primary for m in locking)
+    named = next((m.master for m in sorted(monitors, key=lambda m: m.name) if m.master), None)
+    state = {s.name: s for s in servers}
+    sees = None if named is None or named not in state else state[named].running
+    return DatabaseFacts(lock_primary, sees, reaches_majority(servers))
+
 
 def status_from_documents(
     maxscale: dict[str, Any], monitors: list[dict[str, Any]], servers: list[dict[str, Any]] | None = None

@@ -117,6 +117,7 @@ class NotifyView:
     desired_passive: bool | None
     result: str
     yielded_to: str | None = None  # the peer this node stays passive for (peer-aware notify)
+    locks_released_at: float | None = None  # the hook's last release-locks call (starts MaxScale's back-off)
 
 
 @dataclass(frozen=True)
@@ -268,9 +269,11 @@ def _parse(doc: Any) -> NodeState:
                 desired_passive=_req(nt, "desired_passive", bool, "notify", True),
                 result=_req(nt, "result", str, "notify"),
                 yielded_to=_req(nt, "yielded_to", str, "notify", True) if "yielded_to" in nt else None,
+                locks_released_at=_opt_num(nt, "locks_released_at"),
             )
         except StateFormatError:
-            notify = None  # informational only: a reader never decides on it
+            # a reader decides on it only to hold back (the remediator's relock back-off memory)
+            notify = None
     return NodeState(
         node=_req(doc, "node", str, "state"),
         time=float(_req(doc, "time", _NUM, "state")),

@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from mxha.maxscale import MaxScaleClient, MaxScaleError, read_status
+from mxha.maxscale import MaxScaleClient, MaxScaleError, reaches_majority, read_status
 from mxha.model import governing_instance
 from mxha.notify_record import NotifyEntry, NotifyRecord
 
@@ -120,6 +120,7 @@ def apply_mode(
     deadline: float,
     newer_call: Any = lambda: False,
     hand_over: Any = lambda: (True, ""),
+    on_release: Any = lambda: None,
 ) -> str:
     """Set MaxScale's mode, retrying briefly until ``deadline``; returns a one-line result.
     Between attempts, hands over (``Handover``) when ``newer_call()`` says a newer call waits."""
@@ -134,7 +135,7 @@ def apply_mode(
             client.set_passive(passive, deadline=deadline)
             result = f"passive={str(passive).lower()} set"
             if release_locks:  # the caller decides when (passive mode: going passive)
-                result += release_all_locks(client, deadline, hand_over)
+                result += release_all_locks(client, deadline, hand_over, on_release)
             return result + (f" (attempt {attempt})" if attempt > 1 else "")
         except MaxScaleError as exc:
             last_error = str(exc)
@@ -145,7 +146,9 @@ def apply_mode(
     raise MaxScaleError(f"gave up after {attempt} attempt(s): {last_error}", kind="timeout")
 
 
-def release_all_locks(client: MaxScaleClient, deadline: float, hand_over: Any = lambda: (True, "")) -> str:
+def release_all_locks(
+    client: MaxScaleClient, deadline: float, hand_over: Any = lambda: (True, ""), on_release: Any = lambda: None
+) -> str:
     """With cooperative monitoring locks, a passive MaxScale must not keep them (it still takes
     them, and the newly active node then cannot get a majority). Only the locks it holds, and only
     when ``hand_over()`` says a peer can take them: releasing starts MaxScale's one-minute no-relock
@@ -163,7 +166,10 @@ def release_all_locks(client: MaxScaleClient, deadline: float, hand_over: Any = 
         if not can:
             notes.append(f"{monitor.name}: kept, no peer can take them ({why})")
             continue
-        notes.append(f"{monitor.name}: {client.release_locks(monitor.name, deadline=deadline)}")
+        outcome = client.release_locks(monitor.name, deadline=deadline)
+        if outcome != "locks-off":  # MaxScale starts its back-off even when it freed nothing
+            on_release()
+        notes.append(f"{monitor.name}: {outcome}")
     return f"; locks {', '.join(notes)}" if notes else ""
 
 
@@ -183,7 +189,7 @@ def peer_can_take_locks(cfg: Any, deadline: float) -> tuple[bool, str]:
             continue
         servers = state.maxscale.servers
         running = sum(1 for sv in servers if sv.running)
-        if state.maxscale.up and servers and running * 2 > len(servers):
+        if state.maxscale.up and reaches_majority(servers):
             return True, f"{reading.name} sees {running}/{len(servers)} Running"
         seen.append(f"{reading.name}: sees {running}/{len(servers)} servers Running")
     return False, "; ".join(seen) or "no peer"
@@ -357,6 +363,7 @@ def _handle(cfg: Any, t: Transition, deadline: float, tickets: Tickets | None = 
                         deadline,
                         newer_call,
                         lambda: peer_can_take_locks(cfg, deadline),
+                        lambda: setattr(record, "locks_released_at", time.time()),
                     )
                 entry.result = f"{outcome}; {why}"
                 entry.ok = True

@@ -47,6 +47,8 @@ class NotifyRecord:
     updated_at: float | None = None
     yielded_to: str | None = None  # the peer this node stays passive for, while it holds the VIP
     rechecked_at: float | None = None  # the last recheck that changed nothing (not in the history)
+    # the last release-locks call (it starts MaxScale's one-minute no-relock back-off, whatever it freed)
+    locks_released_at: float | None = None
 
     def add(self, entry: NotifyEntry) -> None:
         self.history.append(entry)
@@ -115,6 +117,7 @@ class NotifyRecord:
         desired = doc.get("desired_passive")
         updated = doc.get("updated_at")
         rechecked = doc.get("rechecked_at")
+        released = doc.get("locks_released_at")
         return NotifyRecord(
             node=text("node"),
             history=history,
@@ -128,6 +131,7 @@ class NotifyRecord:
             updated_at=float(updated) if isinstance(updated, (int, float)) else None,
             yielded_to=text("yielded_to"),
             rechecked_at=float(rechecked) if isinstance(rechecked, (int, float)) else None,
+            locks_released_at=float(released) if isinstance(released, (int, float)) else None,
         )
 
     @staticmethod

@@ -1,25 +1,11 @@
 """The remediation policy: node observations in, an ordered plan out. Pure (no I/O, no clock).
 
-It lives in the core because more than one component asks it what the pair should look like
-(the remediator; the peer-aware notify to come). The README carries the same decision table:
-
-| situation                                                          | plan                                     |
-|--------------------------------------------------------------------|------------------------------------------|
-| a node's ``/state`` names another node                             | nothing; refused (``node_identity``)     |
-| any node's ``/state`` says ``mode: locks``                          | nothing; refused (``mode``)              |
-| any node has MaxScale config sync on                               | nothing; refused (``config_sync``)       |
-| no node holds the VIP as VRRP MASTER with a passing check and a    | nothing at all (not even demotions)      |
-|   MaxScale whose mode was read                                     |                                          |
-| one such candidate                                                 | keep it                                  |
-| several candidates (split brain), one with the highest effective   | keep that one                            |
-|   VRRP priority                                                    |                                          |
-| several candidates sharing the highest priority                    | nothing; refused (``priority_tie``)      |
-| another node is active                                             | demote it (release its locks if any)     |
-| the keeper is passive, every other node verified passive or        | promote it, after the demotions, as ONE  |
-|   counted down (no answer for the whole grace)                     |   unit                                   |
-| the keeper is passive and another node's mode is unknown (it       | no promotion yet; retry; demotions only  |
-|   answers with an error), or it has not answered for less than the |   where one active node stays            |
-|   grace, or it is active and its VRRP state is unknown             |                                          |
+It lives in the core because more than one component asks it what the cluster should look like
+(the remediator; the peer-aware notify). The README carries the decision table, by mode:
+``passive`` (exactly one MaxScale active: the one on the VIP holder) and ``locks`` (every
+MaxScale active; the VIP holder should hold the cooperative locks). In both, where locks are in
+use, they are moved to the keeper by ``release-locks`` on the ONE other node holding them, only
+when the keeper can take them (a majority of servers Running, not inside its no-relock back-off).
 
 "Down" is decided by the caller, which measures how long a node has CONTINUOUSLY given no
 answer (``down_for``); an answer that cannot be used is never "down", only "unknown".
@@ -54,7 +40,14 @@ class NodeObservation:
     config_sync: bool | None = None
     down_for: float | None = None  # seconds of continuous "no answer" evidence, when maxscale == NO_ANSWER
     identity_ok: bool = True  # False when its /state names another node
-    mode: str = "passive"  # its node config's coordination mode, from its /state
+    mode: str | None = None  # its node config's coordination mode, from its /state (None: not read)
+    # its MaxScale's database view (``mxha.maxscale.DatabaseFacts``); None where it cannot say
+    lock_primary: bool | None = None
+    sees_primary: bool | None = None
+    reaches_majority: bool | None = None
+    # inside MaxScale's one-minute no-relock back-off after a release (the caller's memory of the
+    # releases it and the hooks made: MaxScale does not show it)
+    relock_backoff: bool = False
 
     @property
     def mode_known(self) -> bool:
@@ -75,8 +68,8 @@ class NodeObservation:
 @dataclass(frozen=True)
 class Action:
     node: str
-    kind: str  # "demote" or "promote"
-    release_locks: bool = False
+    kind: str  # "demote", "promote", or "release" (release-locks only, no mode change)
+    release_locks: bool = False  # a demotion that also releases the locks this node holds
 
 
 @dataclass(frozen=True)
@@ -99,22 +92,73 @@ def _rank(n: NodeObservation) -> tuple[int, str]:
     return (-(n.priority if n.priority is not None else -1), n.name)
 
 
+def _keeper_rank(n: NodeObservation) -> tuple[int, int]:
+    # a candidate whose MaxScale is known NOT to see the primary server Running ranks after every
+    # other (unknown counts as seeing it: the hooks do not read their own servers)
+    return (1 if n.sees_primary is False else 0, -(n.priority if n.priority is not None else -1))
+
+
 def choose_keeper(candidates: list[NodeObservation]) -> NodeObservation | None:
-    """The candidate with the highest effective priority; None when the highest is shared.
+    """The candidate that sees the primary server, then the highest effective priority; None
+    when the best rank is shared.
 
     VRRP itself breaks a priority tie by the higher primary IP address, which the remediator
     does not know for certain (``mcast_src_ip``/``unicast_src_ip`` override it): guessing could
     keep the node VRRP demotes once the partition heals, and keepalived runs no notify on the
     survivor. So a tie is refused, loudly, instead of broken.
     """
-    ordered = sorted(candidates, key=_rank)
-    if len(ordered) > 1 and ordered[0].priority == ordered[1].priority:
+    ordered = sorted(candidates, key=lambda n: (_keeper_rank(n), n.name))
+    if len(ordered) > 1 and _keeper_rank(ordered[0]) == _keeper_rank(ordered[1]):
         return None
     return ordered[0]
 
 
-def plan_actions(nodes: list[NodeObservation], unreachable_grace: float) -> Plan:
-    """Decide what to do so that exactly one MaxScale is active, demoting before promoting."""
+MODES = ("passive", "locks")
+
+
+def mode_contradictions(nodes: list[NodeObservation], mode: str) -> list[str]:
+    """What the nodes report that contradicts the cluster's configured ``mode`` (empty: none).
+
+    ``passive``: a node config says ``mode: locks``. ``locks``: a node config says otherwise, or a
+    MaxScale that was read has cooperative locks off, or is passive (it could not fail over)."""
+    out = []
+    for n in sorted(nodes, key=lambda n: n.name):
+        if n.mode is not None and n.mode != mode:
+            out.append(f"{n.name}'s node config says mode: {n.mode}")
+        if mode == "locks" and n.maxscale == OK:
+            if n.locks in (None, "none"):
+                out.append(f"{n.name}'s MaxScale has cooperative_monitoring_locks off")
+            if n.passive is True:
+                out.append(f"{n.name}'s MaxScale is passive")
+    return out
+
+
+def lock_handover(keep: NodeObservation, others: list[NodeObservation]) -> tuple[str | None, str]:
+    """Should the locks move to the keeper? (the node to release on, or None; why, in one line)
+
+    Only when the keeper's MaxScale uses locks and is known not to hold them, ONE other node is
+    known to hold them, the keeper sees a majority of the servers Running (it could lock them) and
+    is not inside its no-relock back-off (else nobody would hold them for up to a minute). Never on
+    the keeper itself."""
+    if keep.locks in (None, "none") or keep.lock_primary is True:
+        return None, ""
+    holders = sorted(n.name for n in others if n.lock_primary is True)
+    if keep.lock_primary is None:
+        return None, f"{keep.name}'s MaxScale does not say whether it holds the locks"
+    if not holders:
+        return None, "nobody holds the locks: MaxScale takes free locks by itself"
+    if len(holders) > 1:
+        return None, f"{', '.join(holders)} all claim the locks: not choosing"
+    if keep.reaches_majority is not True:
+        return None, f"not releasing {holders[0]}'s locks: {keep.name} does not see a majority of the servers Running"
+    if keep.relock_backoff:
+        return None, f"not releasing {holders[0]}'s locks: {keep.name} is inside its no-relock back-off"
+    return holders[0], f"{holders[0]} holds the locks, {keep.name} holds the VIP"
+
+
+def plan_actions(nodes: list[NodeObservation], unreachable_grace: float, mode: str = "passive") -> Plan:
+    """Decide what to do so that exactly one MaxScale is active (``passive`` mode) or that the VIP
+    holder is the lock primary (``locks`` mode), demoting before promoting."""
     strangers = sorted(n.name for n in nodes if not n.identity_ok)
     if strangers:
         return Plan(
@@ -123,14 +167,15 @@ def plan_actions(nodes: list[NodeObservation], unreachable_grace: float) -> Plan
             "check the state_url of each node; not acting on this cluster",
             refusal="node_identity",
         )
-    locked = sorted(n.name for n in nodes if n.mode == "locks")
-    if locked:
+    contradictions = mode_contradictions(nodes, mode)
+    if contradictions:
         return Plan(
             "refused",
-            f"{', '.join(locked)} say mode: locks (every MaxScale active, the locks decide): this "
-            "policy would set passive; not acting",
+            f"the cluster is configured mode: {mode} but " + "; ".join(contradictions) + ": not acting",
             refusal="mode",
         )
+    if mode == "locks":
+        return _plan_locks(nodes)
     synced = sorted(n.name for n in nodes if n.config_sync)
     if synced:
         return Plan(
@@ -182,7 +227,10 @@ def plan_actions(nodes: list[NodeObservation], unreachable_grace: float) -> Plan
         else:
             blocked.append(f"{node.name} mode unknown (its MaxScale answers, but not usably)")
     active_others = [n for n in others if n.is_active]
-    demote = [Action(n.name, "demote", release_locks=(n.locks or "none") != "none") for n in active_others]
+    holder, why_locks = lock_handover(keep, others)
+    if why_locks and holder is None:
+        notes.append(why_locks)
+    demote = [Action(n.name, "demote", release_locks=n.name == holder) for n in active_others]
     if keep.passive is True and blocked:
         # No promotion now. Demote only what leaves one node active: never none.
         spared = sorted(active_others, key=_rank)[:1]
@@ -198,6 +246,10 @@ def plan_actions(nodes: list[NodeObservation], unreachable_grace: float) -> Plan
     actions = list(demote)
     if keep.passive is True:
         actions.append(Action(keep.name, "promote"))
+    if holder is not None and holder not in {a.node for a in demote}:
+        # the trap of the tutorial's mixed setup: a passive lock holder cannot fail over, and the
+        # active MaxScale, holding no locks, shows no primary at all
+        actions.append(Action(holder, "release"))
     if not actions:
         return Plan("ok", f"{keep.name} is the one active MaxScale", keep.name, notes=tuple(notes))
     return Plan(
@@ -208,6 +260,37 @@ def plan_actions(nodes: list[NodeObservation], unreachable_grace: float) -> Plan
         notes=tuple(notes),
         over_down=tuple(over_down) if keep.passive is True else (),
     )
+
+
+def _plan_locks(nodes: list[NodeObservation]) -> Plan:
+    """``locks`` mode: every MaxScale stays active; the VIP holder should be the lock primary."""
+    candidates = [n for n in nodes if n.is_candidate]
+    if not candidates:
+        holders = sorted(n.name for n in nodes if n.lock_primary is True)
+        return Plan(
+            "no-candidate",
+            "no node holds the VIP as VRRP MASTER with a passing check; changing nothing"
+            + (f" (lock primary now: {', '.join(holders)})" if holders else ""),
+        )
+    keep = choose_keeper(candidates)
+    if keep is None:
+        return Plan(
+            "refused",
+            f"candidates {', '.join(sorted(c.name for c in candidates))} rank the same (priority, sight of "
+            "the primary): give the nodes different priorities; not choosing",
+            refusal="priority_tie",
+        )
+    others = [n for n in nodes if n.name != keep.name]
+    notes = (f"{len(candidates)} candidates: keeping {keep.name}",) if len(candidates) > 1 else ()
+    holder, why = lock_handover(keep, others)
+    if holder is not None:
+        return Plan(
+            "corrected", f"move the locks to {keep.name}: {why}", keep.name, (Action(holder, "release"),), notes=notes
+        )
+    if keep.lock_primary is True:
+        return Plan("ok", f"{keep.name} holds the VIP and the locks", keep.name, notes=notes)
+    # the keeper may simply be about to lock (free locks, or a back-off ending): look again later
+    return Plan("waiting", f"{keep.name} holds the VIP but not the locks: {why}", keep.name, retry=True, notes=notes)
 
 
 # -- the notify hook's question ----------------------------------------------------------------

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mxha.config import ConfigError, MaxScaleSettings, Section, load_yaml, parse_maxscale, read_secret
+from mxha.policy import MODES
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class NodeSettings:
 class ClusterSettings:
     name: str
     nodes: tuple[NodeSettings, ...]
+    mode: str = "passive"  # passive | locks: the same key, and value, as each node config's ``mode``
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,12 @@ class PolicySettings:
     state_timeout: float = 1.5
     recheck_seconds: float = 10.0
     probe_seconds: float = 1.0
+    # locks mode: how long after release-locks the VIP holder must have become the lock primary
+    # (recorded: ~1 s with monitor_interval=1000ms; MaxScale's default interval is 2000ms)
+    lock_handover_seconds: float = 5.0
+    # MaxScale's no-relock back-off after release-locks ("1 minute", fixed in its source); the
+    # remediator remembers releases (its own and the hooks') for this long
+    relock_backoff_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,8 @@ def parse_remediator_config(doc: dict[str, Any]) -> RemediatorConfig:
         state_timeout=pol.number("state_timeout", 1.5, minimum=0.05, maximum=10),
         recheck_seconds=pol.number("recheck_seconds", 10.0, minimum=0, maximum=3600),
         probe_seconds=pol.number("probe_seconds", 1.0, minimum=0.1, maximum=60),
+        lock_handover_seconds=pol.number("lock_handover_seconds", 5.0, minimum=0.1, maximum=60),
+        relock_backoff_seconds=pol.number("relock_backoff_seconds", 60.0, minimum=0, maximum=3600),
     )
     pol.finish()
     clusters_raw = top.section("clusters")
@@ -125,8 +135,9 @@ def parse_remediator_config(doc: dict[str, Any]) -> RemediatorConfig:
             nsec.finish()
         if len({n.name for n in nodes}) != len(nodes):
             raise ConfigError(f"clusters.{cname}.nodes: node names must be unique")
+        mode = csec.choice("mode", "passive", MODES)
         csec.finish()
-        clusters[cname] = ClusterSettings(cname, tuple(nodes))
+        clusters[cname] = ClusterSettings(cname, tuple(nodes), mode)
     lim = top.section("limits")
     max_body = lim.integer("max_body_bytes", 1024 * 1024, minimum=1024)
     budget = lim.number("request_budget_seconds", 8.0, minimum=0.5, maximum=60)

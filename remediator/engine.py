@@ -90,6 +90,7 @@ class ClusterRuntime:
     action_times: collections.deque[float] = field(default_factory=collections.deque)
     circuit_open_until: float = 0.0
     refused: str | None = None  # the last reconcile's refusal reason
+    released_at: dict[str, float] = field(default_factory=dict)  # our release-locks calls, by node (clock)
     recent: collections.deque[dict[str, Any]] = field(default_factory=lambda: collections.deque(maxlen=50))
     recheck: threading.Timer | None = None
     recheck_due: float = float("inf")
@@ -268,6 +269,8 @@ class Reconciler:
             return {"status": "error", "error": f"bad /state document: {exc}"[:300]}
         out["node"] = state.node
         out["mode"] = state.mode
+        if state.notify is not None and state.notify.locks_released_at is not None:
+            out["hook_released_at"] = state.notify.locks_released_at
         gov = state.keepalived.governing()
         if state.keepalived.up and gov is not None:
             out["vrrp_state"], out["priority"] = gov.state, gov.priority
@@ -282,11 +285,15 @@ class Reconciler:
         try:
             if deadline - time.monotonic() <= 0.001:
                 raise MaxScaleError("not asked: the request budget was spent", kind="budget", answered=False)
-            status = read_status(client, deadline)
+            status = read_status(client, deadline, servers=True)
         except MaxScaleError as exc:
             return {"status": _status_of(exc), "error": str(exc)[:300], "error_kind": exc.error_kind}
         known = status.passive is not None
+        facts = status.facts
         return {
+            "lock_primary": facts.lock_primary,
+            "sees_primary": facts.sees_primary,
+            "reaches_majority": facts.reaches_majority,
             "status": "ok" if known else "error",
             "error": None if known else "MaxScale did not say whether it is passive",
             "passive": status.passive,
@@ -349,7 +356,11 @@ class Reconciler:
             config_sync=ms.get("config_sync"),
             down_for=down_for,
             identity_ok=identity_ok,
-            mode=state.get("mode", "passive"),
+            mode=state.get("mode"),
+            lock_primary=ms.get("lock_primary") if status == OK else None,
+            sees_primary=ms.get("sees_primary") if status == OK else None,
+            reaches_majority=ms.get("reaches_majority") if status == OK else None,
+            relock_backoff=self._in_backoff(cluster, name, state.get("hook_released_at")),
         )
         return NodeReading(
             obs,
@@ -361,6 +372,14 @@ class Reconciler:
             ms.get("error_kind"),
             tuple(ms.get("monitors_with_locks", ())),
         )
+
+    def _in_backoff(self, cluster: str, name: str, hook_released_at: float | None) -> bool:
+        """Is the node inside MaxScale's no-relock back-off after a release we or its hooks made?"""
+        backoff = self.cfg.policy.relock_backoff_seconds
+        ours = self.runtimes[cluster].released_at.get(name)
+        if ours is not None and self.clock() - ours < backoff:
+            return True
+        return hook_released_at is not None and time.time() - hook_released_at < backoff
 
     def _evidence(self, cluster: str, name: str, status: str, *, budget_only: bool) -> float | None:
         """Record this observation in the node's "no answer" streak; return the streak's length."""
@@ -476,7 +495,7 @@ class Reconciler:
     ) -> list[NodeReading] | None:
         """Plan from ``readings``; guard, act. Returns fresh readings when the correction was dropped
         because the state changed under it, else None."""
-        plan = plan_actions([r.observation for r in readings], self.cfg.policy.unreachable_grace_seconds)
+        plan = self._plan(cluster, [r.observation for r in readings])
         rt = self.runtimes[cluster]
         rt.refused = plan.refusal
         result.observations = [r.to_json() for r in readings]
@@ -507,6 +526,9 @@ class Reconciler:
             return None
         acted.update(a.node for a in plan.actions)
         return self._run_correction(cluster, plan, readings, deadline, result)
+
+    def _plan(self, cluster: str, nodes: list[NodeObservation]) -> Plan:
+        return plan_actions(nodes, self.cfg.policy.unreachable_grace_seconds, self.cfg.clusters[cluster].mode)
 
     def _guard(self, cluster: str, plan: Plan, exempt: set[str], rescue: bool = False) -> tuple[str, int] | None:
         """The guards, asked ONCE for the whole correction: (reason, HTTP status) to refuse it, or None.
@@ -552,29 +574,37 @@ class Reconciler:
     ) -> list[NodeReading] | None:
         by_name = {r.observation.name: r for r in readings}
         demotions = [a for a in plan.actions if a.kind == "demote"]
-        promotions = [a for a in plan.actions if a.kind == "promote"]
+        # promotions, then lock releases: each only after a fresh read still asks for it
+        rest = [a for a in plan.actions if a.kind == "promote"] + [a for a in plan.actions if a.kind == "release"]
         for action in demotions:
             outcome = self._change_mode(cluster, action, by_name[action.node], deadline)
             result.results.append(outcome)
             if outcome["result"] != "success":
                 result.status = 500
-                for rest in plan.actions[plan.actions.index(action) + 1 :]:
+                for later in plan.actions[plan.actions.index(action) + 1 :]:
                     result.results.append(
                         self._record(
-                            cluster, rest.node, rest.kind, "skipped", f"demotion of {action.node} did not happen"
+                            cluster, later.node, later.kind, "skipped", f"demotion of {action.node} did not happen"
                         )
                     )
                 self.metrics.skipped.labels(cluster, "demotion_failed").inc()
                 return None
-        for action in promotions:
-            changed, fresh = self._changed_since(cluster, plan, readings, {a.node for a in demotions}, deadline)
+        for i, action in enumerate(rest):
+            changed, fresh = self._changed_since(
+                cluster, plan, readings, {a.node for a in demotions}, deadline, tuple(rest[i:])
+            )
             if changed:
                 self.metrics.skipped.labels(cluster, "state_changed").inc()
-                result.results.append(
-                    self._record(cluster, action.node, "promote", "skipped", "state changed: " + changed)
-                )
+                kind = "release_locks" if action.kind == "release" else action.kind
+                result.results.append(self._record(cluster, action.node, kind, "skipped", "state changed: " + changed))
                 result.status = 503
                 return fresh
+            if action.kind == "release":
+                outcome = self._hand_locks_over(cluster, action.node, str(plan.keep), by_name[action.node], deadline)
+                result.results.append(outcome)
+                if outcome["result"] != "success":
+                    result.status = max(result.status, 503 if outcome.get("retry") else 500)
+                continue
             outcome = self._change_mode(cluster, action, by_name[action.node], deadline)
             result.results.append(outcome)
             if outcome["result"] != "success":
@@ -586,9 +616,16 @@ class Reconciler:
         return None
 
     def _changed_since(
-        self, cluster: str, plan: Plan, before: list[NodeReading], demoted: set[str], deadline: float
+        self,
+        cluster: str,
+        plan: Plan,
+        before: list[NodeReading],
+        demoted: set[str],
+        deadline: float,
+        remaining: tuple[Action, ...],
     ) -> tuple[str | None, list[NodeReading]]:
-        """Read every node again; say what changed that the promotion rests on (or None), with the readings."""
+        """Read every node again; say what changed that the ``remaining`` actions rest on (or None),
+        with the readings."""
         limit = min(deadline, time.monotonic() + self.cfg.policy.state_timeout)
         fresh = self.observe(cluster, limit)
         now = {r.observation.name: r.observation for r in fresh}
@@ -598,9 +635,11 @@ class Reconciler:
             new = now[old.name]
             fields: tuple[str, ...]
             if old.name == keep:
-                fields = ("vrrp_state", "holds_vip", "check_ok", "maxscale", "passive")
+                fields = ("vrrp_state", "holds_vip", "check_ok", "maxscale", "passive", "reaches_majority")
             else:
                 fields = ("maxscale",) if old.name in demoted else ("maxscale", "passive")
+            if any(a.kind == "release" for a in remaining):
+                fields += ("lock_primary",)
             for f in fields:
                 if getattr(old, f) != getattr(new, f):
                     changes.append(f"{old.name} {f} {getattr(old, f)!r} -> {getattr(new, f)!r}")
@@ -608,8 +647,8 @@ class Reconciler:
                 changes.append(f"{old.name} is not passive after its demotion")
         if changes:
             return "; ".join(changes), fresh
-        again = plan_actions(list(now.values()), self.cfg.policy.unreachable_grace_seconds)
-        if again.keep != keep or again.actions != (Action(str(keep), "promote"),):
+        again = self._plan(cluster, list(now.values()))
+        if again.keep != keep or again.actions != remaining:
             return f"a fresh plan says {again.verdict}: {again.reason}", fresh
         return None, fresh
 
@@ -635,14 +674,61 @@ class Reconciler:
         except (DriverError, MaxScaleError) as exc:
             return self._record(cluster, node, action.kind, "failure", str(exc)[:300])
         outcome = self._record(cluster, node, action.kind, "success")
-        if action.release_locks:
-            for monitor in reading.monitors_with_locks:
-                try:
-                    released = driver.release_locks(monitor, deadline)
-                    self._record(cluster, node, "release_locks", "success", f"{monitor}: {released}")
-                except DriverError as exc:
-                    self._record(cluster, node, "release_locks", "failure", f"{monitor}: {exc}"[:300])
+        if action.release_locks:  # the policy asks only when this node holds them and the keeper can take them
+            try:
+                self._record(cluster, node, "release_locks", "success", self._release(cluster, node, reading, deadline))
+            except (DriverError, MaxScaleError) as exc:
+                self._record(cluster, node, "release_locks", "failure", str(exc)[:300])
         return outcome
+
+    def _release(self, cluster: str, node: str, reading: NodeReading, deadline: float) -> str:
+        """release-locks on every monitor of ``node`` that uses locks; remembered for the back-off
+        (MaxScale starts it whatever the call freed). Raises DriverError."""
+        driver = self.drivers[(cluster, node)]
+        notes = []
+        for monitor in reading.monitors_with_locks:
+            outcome = driver.release_locks(monitor, deadline)
+            if outcome != "locks-off":
+                self.runtimes[cluster].released_at[node] = self.clock()
+            notes.append(f"{monitor}: {outcome}")
+        return ", ".join(notes) or "no monitor uses locks"
+
+    def _hand_locks_over(
+        self, cluster: str, node: str, keep: str, reading: NodeReading, deadline: float
+    ) -> dict[str, Any]:
+        """Release ``node``'s locks, then verify that ``keep`` became the lock primary within
+        ``policy.lock_handover_seconds`` (and the request's deadline)."""
+        try:
+            if deadline - time.monotonic() <= 0:
+                raise DriverError("the request budget was spent before this action")
+            released = self._release(cluster, node, reading, deadline)
+        except (DriverError, MaxScaleError) as exc:
+            return self._record(cluster, node, "release_locks", "failure", str(exc)[:300])
+        started = time.monotonic()
+        limit = min(deadline, started + self.cfg.policy.lock_handover_seconds)
+        client = self.clients[(cluster, keep)]
+        seen = "not read"
+        while True:
+            try:
+                primary = read_status(client, limit).facts.lock_primary
+                seen = f"lock primary {primary}"
+            except MaxScaleError as exc:
+                primary, seen = None, f"unreadable ({exc.error_kind})"
+            took = time.monotonic() - started
+            if primary is True:
+                return self._record(
+                    cluster, node, "release_locks", "success", f"{released}; {keep} took the locks in {took:.2f}s"
+                )
+            if time.monotonic() + 0.1 >= limit:
+                entry = self._record(
+                    cluster,
+                    node,
+                    "release_locks",
+                    "failure",
+                    f"{released}; {keep} had not taken the locks after {took:.2f}s ({seen})",
+                )
+                return {**entry, "retry": True}
+            time.sleep(0.1)
 
     def _record(self, cluster: str, node: str, action: str, outcome: str, reason: str = "") -> dict[str, Any]:
         self.metrics.actions.labels(cluster, node, action, outcome).inc()
@@ -682,7 +768,13 @@ class Reconciler:
                     "max_actions": self.cfg.policy.circuit_max_actions,
                     "window_seconds": self.cfg.policy.circuit_window_seconds,
                 },
+                "mode": self.cfg.clusters[name].mode,
                 "refused": rt.refused,
+                "relock_backoff": {
+                    n: round(self.cfg.policy.relock_backoff_seconds - (now - t), 3)
+                    for n, t in sorted(rt.released_at.items())
+                    if now - t < self.cfg.policy.relock_backoff_seconds
+                },
                 "not_answering_for": {n: round(now - s.since, 3) for n, s in sorted(rt.streaks.items())},
                 "counted_down": sorted(rt.counted_down),
                 "last_observed": last.observations if last else None,

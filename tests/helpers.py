@@ -50,6 +50,7 @@ class StateServer:
         self.passive = False  # the mode its exporter read from its MaxScale
         self.servers = [("server1", "Master, Running"), ("server2", "Slave, Running")]  # as its MaxScale sees them
         self.maxscale_error_kind: str | None = None
+        self.locks_released_at: float | None = None  # its hook's last release-locks call, as its record says
         self.fault = "none"
         self.drip_delay = 0.5
         self.cleared = threading.Event()
@@ -148,6 +149,7 @@ class StateServer:
         from mxha.exporter.keepalived import KeepalivedState, Vip, VrrpInstance
         from mxha.exporter.node import MaxScaleReading, Snapshot, VipReading
         from mxha.healthcheck import CheckResult
+        from mxha.model import NotifyView
 
         vip = "198.51.100.100"
         inst = VrrpInstance("VI_1", 51, "eth0", self.vrrp, self.priority, self.priority, time.time() - 5, (Vip(vip),))
@@ -174,6 +176,9 @@ class StateServer:
             check_max_age=6,
             maxscale=ms,
             mode=self.mode,
+            notify=None
+            if self.locks_released_at is None
+            else NotifyView(time.time(), "BACKUP", True, False, "locks released", None, self.locks_released_at),
         )
         return snap.to_state().to_json()
 

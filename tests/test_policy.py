@@ -24,6 +24,10 @@ node_obs = st.builds(
     config_sync=st.one_of(st.none(), st.booleans()),
     down_for=st.one_of(st.none(), st.floats(0, 100)),
     identity_ok=st.just(True),  # the refusal on a wrong identity has a property of its own
+    lock_primary=st.one_of(st.none(), st.booleans()),
+    sees_primary=st.one_of(st.none(), st.booleans()),
+    reaches_majority=st.one_of(st.none(), st.booleans()),
+    relock_backoff=st.booleans(),
 )
 
 
@@ -35,6 +39,10 @@ def consistent(n: NodeObservation) -> NodeObservation:
         n = replace(n, maxscale=UNKNOWN)
     if n.maxscale != NO_ANSWER:
         n = replace(n, down_for=None)
+    if n.maxscale != OK:
+        n = replace(n, lock_primary=None, sees_primary=None, reaches_majority=None)
+    if n.locks in (None, "none"):
+        n = replace(n, lock_primary=None)
     return n
 
 
@@ -46,7 +54,8 @@ clusters = st.lists(node_obs, min_size=1, max_size=4, unique_by=lambda n: n.name
 def apply(nodes: list[NodeObservation], plan: Plan) -> list[NodeObservation]:
     out = {n.name: n for n in nodes}
     for action in plan.actions:
-        out[action.node] = replace(out[action.node], passive=action.kind == "demote")
+        if action.kind in ("demote", "promote"):  # a release changes no mode
+            out[action.node] = replace(out[action.node], passive=action.kind == "demote")
     return list(out.values())
 
 
@@ -245,3 +254,119 @@ def test_a_node_in_locks_mode_means_no_action_at_all(nodes: list[NodeObservation
     nodes = [replace(n, mode="locks") if i == which % len(nodes) else n for i, n in enumerate(nodes)]
     plan = plan_actions(nodes, GRACE)
     assert plan.actions == () and plan.verdict == "refused" and plan.refusal == "mode"
+
+
+# -- the database view: the keeper's sight of the primary, and the locks --------------------------
+def _releases(plan: Plan) -> list[str]:
+    return [a.node for a in plan.actions if a.kind == "release" or a.release_locks]
+
+
+def _may_release_to(keep: NodeObservation | None) -> bool:
+    return (
+        keep is not None
+        and keep.locks not in (None, "none")
+        and keep.lock_primary is False
+        and keep.reaches_majority is True
+        and not keep.relock_backoff
+    )
+
+
+@settings(max_examples=400)
+@given(clusters, st.sampled_from(["passive", "locks"]))
+def test_locks_are_released_only_by_a_lone_holder_to_a_keeper_that_can_take_them(
+    nodes: list[NodeObservation], mode: str
+) -> None:
+    """Both modes: never on the keeper, never on a node not known to hold the locks, never when the
+    keeper cannot lock them (no majority seen, or inside its no-relock back-off), at most one."""
+    plan = plan_actions(nodes, GRACE, mode)
+    released = _releases(plan)
+    if not released:
+        return
+    by_name = {n.name: n for n in nodes}
+    keep = by_name.get(plan.keep or "")
+    assert len(released) == 1 and plan.keep not in released
+    assert by_name[released[0]].lock_primary is True
+    assert sum(1 for n in nodes if n.lock_primary is True) == 1
+    assert _may_release_to(keep)
+
+
+@settings(max_examples=400)
+@given(clusters)
+def test_locks_mode_never_changes_a_mode_and_acts_only_for_a_verified_keeper(nodes: list[NodeObservation]) -> None:
+    nodes = [replace(n, mode="locks") for n in nodes]
+    plan = plan_actions(nodes, GRACE, "locks")
+    assert all(a.kind == "release" for a in plan.actions)
+    if plan.actions:
+        keep = next(n for n in nodes if n.name == plan.keep)
+        assert keep.is_candidate and plan.verdict == "corrected"
+
+
+@settings(max_examples=300)
+@given(clusters, st.integers(0, 3))
+def test_a_maxscale_contradicting_locks_mode_refuses_the_cluster(nodes: list[NodeObservation], which: int) -> None:
+    """A MaxScale read passive, or with locks off, in a cluster configured mode: locks."""
+    i = which % len(nodes)
+    bad = replace(
+        nodes[i],
+        maxscale=OK,
+        passive=True if which % 2 else False,
+        locks="none" if which % 2 == 0 else "majority_of_all",
+    )
+    nodes = [replace(n, mode="locks") for n in nodes[:i] + [bad] + nodes[i + 1 :]]
+    plan = plan_actions(nodes, GRACE, "locks")
+    assert (plan.verdict, plan.refusal, plan.actions) == ("refused", "mode", ())
+
+
+@settings(max_examples=300)
+@given(clusters, st.sampled_from(["passive", "locks"]))
+def test_a_candidate_that_cannot_see_the_primary_is_not_kept_over_one_that_may(
+    nodes: list[NodeObservation], mode: str
+) -> None:
+    nodes = [replace(n, mode=mode) for n in nodes]
+    plan = plan_actions(nodes, GRACE, mode)
+    candidates = [n for n in nodes if n.is_candidate]
+    if plan.keep is None or not any(c.sees_primary is not False for c in candidates):
+        return
+    assert next(n for n in nodes if n.name == plan.keep).sees_primary is not False
+
+
+@settings(max_examples=300)
+@given(clusters)
+def test_locks_mode_choice_does_not_depend_on_order(nodes: list[NodeObservation]) -> None:
+    nodes = [replace(n, mode="locks") for n in nodes]
+    a = plan_actions(nodes, GRACE, "locks")
+    b = plan_actions(list(reversed(nodes)), GRACE, "locks")
+    assert (a.keep, a.actions, a.verdict) == (b.keep, b.actions, b.verdict)
+
+
+def test_the_passive_lock_holder_of_the_tutorial_setup_is_released() -> None:
+    """Seed tutorial + locks: the passive MaxScale kept the locks (recorded), the active one shows no
+    primary. The keeper sees all three servers Running: release the passive holder's locks."""
+    keeper = NodeObservation(
+        "n1",
+        "MASTER",
+        150,
+        True,
+        True,
+        OK,
+        False,
+        locks="majority_of_running",
+        lock_primary=False,
+        reaches_majority=True,
+    )
+    holder = NodeObservation(
+        "n2",
+        "BACKUP",
+        100,
+        False,
+        True,
+        OK,
+        True,
+        locks="majority_of_running",
+        lock_primary=True,
+        reaches_majority=True,
+    )
+    plan = plan_actions([keeper, holder], GRACE)
+    assert [(a.node, a.kind) for a in plan.actions] == [("n2", "release")]
+    assert plan_actions([keeper, replace(holder, lock_primary=False)], GRACE).actions == ()
+    assert plan_actions([replace(keeper, relock_backoff=True), holder], GRACE).actions == ()

@@ -213,19 +213,6 @@ def test_silent_other_node_blocks_promotion_until_the_grace_then_counts_as_down(
     cluster.reconciler.close()
 
 
-def test_release_locks_on_demotion(make_emulator: Any, tmp_path: Path) -> None:
-    c = Cluster(make_emulator, tmp_path)
-    try:
-        control(c.emulators["node2"], "monitor", {"cooperative_monitoring_locks": "majority_of_all"})
-        c.states["node1"].set("MASTER", True, 150)
-        c.states["node2"].set("MASTER", True, 100)
-        post(c.app(), payload())
-        st = control(c.emulators["node2"], "state")
-        assert st["passive"] is True and st["holds_locks"] is False
-    finally:
-        c.close()
-
-
 def test_fifty_concurrent_duplicate_deliveries_act_once(cluster: Cluster) -> None:
     cluster.states["node1"].set("MASTER", True, 150)
     cluster.states["node2"].set("MASTER", True, 100)
