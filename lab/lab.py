@@ -4,6 +4,10 @@ Alertmanager, the MaxScale emulator, the exporters and the remediator.
 Layout (fixed, see the README): 198.51.100.0/24 on a bridge in its own namespace; the host
 at .1; node1 .11 (priority 150) and node2 .12 (priority 100); VIP .100 (VI_1, vrid 51);
 monitor .2 with Prometheus :9090, Alertmanager :9093 and the remediator :9844.
+
+Two modes (``mxha lab up --mode``): ``passive`` (the seed tutorial's setup: locks off, one active
+MaxScale) and ``locks`` (``cooperative_monitoring_locks=majority_of_running`` on both emulated
+MaxScales, both active, ``mode: locks`` in the node configs and the remediator's cluster).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ CLUSTER = "lab"
 NODES = {"node1": (11, 150), "node2": (12, 100)}
 MONITOR_INDEX = 2
 VIP_INDEX = 100
+LOCK_MODE = "majority_of_running"  # the recorded pair's setting
 MXHA = [installed_mxha()]  # as users run it: the installed console script
 
 
@@ -75,6 +80,7 @@ class Lab:
         meta = workdir / "lab.json"
         saved = json.loads(meta.read_text()) if meta.exists() else {}
         self.layout = Layout(subnet or saved.get("subnet") or "198.51.100.0/24")
+        self.mode: str = saved.get("mode", "passive")
         self.harness: Harness | None = None
         if (workdir / "harness.json").exists():
             self.harness = Harness(workdir, prefix=PREFIX, subnet=self.layout.subnet)
@@ -103,6 +109,7 @@ class Lab:
             "webhook_token_file": str(d / "monitor" / "webhook.token"),
             "remediator_config_file": str(d / "monitor" / "remediator.yml"),
             "lab_dir": str(d),
+            "mode": self.mode,
         }
 
     def token(self) -> str:
@@ -125,22 +132,23 @@ class Lab:
             return False
 
     # -- up ------------------------------------------------------------------------------------
-    def up(self) -> None:
+    def up(self, mode: str | None = None) -> None:
         why = have_netns()
         if why:
             raise HarnessError(f"the lab {why}")
         for tool in ("prometheus", "prometheus-alertmanager"):
             if shutil.which(tool) is None:
                 raise HarnessError(f"the lab needs {tool} (Debian package; `make demo` installs it)")
-        if self.is_up():
-            print(f"lab already up ({self.workdir})")
+        if self.is_up() and mode in (None, self.mode):
+            print(f"lab already up ({self.workdir}, mode {self.mode})")
             return
         if self.harness is not None:
             self.down(quiet=True)
+        self.mode = mode or self.mode
         check_subnet_free(self.layout.subnet)
         self.workdir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.workdir, 0o755)
-        (self.workdir / "lab.json").write_text(json.dumps({"subnet": self.layout.subnet}))
+        (self.workdir / "lab.json").write_text(json.dumps({"subnet": self.layout.subnet, "mode": self.mode}))
         h = self.harness = Harness(self.workdir, prefix=PREFIX, subnet=self.layout.subnet)
         try:
             h.create_lan()
@@ -180,14 +188,17 @@ class Lab:
                 if other != name
             ],
             notify_script=notify_script,
+            # the tutorial's notify is in charge of MaxScale's mode then: mxha check only checks
+            extra={"mode": self.mode, **({"check": {"follow_up": False}} if notify_script else {})},
         )
 
     def _write_node(self, name: str) -> None:
         self.node_spec(name).write()
 
-    def use_tutorial_notify(self, on: bool) -> None:
-        """Swap both nodes' notify for the seed tutorial's script (``on``) or back to ``mxha notify``,
-        and have keepalived re-read its configuration."""
+    def use_tutorial_notify(self, on: bool, release_on_backup: str | None = None, reload: bool = True) -> None:
+        """Swap both nodes' notify for the seed tutorial's script (``on``; with ``release_on_backup``,
+        the newer tutorial's variant that releases that monitor's locks on BACKUP) or back to
+        ``mxha notify``, and have keepalived re-read its configuration (``reload``)."""
         from mxha.lab.tutorial import tutorial_notify_script
 
         assert self.harness is not None
@@ -200,12 +211,17 @@ class Lab:
                     f'#!/bin/sh\nexec {installed_mxha()} lab maxctrl --hosts {self.layout.node(name)}:8989 "$@"\n'
                 )
                 path = d / "tutorial_notify.sh"
-                path.write_text(tutorial_notify_script(str(shim), str(d / "tutorial-state.txt")))
+                path.write_text(
+                    tutorial_notify_script(
+                        str(shim), str(d / "tutorial-state.txt"), release_on_backup=release_on_backup
+                    )
+                )
                 for f in (shim, path):
                     f.chmod(0o755)
                 script = str(path)
             self.node_spec(name, notify_script=script).write()
-            self.reload_keepalived(name)
+            if reload:
+                self.reload_keepalived(name)
 
     def reload_keepalived(self, name: str) -> None:
         """keepalived re-reads its configuration on SIGHUP (the new notify script included)."""
@@ -214,6 +230,34 @@ class Lab:
         assert self.harness is not None
         pid = int((self.harness.nodes[name].workdir / "keepalived.pid").read_text().strip())
         os.kill(pid, signal.SIGHUP)
+
+    def stop_pair(self) -> None:
+        """Stop both keepalived, then both MaxScales, as a host shutdown would."""
+        import signal
+
+        assert self.harness is not None
+        for name in NODES:
+            self.harness.stop_process(f"keepalived-{name}")
+        for name in NODES:
+            self.harness.stop_process(f"emulator-{name}", signal.SIGTERM)
+
+    def start_pair(self, first: str = "node1", fresh: bool = True) -> None:
+        """Start both MaxScales (``first`` a moment before the other, so it takes the cooperative locks,
+        as the recorded pair's first MaxScale did) and then both keepalived. ``fresh``: as a first
+        start: the shared database state and each MaxScale's runtime changes (passive) are
+        forgotten."""
+        assert self.harness is not None
+        if fresh:
+            for path in [self.workdir / "backend.json"] + [
+                self.harness.nodes[n].workdir / "maxscale.state" for n in NODES
+            ]:
+                path.unlink(missing_ok=True)
+        order = [first] + [n for n in NODES if n != first]
+        for name in order:
+            self.start_emulator(name)
+            time.sleep(0.3)
+        for name in NODES:
+            self.start_keepalived(name)
 
     def start_emulator(self, name: str) -> None:
         assert self.harness is not None
@@ -232,6 +276,8 @@ class Lab:
                 name,
                 "--backend",
                 str(self.workdir / "backend.json"),
+                "--locks",
+                LOCK_MODE if self.mode == "locks" else "none",
                 "--log.level",
                 "warning",
             ],
@@ -321,6 +367,7 @@ class Lab:
             "limits": {"request_budget_seconds": 6},
             "clusters": {
                 CLUSTER: {
+                    "mode": self.mode,
                     "nodes": [
                         {
                             "name": n,
@@ -334,7 +381,7 @@ class Lab:
                             },
                         }
                         for n in NODES
-                    ]
+                    ],
                 }
             },
         }
@@ -398,24 +445,22 @@ class Lab:
             except requests.RequestException:
                 pass
             time.sleep(0.3)
-        raise HarnessError("the pair did not settle (node1 MASTER and active, node2 BACKUP and passive)")
+        raise HarnessError(f"the pair did not settle ({baseline_text(self.mode)})")
 
     def node_view(self, name: str) -> dict[str, Any]:
         addr = self.layout.node(name)
         state = NodeState.from_json(requests.get(f"http://{addr}:9843/state", timeout=2).json())
         emu = requests.get(f"http://{addr}:8989/__emulator__/state", timeout=2).json()
-        return {"vrrp": state.governing_vrrp_state(), "vip": state.holds_governing_vip(), "passive": emu["passive"]}
+        pair = emu.get("pair") or {}
+        return {
+            "vrrp": state.governing_vrrp_state(),
+            "vip": state.holds_governing_vip(),
+            "passive": emu["passive"],
+            "locks": pair.get("primary") if emu.get("lock_mode", "none") != "none" else None,
+        }
 
     def baseline_ok(self) -> bool:
-        n1, n2 = self.node_view("node1"), self.node_view("node2")
-        return (
-            n1["vrrp"] == "MASTER"
-            and n1["vip"]
-            and n1["passive"] is False
-            and n2["vrrp"] == "BACKUP"
-            and not n2["vip"]
-            and n2["passive"] is True
-        )
+        return is_baseline(self.node_view("node1"), self.node_view("node2"), self.mode)
 
     # -- down ----------------------------------------------------------------------------------
     def down(self, quiet: bool = False, keep_logs: bool = False) -> None:
@@ -430,14 +475,29 @@ class Lab:
             print(f"lab down: processes stopped, namespaces and {self.workdir} removed")
 
 
+def baseline_text(mode: str) -> str:
+    if mode == "locks":
+        return "node1 MASTER + VIP + the locks, node2 BACKUP, both MaxScales active"
+    return "node1 MASTER + VIP + active, node2 BACKUP and passive"
+
+
+def is_baseline(n1: dict[str, Any], n2: dict[str, Any], mode: str) -> bool:
+    """The pair at rest: node1 MASTER with the VIP, node2 BACKUP; passive mode: node1 active, node2
+    passive; locks mode: both active, node1 the lock primary."""
+    vrrp = n1["vrrp"] == "MASTER" and n1["vip"] is True and n2["vrrp"] == "BACKUP" and n2["vip"] is False
+    if mode == "locks":
+        return vrrp and n1["passive"] is False and n2["passive"] is False and n1["locks"] is True
+    return vrrp and n1["passive"] is False and n2["passive"] is True
+
+
 def main(args: argparse.Namespace) -> int:
     lab = Lab(lab_dir(args), getattr(args, "subnet", None))
     action = args.lab_command
     try:
         if action == "up":
-            lab.up()
+            lab.up(args.mode)
             desc = lab.describe()
-            print(f"lab up in {desc['lab_dir']}")
+            print(f"lab up in {desc['lab_dir']} (mode {desc['mode']})")
             for node in desc["nodes"]:
                 print(
                     f"  {node['name']}: {node['address']}  exporter {node['exporter_url']}  "
@@ -465,7 +525,7 @@ def main(args: argparse.Namespace) -> int:
         if action == "demo":
             from mxha.lab.scenarios import demo
 
-            return demo(lab, Path(args.out) if args.out else Path("lab-out"))
+            return demo(lab, Path(args.out) if args.out else Path("lab-out"), args.mode)
     except HarnessError as exc:
         print(f"mxha lab {action}: {exc}", file=sys.stderr)
         return 1

@@ -3,7 +3,8 @@ baseline scenario (the real ``maxctrl`` is a Node.js program not installable her
 
 Same defaults as maxctrl (``--hosts 127.0.0.1:8989``, ``-u admin``, ``-p mariadb``), same REST
 calls, "OK" on success and ``Error: ...`` with exit 1 otherwise. Commands:
-``alter maxscale KEY VALUE`` (PATCH /v1/maxscale) and ``list servers`` (GET /v1/servers).
+``alter maxscale KEY VALUE`` (PATCH /v1/maxscale), ``list servers`` (GET /v1/servers) and
+``call command mariadbmon release-locks MONITOR`` (POST /v1/maxscale/modules/mariadbmon/release-locks).
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ def main(argv: list[str]) -> int:
             client.request(
                 "PATCH", "/v1/maxscale", {"data": {"attributes": {"parameters": {words[2]: _value(words[3])}}}}
             )
+            print("OK")
+            return 0
+        if words[:4] == ["call", "command", "mariadbmon", "release-locks"] and len(words) == 5:
+            client.call_module_command("mariadbmon", "release-locks", [words[4]])
             print("OK")
             return 0
         if words == ["list", "servers"]:

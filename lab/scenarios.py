@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from mxha.lab.lab import NODES, Lab
+from mxha.lab.lab import NODES, Lab, baseline_text, is_baseline
 from mxha.model import NodeState
 from mxha.notify_record import NotifyRecord
 
@@ -25,10 +25,19 @@ LIMIT = 60.0  # generous: the targets are reported, not asserted
 @dataclass
 class Sample:
     t: float  # seconds since the scenario's start
-    nodes: dict[str, dict[str, Any]]  # name -> {"vrrp", "vip", "passive"} (None: could not read)
+    # name -> {"vrrp", "vip", "passive", "locks" (holds the cooperative locks; None when off),
+    # "primary" (the server its monitor names primary), "sees_primary" (that server Running there)};
+    # None: could not read
+    nodes: dict[str, dict[str, Any]]
 
     def active(self) -> list[str]:
         return [n for n, v in self.nodes.items() if v["passive"] is False]
+
+    def lock_holders(self) -> list[str]:
+        return [n for n, v in self.nodes.items() if v.get("locks") is True]
+
+    def locks_on(self) -> bool:
+        return any(v.get("locks") is not None for v in self.nodes.values())
 
     def vip_holders(self) -> list[str]:
         return [n for n, v in self.nodes.items() if v["vip"]]
@@ -37,6 +46,7 @@ class Sample:
 @dataclass
 class Report:
     name: str
+    mode: str = "passive"  # the lab's mode when it ran
     passed: bool = False
     checks: list[tuple[str, bool]] = field(default_factory=list)
     figures: dict[str, float | None] = field(default_factory=dict)
@@ -52,6 +62,7 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "mode": self.mode,
             "passed": self.passed,
             "checks": self.checks,
             "figures": self.figures,
@@ -97,11 +108,25 @@ class Sampler:
 
     def read_node(self, name: str) -> dict[str, Any]:
         addr = self.lab.layout.node(name)
-        out: dict[str, Any] = {"vrrp": None, "vip": None, "passive": None}
+        out: dict[str, Any] = {
+            "vrrp": None,
+            "vip": None,
+            "passive": None,
+            "locks": None,
+            "primary": None,
+            "sees_primary": None,
+        }
         try:
             emu = self.http.get(f"http://{addr}:8989/__emulator__/state", timeout=0.3).json()
             out["passive"] = emu["passive"]
-        except (requests.RequestException, ValueError, KeyError):
+            pair = emu.get("pair") or {}
+            if emu.get("lock_mode", "none") != "none":
+                out["locks"] = pair.get("primary") is True
+            named = pair.get("master")
+            out["primary"] = named
+            if named:
+                out["sees_primary"] = "Running" in str(emu.get("servers", {}).get(named, "")).split(", ")
+        except (requests.RequestException, ValueError, KeyError, AttributeError):
             pass
         try:
             state = NodeState.from_json(self.http.get(f"http://{addr}:9843/state", timeout=0.5).json())
@@ -176,21 +201,44 @@ def longest_vip_without_active(samples: list[Sample]) -> float:
     return round(longest, 2)
 
 
+def no_lock_holder_seconds(samples: list[Sample], since: float = 0.0, until: float | None = None) -> float:
+    """Seconds (from ``since`` to ``until``) in which locks were on and no MaxScale held them."""
+    total = 0.0
+    for a, b in zip(samples, samples[1:], strict=False):
+        if a.t >= since and (until is None or a.t < until) and a.locks_on() and not a.lock_holders():
+            total += b.t - a.t
+    return round(total, 2)
+
+
+def vip_on_blind_seconds(samples: list[Sample], since: float = 0.0) -> float:
+    """Seconds the VIP was on a node whose MaxScale did not see the server it names primary Running."""
+    total = 0.0
+    for a, b in zip(samples, samples[1:], strict=False):
+        if a.t >= since and any(a.nodes[h].get("sees_primary") is False for h in a.vip_holders()):
+            total += b.t - a.t
+    return round(total, 2)
+
+
 def timeline(samples: list[Sample]) -> list[tuple[float, str]]:
     events: list[tuple[float, str]] = []
     prev: dict[str, dict[str, Any]] = {}
+    keys = (("vrrp", "VRRP"), ("vip", "VIP"), ("passive", "MaxScale"), ("locks", "locks"), ("primary", "calls primary"))
     for s in samples:
         for name, view in s.nodes.items():
             before = prev.get(name, {})
-            for key, label in (("vrrp", "VRRP"), ("vip", "VIP"), ("passive", "MaxScale")):
-                if key in before and before[key] == view[key]:
+            for key, label in keys:
+                if key in before and before[key] == view.get(key):
                     continue
+                if key in ("locks", "primary") and view.get(key) is None and before.get(key) is None:
+                    continue  # locks off (or not read yet): nothing to say
                 if key == "passive":
                     value = {True: "passive", False: "ACTIVE", None: "down"}[view[key]]
                 elif key == "vip":
                     value = {True: "held", False: "absent", None: "?"}[view[key]]
+                elif key == "locks":
+                    value = {True: "HELD", False: "not held", None: "?"}[view[key]]
                 else:
-                    value = view[key] or "?"
+                    value = view.get(key) or "?"
                 events.append((s.t, f"{name} {label} {value}"))
         prev = s.nodes
     return events
@@ -199,10 +247,11 @@ def timeline(samples: list[Sample]) -> list[tuple[float, str]]:
 class Scenario:
     name = ""
     description = ""
+    modes: tuple[str, ...] = ("passive",)  # the lab modes it runs in (`mxha lab up --mode`)
 
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
-        self.report = Report(self.name)
+        self.report = Report(self.name, lab.mode)
 
     def token(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.lab.token()}"}
@@ -283,21 +332,10 @@ class Scenario:
         raise NotImplementedError
 
     def restore(self, sampler: Sampler) -> None:
-        t = sampler.wait("baseline", lambda s: baseline(s))
-        self.report.check("pair back to baseline (node1 MASTER + VIP + active, node2 passive)", t is not None)
+        mode = self.lab.mode
+        t = sampler.wait("baseline", lambda s: is_baseline(s.nodes["node1"], s.nodes["node2"], mode))
+        self.report.check(f"pair back to baseline ({baseline_text(mode)})", t is not None)
         self.wait_alerts_clear()
-
-
-def baseline(s: Sample) -> bool:
-    n1, n2 = s.nodes["node1"], s.nodes["node2"]
-    return (
-        n1["vrrp"] == "MASTER"
-        and n1["vip"] is True
-        and n1["passive"] is False
-        and n2["vrrp"] == "BACKUP"
-        and n2["vip"] is False
-        and n2["passive"] is True
-    )
 
 
 class SplitBrain(Scenario):
@@ -550,16 +588,8 @@ class MasterPassive(Scenario):
         r.figures["two_active_s"] = two_active_seconds(sampler.samples)
 
 
-class PrimaryUnseen(Scenario):
-    name = "primary-unseen"
-    description = (
-        "node1's MaxScale (active, behind the VIP) cut off from the primary server, which node2's still "
-        "sees (the emulators' shared backend; locks off, the seed's setup): node1's check fails "
-        "(check.primary_seen_by_peers), keepalived moves the VIP and the hooks the active role before "
-        "node1's MaxScale can fail the healthy primary over (6 ticks); the database-view alert fires "
-        "and clears once the path is back"
-    )
-    watched = ("MaxScaleServerViewsDiffer", "MaxScaleVIPHolderSeesNoPrimary", "MaxScalePrimaryDisagreement")
+class DatabaseScenario(Scenario):
+    """Scenarios that act on the emulators' shared database backend (reachability, roles)."""
 
     def backend(self) -> dict[str, Any]:
         url = f"http://{self.lab.layout.node('node1')}:8989/__emulator__/backend"
@@ -577,32 +607,35 @@ class PrimaryUnseen(Scenario):
         alerts = requests.get(url, timeout=2).json()["data"]["alerts"]
         return {a["labels"]["alertname"] for a in alerts if a["state"] == "firing"}
 
-    def inject_and_observe(self, sampler: Sampler) -> None:
-        r = self.report
-        before = self.master()
-        sampler.mark(f"inject: node1's MaxScale cannot reach {before} (the primary); node2's still can")
-        t0 = sampler.now()
-        self.reach("node1", [before] if before else [])
-        t_moved = sampler.wait(
-            "node2 active with the VIP", lambda s: s.active() == ["node2"] and s.nodes["node2"]["vip"] is True, 30
-        )
-        r.check("the VIP and the active role moved to node2 (node1's check failed)", t_moved is not None)
-        r.figures["active_moved_after_s"] = round(t_moved - t0, 2) if t_moved is not None else None
-        t_alert = self._wait(sampler, lambda: "MaxScaleServerViewsDiffer" in sampler.alerts, 30)
-        r.check("MaxScaleServerViewsDiffer fired", t_alert is not None)
-        r.figures["views_differ_alert_after_s"] = (
-            round(sampler.alerts["MaxScaleServerViewsDiffer"] - t0, 2) if t_alert is not None else None
-        )
-        sampler.hold(8.0)  # longer than node1's failover would take (6 ticks)
-        r.check(f"no needless failover: {before} is still the primary", self.master() == before)
-        r.check("MaxScalePrimaryDisagreement never fired", "MaxScalePrimaryDisagreement" not in sampler.alerts)
-        sampler.mark("restore: node1's MaxScale reaches every server again")
-        t1 = sampler.now()
-        self.reach("node1", [])
-        t_clear = self._wait(sampler, lambda: not (self.firing() & set(self.watched)), 40)
-        r.check("the database-view alerts cleared", t_clear is not None)
-        r.figures["clear_after_restore_s"] = round(t_clear - t1, 2) if t_clear is not None else None
-        r.figures["two_active_s"] = two_active_seconds(sampler.samples)
+    def released_by_hook(self, node: str, since_wall: float) -> bool:
+        assert self.lab.harness is not None
+        record = NotifyRecord.read(str(self.lab.harness.nodes[node].workdir / "notify-state.json"))
+        return record.locks_released_at is not None and record.locks_released_at >= since_wall
+
+    def backoff_left(self) -> float:
+        """Seconds until every release made so far (by the hooks, per their /state, or by the
+        remediator, per its /status) is out of MaxScale's no-relock back-off."""
+        left = 0.0
+        for node in NODES:
+            state = NodeState.from_json(
+                requests.get(f"http://{self.lab.layout.node(node)}:9843/state", timeout=2).json()
+            )
+            released = state.notify.locks_released_at if state.notify else None
+            if released is not None:
+                left = max(left, released + RELOCK_BACKOFF - time.time())
+        status = requests.get(f"http://{self.lab.layout.monitor}:9844/status", headers=self.token(), timeout=2).json()
+        for remaining in status["clusters"]["lab"].get("relock_backoff", {}).values():
+            left = max(left, float(remaining))
+        return left
+
+    def settle_backoff(self, sampler: Sampler) -> None:
+        """Locks mode: a scenario starts once no MaxScale is inside a back-off an earlier one caused."""
+        if self.lab.mode != "locks":
+            return
+        left = self.backoff_left()
+        if left > 0:
+            sampler.mark(f"setup: waiting {left:.1f}s for the no-relock back-off of earlier releases to end")
+            time.sleep(left + 0.5)
 
     @staticmethod
     def _wait(sampler: Sampler, predicate: Callable[[], bool], timeout: float) -> float | None:
@@ -616,6 +649,226 @@ class PrimaryUnseen(Scenario):
                 pass
             time.sleep(0.1)
         return None
+
+
+class PrimaryUnseen(DatabaseScenario):
+    name = "primary-unseen"
+    description = (
+        "node1's MaxScale (behind the VIP; active, or the lock primary in locks mode) cut off from the "
+        "primary server, which node2's still sees (the emulators' shared backend): node1's check fails "
+        "(check.primary_seen_by_peers), keepalived moves the VIP, and the hooks move the active role "
+        "(passive mode) or the locks (locks mode: node1's notify releases them, node2 takes them) before "
+        "node1's MaxScale can fail the healthy primary over (6 ticks); the database-view alert fires and "
+        "clears once the path is back"
+    )
+    modes = ("passive", "locks")
+    watched = ("MaxScaleServerViewsDiffer", "MaxScaleVIPHolderSeesNoPrimary", "MaxScalePrimaryDisagreement")
+
+    def inject_and_observe(self, sampler: Sampler) -> None:
+        r = self.report
+        locks = self.lab.mode == "locks"
+        self.settle_backoff(sampler)
+        before = self.master()
+        sampler.mark(f"inject: node1's MaxScale cannot reach {before} (the primary); node2's still can")
+        t0, wall0 = sampler.now(), time.time()
+        self.reach("node1", [before] if before else [])
+        if locks:
+            t_moved = sampler.wait(
+                "node2 holds the VIP and the locks",
+                lambda s: s.nodes["node2"]["vip"] is True and s.lock_holders() == ["node2"],
+                30,
+            )
+            r.check("the VIP and the locks moved to node2 (node1's check failed)", t_moved is not None)
+            r.check(
+                "node1's notify released its locks (it holds them, node2 could take them)",
+                self.released_by_hook("node1", wall0),
+            )
+            r.figures["locks_moved_after_s"] = round(t_moved - t0, 2) if t_moved is not None else None
+        else:
+            t_moved = sampler.wait(
+                "node2 active with the VIP", lambda s: s.active() == ["node2"] and s.nodes["node2"]["vip"] is True, 30
+            )
+            r.check("the VIP and the active role moved to node2 (node1's check failed)", t_moved is not None)
+        r.figures["active_moved_after_s"] = round(t_moved - t0, 2) if t_moved is not None else None
+        t_alert = self._wait(sampler, lambda: "MaxScaleServerViewsDiffer" in sampler.alerts, 30)
+        r.check("MaxScaleServerViewsDiffer fired", t_alert is not None)
+        r.figures["views_differ_alert_after_s"] = (
+            round(sampler.alerts["MaxScaleServerViewsDiffer"] - t0, 2) if t_alert is not None else None
+        )
+        sampler.hold(8.0)  # longer than node1's failover would take (6 ticks)
+        r.check(f"no needless failover: {before} is still the primary", self.master() == before)
+        r.check("MaxScalePrimaryDisagreement never fired", "MaxScalePrimaryDisagreement" not in sampler.alerts)
+        r.figures["vip_on_blind_maxscale_s"] = vip_on_blind_seconds(sampler.samples, t0)
+        if locks:
+            r.figures["no_lock_holder_s"] = no_lock_holder_seconds(sampler.samples, t0)
+        sampler.mark("restore: node1's MaxScale reaches every server again")
+        t1 = sampler.now()
+        self.reach("node1", [])
+        t_clear = self._wait(sampler, lambda: not (self.firing() & set(self.watched)), 40)
+        r.check("the database-view alerts cleared", t_clear is not None)
+        r.figures["clear_after_restore_s"] = round(t_clear - t1, 2) if t_clear is not None else None
+        r.figures["two_active_s"] = two_active_seconds(sampler.samples) if not locks else 0.0
+        if locks:
+            # node1 released its locks a few seconds ago: MaxScale keeps it from locking for a minute,
+            # so node2 keeps them (neither the hook nor the remediator hands them to a node inside its
+            # back-off) and the remediator moves them once the back-off is over
+            t_back = sampler.wait(
+                "node1 holds the VIP and the locks again",
+                lambda s: s.nodes["node1"]["vip"] is True and s.lock_holders() == ["node1"],
+                90,
+                since=t1,
+            )
+            r.check("the locks came back to node1 after its back-off (remediator)", t_back is not None)
+            r.figures["locks_back_after_restore_s"] = round(t_back - t1, 2) if t_back is not None else None
+            r.figures["no_lock_holder_s"] = no_lock_holder_seconds(sampler.samples, t0)
+
+    def restore(self, sampler: Sampler) -> None:
+        if self.lab.mode == "locks":
+            sampler.wait("baseline", lambda s: is_baseline(s.nodes["node1"], s.nodes["node2"], "locks"), timeout=90)
+        super().restore(sampler)
+
+
+RELOCK_BACKOFF = 60.0  # the lab's emulators run at the recording's time scale: MaxScale's one minute
+LOCK_HANDOVER_BOUND = 3.0  # seconds from the VIP's move to the new lock primary (measured: README)
+
+
+class LocksFollowVip(DatabaseScenario):
+    name = "locks-follow-vip"
+    description = (
+        "locks mode: node1's MaxScale (VIP holder, lock primary) killed: its locks are freed, node2's "
+        "MaxScale takes them and keepalived moves the VIP to node2; node1's MaxScale returns, node1 "
+        "preempts the VIP, node2's notify (BACKUP) releases the locks it holds and node1 takes them"
+    )
+    modes = ("locks",)
+
+    def inject_and_observe(self, sampler: Sampler) -> None:
+        r = self.report
+        self.settle_backoff(sampler)
+        sampler.mark("inject: kill node1's MaxScale (SIGKILL)")
+        t0 = sampler.now()
+        self.lab.stop_emulator("node1", hard=True)
+        t_vip = sampler.wait("VIP on node2", lambda s: s.nodes["node2"]["vip"] is True, 30)
+        t_locks = sampler.wait("node2 holds the locks", lambda s: s.nodes["node2"]["locks"] is True, 30, since=t0)
+        r.check("the VIP moved to node2", t_vip is not None)
+        r.check("node2's MaxScale took the locks (MaxScale's own takeover)", t_locks is not None)
+        r.figures["vip_moved_after_s"] = round(t_vip - t0, 2) if t_vip is not None else None
+        r.figures["locks_moved_after_s"] = round(t_locks - t0, 2) if t_locks is not None else None
+        r.figures["no_lock_holder_after_kill_s"] = no_lock_holder_seconds(sampler.samples, t0)
+        sampler.hold(2.0)
+        sampler.mark("node1's MaxScale starts again: node1 preempts the VIP")
+        t1, wall1 = sampler.now(), time.time()
+        self.lab.start_emulator("node1")
+        t_vip1 = sampler.wait("VIP back on node1", lambda s: s.nodes["node1"]["vip"] is True, 30, since=t1)
+        t_locks1 = sampler.wait(
+            "node1 holds the VIP and the locks",
+            lambda s: s.nodes["node1"]["vip"] is True and s.lock_holders() == ["node1"],
+            30,
+            since=t1,
+        )
+        r.check("node1 took the VIP back", t_vip1 is not None)
+        follow = round(t_locks1 - t_vip1, 2) if t_vip1 is not None and t_locks1 is not None else None
+        r.figures["locks_follow_vip_s"] = follow
+        r.check(
+            f"the lock primary followed the VIP within {LOCK_HANDOVER_BOUND:g} s",
+            follow is not None and follow <= LOCK_HANDOVER_BOUND,
+        )
+        r.check(
+            "node2's notify released the locks (BACKUP, node1 could take them)", self.released_by_hook("node2", wall1)
+        )
+        sampler.hold(2.0)
+        lockless = no_lock_holder_seconds(sampler.samples, t1)
+        r.figures["no_lock_holder_after_return_s"] = lockless
+        # MaxScale's own handover: the taker locks at its next monitor tick (1 s), seen by a 0.1 s sampler
+        r.check("no lockless time caused by us beyond MaxScale's own handover (<= 1.5 s)", lockless <= 1.5)
+        r.figures["vip_on_blind_maxscale_s"] = vip_on_blind_seconds(sampler.samples, t0)
+
+
+class LocksTrap(DatabaseScenario):
+    name = "locks-trap"
+    description = (
+        "locks mode: the pair started three times over (both keepalived and MaxScales stopped, node2's "
+        "MaxScale started first so it takes the locks, as recorded), each with other notify scripts: the "
+        "seed tutorial's (node2 goes passive and keeps the locks: MaxScalePassiveHoldsLocks), the newer "
+        "tutorial's release-on-BACKUP variant (both start BACKUP and release: nobody may lock for a "
+        "minute: MaxScaleNoPrimaryMonitor), then mxha notify (node2 hands the locks over once)"
+    )
+    modes = ("locks",)
+    MONITOR = "MariaDB-Monitor"
+
+    def start(self, sampler: Sampler, variant: str) -> float:
+        assert self.lab.harness is not None
+        self.lab.stop_pair()
+        if variant == "mxha":
+            self.lab.use_tutorial_notify(False, reload=False)
+            for n in NODES:  # a first start: no record of earlier releases
+                (self.lab.harness.nodes[n].workdir / "notify-state.json").unlink(missing_ok=True)
+        else:
+            variant_arg = self.MONITOR if variant == "release-on-backup" else None
+            self.lab.use_tutorial_notify(True, release_on_backup=variant_arg, reload=False)
+        sampler.mark(f"start with the {variant} notify: node2's MaxScale first, then node1's, then keepalived")
+        self.lab.start_pair(first="node2")
+        return sampler.now()
+
+    def phase(self, sampler: Sampler, variant: str, hold: float) -> float:
+        r = self.report
+        t = self.start(sampler, variant)
+        t_vip = sampler.wait("node1 MASTER with the VIP", lambda s: s.nodes["node1"]["vip"] is True, 30, since=t)
+        r.check(f"{variant}: node1 took the VIP", t_vip is not None)
+        sampler.hold(hold)
+        return t
+
+    def inject_and_observe(self, sampler: Sampler) -> None:
+        r = self.report
+        t = self.phase(sampler, "seed", 6.0)
+        last = sampler.samples[-1]
+        r.check(
+            "seed: node2 is passive and still holds the locks",
+            last.nodes["node2"]["passive"] is True and last.lock_holders() == ["node2"],
+        )
+        r.check(
+            "seed: MaxScalePassiveHoldsLocks fired",
+            self._wait(sampler, lambda: "MaxScalePassiveHoldsLocks" in self.firing(), 15) is not None,
+        )
+        r.figures["seed_no_lock_holder_s"] = no_lock_holder_seconds(sampler.samples, t)
+        r.figures["seed_vip_holder_without_locks_s"] = self.vip_without_locks(sampler, t)
+
+        t = self.phase(sampler, "release-on-backup", 2.0)
+        t_free = sampler.wait("nobody holds the locks", lambda s: s.locks_on() and not s.lock_holders(), 10, since=t)
+        r.check("release-on-backup: the locks were released at keepalived's start", t_free is not None)
+        r.check(
+            "release-on-backup: MaxScaleNoPrimaryMonitor fired",
+            self._wait(sampler, lambda: "MaxScaleNoPrimaryMonitor" in self.firing(), 20) is not None,
+        )
+        t_locked = sampler.wait(
+            "somebody holds the locks", lambda s: bool(s.lock_holders()), 90, since=t_free if t_free else t
+        )
+        r.check(
+            "release-on-backup: nobody held the locks for most of a minute", t_locked is not None and t_locked - t > 30
+        )
+        r.figures["release_on_backup_no_lock_holder_s"] = no_lock_holder_seconds(sampler.samples, t, t_locked)
+
+        t = self.phase(sampler, "mxha", 4.0)
+        t_ours = sampler.wait(
+            "node1 holds the VIP and the locks",
+            lambda s: s.nodes["node1"]["vip"] is True and s.lock_holders() == ["node1"],
+            30,
+            since=t,
+        )
+        r.check("mxha: node1 holds the VIP and the locks", t_ours is not None)
+        lockless = no_lock_holder_seconds(sampler.samples, t)
+        r.figures["mxha_no_lock_holder_s"] = lockless
+        r.check("mxha: no lockless time beyond MaxScale's own handover (<= 1.5 s)", lockless <= 1.5)
+        r.figures["mxha_vip_holder_without_locks_s"] = self.vip_without_locks(sampler, t)
+
+    @staticmethod
+    def vip_without_locks(sampler: Sampler, since: float) -> float:
+        total = 0.0
+        samples = sampler.samples
+        for a, b in zip(samples, samples[1:], strict=False):
+            holders = a.vip_holders()
+            if a.t >= since and holders and not any(a.nodes[h].get("locks") for h in holders):
+                total += b.t - a.t
+        return round(total, 2)
 
 
 class CircuitBreaker(Scenario):
@@ -687,10 +940,19 @@ SCENARIOS: dict[str, type[Scenario]] = {
         ActiveDies,
         RestartActiveBackup,
         MasterPassive,
+        LocksFollowVip,
         PrimaryUnseen,
         CircuitBreaker,
+        LocksTrap,
     )
 }
+
+
+def for_mode(mode: str) -> list[str]:
+    """The scenarios that run on a lab of ``mode``, in order."""
+    return [name for name, cls in SCENARIOS.items() if mode in cls.modes]
+
+
 TARGETS = {
     "split-brain": ("two_active_s", 0.5),
     "restart-active-backup": ("heal_s", 10.0),
@@ -698,8 +960,12 @@ TARGETS = {
 }
 
 
+def label(r: Report) -> str:
+    return r.name if r.mode == "passive" else f"{r.name} ({r.mode} mode)"
+
+
 def print_report(r: Report) -> None:
-    print(f"\n=== scenario {r.name}: {SCENARIOS[r.name].description}")
+    print(f"\n=== scenario {label(r)}: {SCENARIOS[r.name].description}")
     for t, text in r.events:
         print(f"  {t:7.2f}s  {text}")
     figs = ", ".join(f"{k}={'n/a' if v is None else f'{v:.2f}'}" for k, v in r.figures.items())
@@ -713,18 +979,31 @@ def write_outputs(r: Report, out: Path) -> None:
     from mxha.lab.timeline_svg import render_svg
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{r.name}.json").write_text(json.dumps(r.to_json(), indent=1))
-    (out / f"{r.name}.svg").write_text(render_svg(r))
+    stem = r.name if r.mode == "passive" else f"{r.name}-{r.mode}"
+    (out / f"{stem}.json").write_text(json.dumps(r.to_json(), indent=1))
+    (out / f"{stem}.svg").write_text(render_svg(r))
 
 
 def run_named(lab: Lab, name: str, out: Path | None) -> int:
     if not lab.is_up():
         print("the lab is not up: run `mxha lab up` first")
         return 1
-    names = list(SCENARIOS) if name == "all" else [name]
-    unknown = [n for n in names if n not in SCENARIOS]
+    here = for_mode(lab.mode)
+    if name == "list":
+        print("\n".join(here))
+        return 0
+    names = here if name == "all" else [name]
+    unknown = [n for n in names if n not in here]
     if unknown:
-        print(f"unknown scenario {unknown[0]}; choose from {', '.join(SCENARIOS)} or all")
+        where = (
+            f" (it runs on a lab up with --mode {' or '.join(SCENARIOS[unknown[0]].modes)})"
+            if unknown[0] in SCENARIOS
+            else ""
+        )
+        print(
+            f"scenario {unknown[0]} does not run on this {lab.mode}-mode lab{where}; "
+            f"choose from {', '.join(here)} or all"
+        )
         return 2
     reports = []
     for n in names:
@@ -739,8 +1018,11 @@ def run_named(lab: Lab, name: str, out: Path | None) -> int:
 
 
 def print_summary(reports: list[Report]) -> None:
-    print("\n| scenario | verdict | detect (s) | heal (s) | two-active (s) | VIP w/o active max (s) | target |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "\n| scenario | verdict | detect (s) | heal (s) | two-active (s) | VIP w/o active max (s) "
+        "| no lock holder (s) | target |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for r in reports:
         f = r.figures
 
@@ -753,24 +1035,31 @@ def print_summary(reports: list[Report]) -> None:
             key, limit = TARGETS[r.name]
             v = f.get(key)
             target = f"{key} <= {limit:g}: {'met' if v is not None and v <= limit else 'MISSED'}"
+        lockless = ", ".join(
+            f"{k.removesuffix('_s')} {v:.2f}" for k, v in f.items() if "no_lock_holder" in k and v is not None
+        )
         print(
-            f"| {r.name} | {'PASSED' if r.passed else 'FAILED'} | {fmt('detect_s')} | {fmt('heal_s')} | "
-            f"{fmt('two_active_s')} | {fmt('vip_without_active_max_s')} | {target} |"
+            f"| {label(r)} | {'PASSED' if r.passed else 'FAILED'} | {fmt('detect_s')} | {fmt('heal_s')} | "
+            f"{fmt('two_active_s') if r.mode == 'passive' else 'n/a'} | "
+            f"{fmt('vip_without_active_max_s') if r.mode == 'passive' else 'n/a'} | {lockless or 'n/a'} | {target} |"
         )
 
 
-def demo(lab: Lab, out: Path) -> int:
-    print("bringing the lab up (real keepalived, Prometheus, Alertmanager in network namespaces)...")
-    lab.up()
-    try:
-        reports = []
-        for name in SCENARIOS:
-            report = SCENARIOS[name](lab).run()
-            print_report(report)
-            write_outputs(report, out)
-            reports.append(report)
-        print_summary(reports)
-        print(f"\ntimelines (SVG) and raw samples (JSON) in {out}/")
-        return 0 if all(r.passed for r in reports) else 1
-    finally:
-        lab.down()
+def demo(lab: Lab, out: Path, modes: str = "both") -> int:
+    reports = []
+    for mode in ("passive", "locks") if modes == "both" else (modes,):
+        print(
+            f"bringing the lab up in {mode} mode (real keepalived, Prometheus, Alertmanager in network namespaces)..."
+        )
+        lab.up(mode)
+        try:
+            for name in for_mode(mode):
+                report = SCENARIOS[name](lab).run()
+                print_report(report)
+                write_outputs(report, out)
+                reports.append(report)
+        finally:
+            lab.down()
+    print_summary(reports)
+    print(f"\ntimelines (SVG) and raw samples (JSON) in {out}/")
+    return 0 if all(r.passed for r in reports) else 1

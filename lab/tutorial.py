@@ -27,8 +27,12 @@ def seed_file() -> Path:
     raise SeedNotFound(f"{SEED_NAME} not found (looked in {', '.join(str(c) for c in candidates)}; set MXHA_SEED_DIR)")
 
 
-def tutorial_notify_script(maxctrl: str, outfile: str, text: str | None = None) -> str:
-    """The tutorial's notify script with ``maxctrl`` and ``OUTFILE`` replaced."""
+def tutorial_notify_script(
+    maxctrl: str, outfile: str, text: str | None = None, release_on_backup: str | None = None
+) -> str:
+    """The tutorial's notify script with ``maxctrl`` and ``OUTFILE`` replaced. ``release_on_backup``
+    (a monitor name): the variant MariaDB's newer tutorial describes for cooperative locks, which
+    adds ``maxctrl call command mariadbmon release-locks MONITOR`` to the BACKUP branch."""
     text = seed_file().read_text() if text is None else text
     blocks = re.findall(r"```[a-z]*\n(#!/bin/bash\n.*?)```", text, re.S)
     script = next((b for b in blocks if "maxctrl alter maxscale passive" in b and "STATE=$3" in b), None)
@@ -38,4 +42,10 @@ def tutorial_notify_script(maxctrl: str, outfile: str, text: str | None = None) 
     script, calls = re.subn(r"\bmaxctrl ", f"{maxctrl} ", script)
     if outfiles != 1 or calls < 2:
         raise SeedNotFound("the tutorial's notify script no longer has one OUTFILE= and its maxctrl calls")
+    if release_on_backup is not None:
+        branch = re.search(r'"BACKUP"\).*?alter maxscale passive true\n', script, re.S)
+        if branch is None:
+            raise SeedNotFound("the tutorial's BACKUP branch (alter maxscale passive true)")
+        line = f"                  {maxctrl} call command mariadbmon release-locks {release_on_backup}\n"
+        script = script[: branch.end()] + line + script[branch.end() :]
     return script

@@ -172,6 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     lp = lab_sub.add_parser("up", help="bring the lab up and return once everything answers")
     lp.add_argument("--subnet", default="198.51.100.0/24", help="lab /24 (default 198.51.100.0/24)")
     lp.add_argument("--dir", dest="lab_dir", default=None, help="lab folder (default /run/mxha-lab)")
+    lp.add_argument(
+        "--mode",
+        choices=("passive", "locks"),
+        default=None,
+        help="passive: the seed tutorial's setup, one active MaxScale (the default for a new lab); locks: "
+        "cooperative_monitoring_locks=majority_of_running on both emulated MaxScales, both active, "
+        "mode: locks in the node configs and the remediator's cluster",
+    )
     lp = lab_sub.add_parser("down", help="stop every process and remove everything the lab made")
     lp.add_argument("--dir", dest="lab_dir", default=None)
     lp = lab_sub.add_parser("status", help="say whether the lab is up")
@@ -180,8 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     lp = lab_sub.add_parser("scenario", help="run a scenario and print its timeline and verdict")
     lp.add_argument(
         "name",
-        help="split-brain, split-brain-tutorial, isolated-node, active-dies, restart-active-backup, "
-        "master-passive, circuit-breaker, or all",
+        help="a scenario of the lab's mode (`mxha lab scenario list` names them), or all",
     )
     lp.add_argument("--dir", dest="lab_dir", default=None)
     lp.add_argument("--out", default=None, help="folder for timeline pictures and JSON")
@@ -195,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--dir", dest="lab_dir", default=None)
     lp.add_argument("--out", default=None, help="folder for timeline pictures (default ./lab-out)")
     lp.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
+    lp.add_argument(
+        "--mode",
+        choices=("passive", "locks", "both"),
+        default="both",
+        help="which lab(s) to run: passive, locks, or both one after the other (default)",
+    )
     return parser
 
 

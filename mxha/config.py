@@ -206,6 +206,9 @@ class CheckSettings:
     interval: float = 2.0
     max_age: float = 6.0
     primary_seen_by_peers: bool = True  # fail when the primary is Down here but Running for a peer
+    # with keepalived.vips: look whether MaxScale's mode (and, mode: locks, its locks) agrees with live
+    # state at each check, and start a recheck (`mxha notify` without arguments) when it does not
+    follow_up: bool = True
 
 
 @dataclass(frozen=True)
@@ -231,6 +234,9 @@ class NotifySettings:
     group_events: bool = False
     log_file: str | None = None
     peer_budget: float = 1.0  # reading the peers (and waiting for a worse active one), in all
+    # MaxScale's no-relock back-off after release-locks (fixed at one minute in its source): a peer
+    # whose hook released within this long cannot take the locks, so they are not handed to it
+    relock_backoff: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -288,6 +294,7 @@ def parse_node_config(doc: dict[str, Any], source_path: str | None = None) -> No
         interval=chk.number("interval", 2.0, minimum=0.1, maximum=3600),
         max_age=chk.number("max_age", 0.0, minimum=0.0, maximum=86400),
         primary_seen_by_peers=chk.flag("primary_seen_by_peers", True),
+        follow_up=chk.flag("follow_up", True),
     )
     if check.max_age == 0.0:
         check = CheckSettings(
@@ -297,6 +304,7 @@ def parse_node_config(doc: dict[str, Any], source_path: str | None = None) -> No
             check.interval,
             max(3 * check.interval, check.interval + check.timeout + 1.0),
             check.primary_seen_by_peers,
+            check.follow_up,
         )
     chk.finish()
     ka = top.section("keepalived")
@@ -324,6 +332,7 @@ def parse_node_config(doc: dict[str, Any], source_path: str | None = None) -> No
         group_events=nt.flag("group_events", False),
         log_file=nt.text("log_file"),
         peer_budget=nt.number("peer_budget", 1.0, minimum=0.05, maximum=10),
+        relock_backoff=nt.number("relock_backoff", 60.0, minimum=0, maximum=3600),
     )
     nt.finish()
     ex = top.section("exporter")

@@ -184,7 +184,7 @@ def _follow_up(
     """The periodic, level-triggered look the notify events lack (``mxha.notify.follow_up``): with
     ``keepalived.vips`` set, a MaxScale whose mode disagrees with live state gets a recheck. Reading
     the mode costs one more GET per interval; never on an unhealthy check (keepalived acts then)."""
-    if not healthy or not cfg.keepalived.vips:
+    if not healthy or not cfg.keepalived.vips or not cfg.check.follow_up:
         return
     from mxha.notify import follow_up
 
@@ -198,8 +198,20 @@ def _follow_up(
             passive = value.get("passive") if isinstance(value.get("passive"), bool) else None
         except MaxScaleError:
             passive = None
+
+    def lock_primary() -> bool | None:
+        if client is None:
+            return None
+        from mxha.maxscale import status_from_documents
+
+        try:
+            docs = client.get_monitors(deadline=time.monotonic() + min(0.5, max(0.05, left - 0.1)))
+        except MaxScaleError:
+            return None
+        return status_from_documents({}, docs).facts.lock_primary
+
     try:
-        started = follow_up(cfg, config_file, passive)
+        started = follow_up(cfg, config_file, passive, lock_primary)
     except OSError as exc:  # never let the follow-up change the check's verdict
         print(f"(recheck not started: {exc.strerror})")
         return

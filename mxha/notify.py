@@ -174,25 +174,40 @@ def release_all_locks(
 
 
 def peer_can_take_locks(cfg: Any, deadline: float) -> tuple[bool, str]:
-    """Is there a peer whose MaxScale answers and sees a majority of the servers Running (so it can
-    lock them)? Always yes without peers configured (nobody to ask: release, as before)."""
+    """Is there a peer that should and can take the locks: it holds its VIP as VRRP MASTER (the
+    locks belong with the VIP; at keepalived's start both nodes are BACKUP and nobody should get
+    them), its MaxScale sees a majority of the servers Running (it can lock them), and its hook did
+    not release locks within MaxScale's no-relock back-off? Peers are read again every
+    ``POLL_SECONDS`` until ``notify.peer_budget`` ends: the peer takes the VIP a moment after this
+    node left it. Always yes without peers configured (nobody to ask: release, as before)."""
     if not cfg.peers:
         return True, ""
     from mxha.peers import read_peers
 
     end = min(deadline, time.monotonic() + cfg.notify.peer_budget)
-    seen = []
-    for reading in read_peers(cfg.peers, end):
-        state = reading.state
-        if reading.problem or state is None:
-            seen.append(f"{reading.name}: {reading.problem or 'unreadable'}")
-            continue
-        servers = state.maxscale.servers
-        running = sum(1 for sv in servers if sv.running)
-        if state.maxscale.up and reaches_majority(servers):
-            return True, f"{reading.name} sees {running}/{len(servers)} Running"
-        seen.append(f"{reading.name}: sees {running}/{len(servers)} servers Running")
-    return False, "; ".join(seen) or "no peer"
+    while True:
+        seen = []
+        for reading in read_peers(cfg.peers, end):
+            state = reading.state
+            if reading.problem or state is None:
+                seen.append(f"{reading.name}: {reading.problem or 'unreadable'}")
+                continue
+            servers = state.maxscale.servers
+            running = sum(1 for sv in servers if sv.running)
+            released = state.notify.locks_released_at if state.notify else None
+            if released is not None and time.time() - released < cfg.notify.relock_backoff:
+                # it released within MaxScale's no-relock back-off: it could not take them (two nodes
+                # handing the locks back and forth would leave nobody holding them for a minute)
+                seen.append(f"{reading.name}: released locks {time.time() - released:.0f}s ago (back-off)")
+            elif not (state.holds_governing_vip() and state.governing_vrrp_state() == "MASTER"):
+                seen.append(f"{reading.name}: does not hold the VIP")
+            elif state.maxscale.up and reaches_majority(servers):
+                return True, f"{reading.name} holds the VIP and sees {running}/{len(servers)} Running"
+            else:
+                seen.append(f"{reading.name}: sees {running}/{len(servers)} servers Running")
+        if time.monotonic() + POLL_SECONDS >= end:
+            return False, "; ".join(seen) or "no peer"
+        time.sleep(POLL_SECONDS)
 
 
 # -- live state ----------------------------------------------------------------------------------
@@ -399,7 +414,12 @@ def _handle(cfg: Any, t: Transition, deadline: float, tickets: Tickets | None = 
     return code
 
 
-def follow_up(cfg: Any, config_file: str, maxscale_passive: bool | None) -> str | None:
+LOCKS_RECHECK_EVERY = 2.0  # a lock holder off the VIP whose peers cannot take the locks: look this often
+
+
+def follow_up(
+    cfg: Any, config_file: str, maxscale_passive: bool | None, lock_primary: Any = lambda: None
+) -> str | None:
     """Called by ``mxha check`` every interval: the periodic, level-triggered look that events lack.
 
     Starts a recheck (``mxha notify`` without arguments) in the background, never waiting for it,
@@ -407,7 +427,9 @@ def follow_up(cfg: Any, config_file: str, maxscale_passive: bool | None) -> str 
     MaxScale restarted on the backup comes back active), the VIP is here but MaxScale is passive
     without a yield (a notify that ran while MaxScale was down), or this node yielded to a peer and
     still holds the VIP (keepalived runs no notify on a node that stays MASTER, so the yield ends
-    only if someone looks again). Returns why it started one, or None."""
+    only if someone looks again); in ``mode: locks``, this MaxScale holds the cooperative locks but
+    the VIP is elsewhere (``lock_primary()`` reads it; at most every ``LOCKS_RECHECK_EVERY`` s
+    while the peers cannot take them). Returns why it started one, or None."""
     if not cfg.keepalived.vips:
         return None
     master, _ = live_master(cfg.keepalived.vips)
@@ -415,9 +437,17 @@ def follow_up(cfg: Any, config_file: str, maxscale_passive: bool | None) -> str 
         return None
     record = NotifyRecord.read(cfg.notify.state_file)
     if cfg.mode == "locks":  # every MaxScale active there
-        if maxscale_passive is not True:
+        if maxscale_passive is True:
+            why = "MaxScale passive=true in mode: locks"
+        elif master or not cfg.notify.release_locks:
             return None
-        why = "MaxScale passive=true in mode: locks"
+        else:
+            looked = [e.time for e in record.history[-3:] if e.type == RECHECK] + [record.rechecked_at or 0.0]
+            if time.time() - max(looked) < LOCKS_RECHECK_EVERY:
+                return None
+            if lock_primary() is not True:
+                return None
+            why = "this MaxScale holds the locks but the VIP is elsewhere"
     elif master and record.yielded_to is not None and cfg.peers:
         why = f"yielded to {record.yielded_to}: looking again"
     elif maxscale_passive is not None and maxscale_passive == master:

@@ -21,6 +21,7 @@ from conftest import SHARED, control
 
 from mxha.lab.emulator import EmulatedServer, Emulator
 from mxha.lab.waiting import wait_for
+from mxha.notify_record import NotifyRecord
 
 PAIR = SHARED / "fixtures" / "maxscale-24.02.4-pair"
 SCALE = 0.05
@@ -267,16 +268,27 @@ def test_the_exporter_shows_each_maxscale_s_database_view_over_http(pair: Pair, 
     ]
 
 
+ALL_RUNNING = [("server1", "Master, Running"), ("server2", "Slave, Running"), ("server3", "Slave, Running")]
+
+
 @pytest.mark.parametrize(
-    "peer_sees,released",
+    "peer_sees,peer_vip,backoff,released",
     [
-        ([("server1", "Master, Running"), ("server2", "Slave, Running"), ("server3", "Slave, Running")], True),
-        ([("server1", "Down"), ("server2", "Down"), ("server3", "Slave, Running")], False),  # no majority to lock
-        (None, False),  # the peer cannot be read
+        (ALL_RUNNING, "now", False, True),
+        (ALL_RUNNING, "late", False, True),  # takes the VIP 0.2 s after this node left it: polled
+        (ALL_RUNNING, "never", False, False),  # keepalived's start: both BACKUP, the locks stay put
+        (ALL_RUNNING, "now", True, False),  # its hook released 5 s ago: inside its no-relock back-off
+        ([("server1", "Down"), ("server2", "Down"), ("server3", "Slave, Running")], "now", False, False),
+        (None, "now", False, False),  # the peer cannot be read
     ],
 )
 def test_the_lock_holder_releases_only_when_a_peer_can_take_the_locks(
-    pair: Pair, tmp_path: Path, peer_sees: list[tuple[str, str]] | None, released: bool
+    pair: Pair,
+    tmp_path: Path,
+    peer_sees: list[tuple[str, str]] | None,
+    peer_vip: str,
+    backoff: bool,
+    released: bool,
 ) -> None:
     import subprocess
 
@@ -291,6 +303,14 @@ def test_the_lock_holder_releases_only_when_a_peer_can_take_the_locks(
             peer.refuse()
         else:
             peer.servers = peer_sees
+        if peer_vip == "now":
+            peer.set("MASTER", True)
+        elif peer_vip == "late":
+            import threading
+
+            threading.Timer(0.2, peer.set, args=("MASTER", True)).start()
+        if backoff:
+            peer.locks_released_at = time.time() - 5
         cfg = write_node_config(
             tmp_path / "B.yml",
             pair.nodes["B"].url,
@@ -324,7 +344,8 @@ def test_notify_in_locks_mode_keeps_maxscale_active_and_moves_only_the_locks(pai
 
     pair.start_as_recorded()
     peer = StateServer("A")
-    peer.servers = [("server1", "Master, Running"), ("server2", "Slave, Running"), ("server3", "Slave, Running")]
+    peer.servers = ALL_RUNNING
+    peer.set("MASTER", True)  # A holds the VIP: the locks belong there
 
     def notify(member: str, state: str) -> str:
         cfg = write_node_config(
@@ -401,3 +422,49 @@ def test_the_check_fails_a_maxscale_cut_off_from_a_primary_a_peer_sees(
         assert proc.stdout.strip() == "FAIL: primary server1 is Down for this MaxScale but Running for A's"
     else:
         assert proc.returncode == 0, proc.stdout
+
+
+@pytest.mark.parametrize("follow_up", [True, False])
+def test_the_check_hands_the_locks_to_the_vip_holder_when_no_notify_did(
+    pair: Pair, tmp_path: Path, follow_up: bool
+) -> None:
+    """mode: locks, B holds the locks and the VIP is elsewhere (keepalived's start: both BACKUP, the
+    notify kept them; then A took the VIP, which runs no notify on B). B's next check looks again:
+    its recheck hands the locks to A. ``check.follow_up: false`` (another notify script in charge)
+    never does."""
+    import subprocess
+
+    from helpers import StateServer, write_node_config
+
+    from mxha.lab.node import installed_mxha
+
+    pair.start_as_recorded()
+    peer = StateServer("A")
+    peer.servers = ALL_RUNNING
+    peer.set("MASTER", True)
+    try:
+        cfg = write_node_config(
+            tmp_path / "B.yml",
+            pair.nodes["B"].url,
+            node="B",
+            mode="locks",
+            check={"expected_servers": ["server1", "server2", "server3"], "follow_up": follow_up},
+            keepalived={"vips": ["198.51.100.250"]},  # an address this host does not have: the VIP is elsewhere
+            notify={"state_file": str(tmp_path / "B-notify.json"), "peer_budget": 0.5},
+            peers=[{"name": "A", "state_url": peer.url}],
+        )
+        proc = subprocess.run(
+            [installed_mxha(), "check", "--config.file", str(cfg)], capture_output=True, text=True, timeout=30
+        )
+        assert proc.returncode == 0, proc.stdout
+        if follow_up:
+            assert "recheck started: this MaxScale holds the locks but the VIP is elsewhere" in proc.stdout
+            pair.expect("A", "08-A-get-monitor-became-primary", within=5.0)
+            record = NotifyRecord.read(str(tmp_path / "B-notify.json"))
+            assert record.locks_released_at is not None
+            assert control(pair.nodes["B"], "state")["passive"] is False
+        else:
+            assert "recheck" not in proc.stdout
+            pair.hold("B", "02-B-get-monitor-start", None, 10 * TICK)
+    finally:
+        peer.close()

@@ -1,5 +1,6 @@
 """The whole loop in the lab: real keepalived, Prometheus, Alertmanager, exporters, emulators and
-the remediator; every scenario, the dashboard's queries, `mxha lab status --json`, teardown."""
+the remediator; every scenario of both modes (one lab up per mode, one after the other), the
+dashboard's queries, `mxha lab status --json`, teardown."""
 
 from __future__ import annotations
 
@@ -31,9 +32,9 @@ def mxha(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "mxha", *args], capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
-    proc = mxha("lab", "up", "--dir", str(LAB_DIR))
+@pytest.fixture(scope="module", params=["passive", "locks"])
+def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
+    proc = mxha("lab", "up", "--mode", request.param, "--dir", str(LAB_DIR))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     record = json.loads((LAB_DIR / "harness.json").read_text())
     try:
@@ -54,7 +55,7 @@ def test_status_json_follows_the_contract(lab: Lab) -> None:
     proc = mxha("lab", "status", "--json", "--dir", str(LAB_DIR))
     assert proc.returncode == 0
     doc = json.loads(proc.stdout)
-    assert doc["up"] is True and doc["cluster"] == "lab"
+    assert doc["up"] is True and doc["cluster"] == "lab" and doc["mode"] == lab.mode
     assert [(n["name"], n["address"], n["exporter_url"], n["maxscale_url"]) for n in doc["nodes"]] == [
         ("node1", "198.51.100.11", "http://198.51.100.11:9843", "http://198.51.100.11:8989"),
         ("node2", "198.51.100.12", "http://198.51.100.12:9843", "http://198.51.100.12:8989"),
@@ -69,8 +70,8 @@ def test_status_json_follows_the_contract(lab: Lab) -> None:
 
 
 def test_up_twice_is_safe(lab: Lab) -> None:
-    proc = mxha("lab", "up", "--dir", str(LAB_DIR))
-    assert proc.returncode == 0 and "already up" in proc.stdout
+    proc = mxha("lab", "up", "--dir", str(LAB_DIR))  # no --mode: the running lab's
+    assert proc.returncode == 0 and "already up" in proc.stdout and f"mode {lab.mode}" in proc.stdout
 
 
 def test_hooks_work_inside_a_node_namespace(lab: Lab) -> None:
@@ -113,6 +114,8 @@ def test_every_dashboard_query_runs_and_exporter_queries_return_data(lab: Lab) -
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_scenario(lab: Lab, name: str) -> None:
+    if lab.mode not in SCENARIOS[name].modes:
+        pytest.skip(f"{name} runs on a lab up with --mode {' or '.join(SCENARIOS[name].modes)}")
     proc = mxha("lab", "scenario", name, "--dir", str(LAB_DIR), timeout=400)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
     assert "verdict: PASSED" in proc.stdout
