@@ -190,7 +190,8 @@ class _ClusterCollector(Collector):
         refused = GaugeMetricFamily(
             "mxha_remediator_cluster_refused",
             "1 for the reason the last reconcile of the cluster refused to act (node_identity: a /state names "
-            "another node; config_sync; priority_tie: candidates share the top VRRP priority).",
+            "another node; config_sync; priority_tie: candidates rank the same; mode: what the nodes report "
+            "contradicts the cluster's configured mode).",
             labels=["cluster", "reason"],
         )
         for name, rt in self.runtimes.items():
