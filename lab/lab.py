@@ -37,7 +37,15 @@ from mxha.model import NodeState
 DEFAULT_DIR = "/run/mxha-lab"
 PREFIX = "mxha"
 CLUSTER = "lab"
-NODES = {"node1": (11, 150), "node2": (12, 100)}
+MAX_NODES = 3
+
+
+def node_table(count: int) -> dict[str, tuple[int, int]]:
+    """node1 .11 priority 150, node2 .12 priority 100, node3 .13 priority 50."""
+    return {f"node{i}": (10 + i, 200 - 50 * i) for i in range(1, count + 1)}
+
+
+NODES = node_table(2)  # the default pair
 MONITOR_INDEX = 2
 VIP_INDEX = 100
 LOCK_MODE = "majority_of_running"  # the recorded pair's setting
@@ -60,7 +68,7 @@ class Layout:
         return self.host(VIP_INDEX)
 
     def node(self, name: str) -> str:
-        return self.host(NODES[name][0])
+        return self.host(10 + int(name.removeprefix("node")))
 
 
 def lab_dir(args: argparse.Namespace) -> Path:
@@ -81,6 +89,7 @@ class Lab:
         saved = json.loads(meta.read_text()) if meta.exists() else {}
         self.layout = Layout(subnet or saved.get("subnet") or "198.51.100.0/24")
         self.mode: str = saved.get("mode", "passive")
+        self.nodes = node_table(int(saved.get("nodes", 2)))
         self.harness: Harness | None = None
         if (workdir / "harness.json").exists():
             self.harness = Harness(workdir, prefix=PREFIX, subnet=self.layout.subnet)
@@ -100,7 +109,7 @@ class Lab:
                     "maxscale_url": f"http://{lay.node(n)}:8989",
                     "config_file": str(d / n / "node.yml"),
                 }
-                for n in NODES
+                for n in self.nodes
             ],
             "vip": lay.vip,
             "prometheus_url": f"http://{mon}:9090",
@@ -132,36 +141,41 @@ class Lab:
             return False
 
     # -- up ------------------------------------------------------------------------------------
-    def up(self, mode: str | None = None) -> None:
+    def up(self, mode: str | None = None, nodes: int | None = None) -> None:
         why = have_netns()
         if why:
             raise HarnessError(f"the lab {why}")
         for tool in ("prometheus", "prometheus-alertmanager"):
             if shutil.which(tool) is None:
                 raise HarnessError(f"the lab needs {tool} (Debian package; `make demo` installs it)")
-        if self.is_up() and mode in (None, self.mode):
-            print(f"lab already up ({self.workdir}, mode {self.mode})")
+        if nodes is not None and not 2 <= nodes <= MAX_NODES:
+            raise HarnessError(f"--nodes: 2 to {MAX_NODES} (priorities 150, 100, 50)")
+        if self.is_up() and mode in (None, self.mode) and nodes in (None, len(self.nodes)):
+            print(f"lab already up ({self.workdir}, mode {self.mode}, {len(self.nodes)} nodes)")
             return
         if self.harness is not None:
             self.down(quiet=True)
         self.mode = mode or self.mode
+        self.nodes = node_table(nodes or len(self.nodes))
         check_subnet_free(self.layout.subnet)
         self.workdir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.workdir, 0o755)
-        (self.workdir / "lab.json").write_text(json.dumps({"subnet": self.layout.subnet, "mode": self.mode}))
+        (self.workdir / "lab.json").write_text(
+            json.dumps({"subnet": self.layout.subnet, "mode": self.mode, "nodes": len(self.nodes)})
+        )
         h = self.harness = Harness(self.workdir, prefix=PREFIX, subnet=self.layout.subnet)
         try:
             h.create_lan()
             h.add_host_link(1)
-            for name, (index, _prio) in NODES.items():
+            for name, (index, _prio) in self.nodes.items():
                 h.add_node(name, index)
             h.add_node("monitor", MONITOR_INDEX)
-            for name in NODES:
+            for name in self.nodes:
                 self._write_node(name)
                 self.start_emulator(name)
-            for name in NODES:
+            for name in self.nodes:
                 self._start_exporter(name)
-            for name in NODES:
+            for name in self.nodes:
                 self.start_keepalived(name)
             self._write_monitor()
             self.start_remediator()
@@ -180,11 +194,11 @@ class Lab:
             name,
             self.layout.node(name),
             self.harness.nodes[name].workdir,
-            [VrrpSpec("VI_1", 51, NODES[name][1], f"{self.layout.vip}/24")],
+            [VrrpSpec("VI_1", 51, self.nodes[name][1], f"{self.layout.vip}/24")],
             hooks=installed_mxha(),
             peers=[
                 {"name": other, "state_url": f"http://{self.layout.node(other)}:9843/state"}
-                for other in NODES
+                for other in self.nodes
                 if other != name
             ],
             notify_script=notify_script,
@@ -202,7 +216,7 @@ class Lab:
         from mxha.lab.tutorial import tutorial_notify_script
 
         assert self.harness is not None
-        for name in NODES:
+        for name in self.nodes:
             d = self.harness.nodes[name].workdir
             script: str | None = None
             if on:
@@ -236,9 +250,9 @@ class Lab:
         import signal
 
         assert self.harness is not None
-        for name in NODES:
+        for name in self.nodes:
             self.harness.stop_process(f"keepalived-{name}")
-        for name in NODES:
+        for name in self.nodes:
             self.harness.stop_process(f"emulator-{name}", signal.SIGTERM)
 
     def start_pair(self, first: str = "node1", fresh: bool = True) -> None:
@@ -249,14 +263,14 @@ class Lab:
         assert self.harness is not None
         if fresh:
             for path in [self.workdir / "backend.json"] + [
-                self.harness.nodes[n].workdir / "maxscale.state" for n in NODES
+                self.harness.nodes[n].workdir / "maxscale.state" for n in self.nodes
             ]:
                 path.unlink(missing_ok=True)
-        order = [first] + [n for n in NODES if n != first]
+        order = [first] + [n for n in self.nodes if n != first]
         for name in order:
             self.start_emulator(name)
             time.sleep(0.3)
-        for name in NODES:
+        for name in self.nodes:
             self.start_keepalived(name)
 
     def start_emulator(self, name: str) -> None:
@@ -321,7 +335,7 @@ class Lab:
                 {
                     "job_name": "mxha-exporter",
                     "static_configs": [
-                        {"targets": [f"{self.layout.node(n)}:9843" for n in NODES], "labels": {"cluster": CLUSTER}}
+                        {"targets": [f"{self.layout.node(n)}:9843" for n in self.nodes], "labels": {"cluster": CLUSTER}}
                     ],
                 },
                 {"job_name": "mxha-remediator", "static_configs": [{"targets": [f"{mon}:9844"]}]},
@@ -380,7 +394,7 @@ class Lab:
                                 "read_timeout": 0.7,
                             },
                         }
-                        for n in NODES
+                        for n in self.nodes
                     ],
                 }
             },
@@ -460,7 +474,7 @@ class Lab:
         }
 
     def baseline_ok(self) -> bool:
-        return is_baseline(self.node_view("node1"), self.node_view("node2"), self.mode)
+        return is_baseline({n: self.node_view(n) for n in self.nodes}, self.mode)
 
     # -- down ----------------------------------------------------------------------------------
     def down(self, quiet: bool = False, keep_logs: bool = False) -> None:
@@ -477,17 +491,19 @@ class Lab:
 
 def baseline_text(mode: str) -> str:
     if mode == "locks":
-        return "node1 MASTER + VIP + the locks, node2 BACKUP, both MaxScales active"
-    return "node1 MASTER + VIP + active, node2 BACKUP and passive"
+        return "node1 MASTER + VIP + the locks, the others BACKUP, every MaxScale active"
+    return "node1 MASTER + VIP + active, the others BACKUP and passive"
 
 
-def is_baseline(n1: dict[str, Any], n2: dict[str, Any], mode: str) -> bool:
-    """The pair at rest: node1 MASTER with the VIP, node2 BACKUP; passive mode: node1 active, node2
-    passive; locks mode: both active, node1 the lock primary."""
-    vrrp = n1["vrrp"] == "MASTER" and n1["vip"] is True and n2["vrrp"] == "BACKUP" and n2["vip"] is False
+def is_baseline(views: dict[str, dict[str, Any]], mode: str) -> bool:
+    """The lab at rest: node1 MASTER with the VIP, every other node BACKUP; passive mode: node1
+    active, the others passive; locks mode: all active, node1 the lock primary."""
+    first, others = views["node1"], [v for n, v in views.items() if n != "node1"]
+    vrrp = first["vrrp"] == "MASTER" and first["vip"] is True
+    vrrp = vrrp and all(v["vrrp"] == "BACKUP" and v["vip"] is False for v in others)
     if mode == "locks":
-        return vrrp and n1["passive"] is False and n2["passive"] is False and n1["locks"] is True
-    return vrrp and n1["passive"] is False and n2["passive"] is True
+        return vrrp and all(v["passive"] is False for v in views.values()) and first["locks"] is True
+    return vrrp and first["passive"] is False and all(v["passive"] is True for v in others)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -495,9 +511,9 @@ def main(args: argparse.Namespace) -> int:
     action = args.lab_command
     try:
         if action == "up":
-            lab.up(args.mode)
+            lab.up(args.mode, args.nodes)
             desc = lab.describe()
-            print(f"lab up in {desc['lab_dir']} (mode {desc['mode']})")
+            print(f"lab up in {desc['lab_dir']} (mode {desc['mode']}, {len(desc['nodes'])} nodes)")
             for node in desc["nodes"]:
                 print(
                     f"  {node['name']}: {node['address']}  exporter {node['exporter_url']}  "

@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from mxha.lab.lab import NODES, Lab, baseline_text, is_baseline
+from mxha.lab.lab import Lab, baseline_text, is_baseline
 from mxha.model import NodeState
 from mxha.notify_record import NotifyRecord
 
@@ -139,7 +139,7 @@ class Sampler:
     def _nodes(self) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
-            self.samples.append(Sample(round(self.now(), 3), {n: self.read_node(n) for n in NODES}))
+            self.samples.append(Sample(round(self.now(), 3), {n: self.read_node(n) for n in self.lab.nodes}))
             self._stop.wait(max(0.0, SAMPLE_PERIOD - (time.monotonic() - started)))
 
     def _alerts(self) -> None:
@@ -248,6 +248,7 @@ class Scenario:
     name = ""
     description = ""
     modes: tuple[str, ...] = ("passive",)  # the lab modes it runs in (`mxha lab up --mode`)
+    counts: tuple[int, ...] = (2,)  # the lab sizes it runs on (`mxha lab up --nodes`)
 
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
@@ -333,39 +334,45 @@ class Scenario:
 
     def restore(self, sampler: Sampler) -> None:
         mode = self.lab.mode
-        t = sampler.wait("baseline", lambda s: is_baseline(s.nodes["node1"], s.nodes["node2"], mode))
-        self.report.check(f"pair back to baseline ({baseline_text(mode)})", t is not None)
+        t = sampler.wait("baseline", lambda s: is_baseline(s.nodes, mode))
+        self.report.check(f"back to baseline ({baseline_text(mode)})", t is not None)
         self.wait_alerts_clear()
 
 
 class SplitBrain(Scenario):
     name = "split-brain"
+    counts = (2, 3)  # passes on the 3-node lab too (README)
     description = (
         "VRRP dropped into node2 (nftables): both become MASTER; node2's notify asks node1 over TCP "
         "and yields to it (node1 is the better keeper and active)"
     )
     heal_wait = 6.0
+    cut = "node2"  # the node whose incoming VRRP is dropped
 
     def inject_and_observe(self, sampler: Sampler) -> None:
         r = self.report
         assert self.lab.harness is not None
-        sampler.mark("inject: drop VRRP into node2 (nft)")
+        cut = self.cut
+        sampler.mark(f"inject: drop VRRP into {cut} (nft)")
         since = sampler.now()
-        self.lab.harness.block_vrrp("node2")
-        t_both_master = sampler.wait("both MASTER", lambda s: all(v["vrrp"] == "MASTER" for v in s.nodes.values()))
-        r.check("both nodes became VRRP MASTER", t_both_master is not None)
+        self.lab.harness.block_vrrp(cut)
+        t_both_master = sampler.wait(
+            f"node1 and {cut} MASTER", lambda s: s.nodes["node1"]["vrrp"] == s.nodes[cut]["vrrp"] == "MASTER"
+        )
+        r.check(f"node1 and {cut} became VRRP MASTER", t_both_master is not None)
         self.observe_partition(sampler, since)
         sampler.mark("heal: VRRP allowed again")
-        self.lab.harness.unblock_vrrp("node2")
+        self.lab.harness.unblock_vrrp(cut)
 
     def observe_partition(self, sampler: Sampler, since: float) -> None:
         r = self.report
+        cut = self.cut
         sampler.hold(self.heal_wait)
-        record = self.notify_record("node2")
-        r.check("node2's notify yielded to node1 (its notify record)", record.yielded_to == "node1")
-        view = self.node_state("node2")
+        record = self.notify_record(cut)
+        r.check(f"{cut}'s notify yielded to node1 (its notify record)", record.yielded_to == "node1")
+        view = self.node_state(cut)
         r.check(
-            "node2's /state says it yielded to node1",
+            f"{cut}'s /state says it yielded to node1",
             view is not None and view.notify is not None and view.notify.yielded_to == "node1",
         )
         last = [s for s in sampler.samples if s.t >= sampler.now() - 4.0]
@@ -462,6 +469,7 @@ class SplitBrainTutorial(Scenario):
 
 class IsolatedNode(Scenario):
     name = "isolated-node"
+    counts = (2, 3)  # passes on the 3-node lab too (README)
     description = (
         "ALL traffic into node2 dropped (only the observing host still reaches it): node2 cannot ask "
         "node1, so it goes active after its peer budget (a dead peer must never block a takeover); "
@@ -494,6 +502,7 @@ class IsolatedNode(Scenario):
 
 class ActiveDies(Scenario):
     name = "active-dies"
+    counts = (2, 3)  # passes on the 3-node lab too (README)
     description = "node1's MaxScale killed: its check fails, the VIP and the active role move to node2"
 
     def inject_and_observe(self, sampler: Sampler) -> None:
@@ -518,6 +527,7 @@ class ActiveDies(Scenario):
 
 class RestartActiveBackup(Scenario):
     name = "restart-active-backup"
+    counts = (2, 3)  # passes on the 3-node lab too (README)
     description = "node2's MaxScale restarted with passive=false persisted, as MaxScale really does"
 
     def inject_and_observe(self, sampler: Sampler) -> None:
@@ -570,6 +580,7 @@ class RestartActiveBackup(Scenario):
 
 class MasterPassive(Scenario):
     name = "master-passive"
+    counts = (2, 3)  # passes on the 3-node lab too (README)
     description = "the VIP holder's MaxScale set passive by hand"
 
     def inject_and_observe(self, sampler: Sampler) -> None:
@@ -616,7 +627,7 @@ class DatabaseScenario(Scenario):
         """Seconds until every release made so far (by the hooks, per their /state, or by the
         remediator, per its /status) is out of MaxScale's no-relock back-off."""
         left = 0.0
-        for node in NODES:
+        for node in self.lab.nodes:
             state = NodeState.from_json(
                 requests.get(f"http://{self.lab.layout.node(node)}:9843/state", timeout=2).json()
             )
@@ -661,6 +672,7 @@ class PrimaryUnseen(DatabaseScenario):
         "node1's MaxScale can fail the healthy primary over (6 ticks); the database-view alert fires and "
         "clears once the path is back"
     )
+    counts = (2, 3)
     modes = ("passive", "locks")
     watched = ("MaxScaleServerViewsDiffer", "MaxScaleVIPHolderSeesNoPrimary", "MaxScalePrimaryDisagreement")
 
@@ -724,7 +736,7 @@ class PrimaryUnseen(DatabaseScenario):
 
     def restore(self, sampler: Sampler) -> None:
         if self.lab.mode == "locks":
-            sampler.wait("baseline", lambda s: is_baseline(s.nodes["node1"], s.nodes["node2"], "locks"), timeout=90)
+            sampler.wait("baseline", lambda s: is_baseline(s.nodes, "locks"), timeout=90)
         super().restore(sampler)
 
 
@@ -800,7 +812,7 @@ class LocksTrap(DatabaseScenario):
         self.lab.stop_pair()
         if variant == "mxha":
             self.lab.use_tutorial_notify(False, reload=False)
-            for n in NODES:  # a first start: no record of earlier releases
+            for n in self.lab.nodes:  # a first start: no record of earlier releases
                 (self.lab.harness.nodes[n].workdir / "notify-state.json").unlink(missing_ok=True)
         else:
             variant_arg = self.MONITOR if variant == "release-on-backup" else None
@@ -930,6 +942,56 @@ class CircuitBreaker(Scenario):
         r.figures["two_active_s"] = two_active_seconds(sampler.samples)
 
 
+class SplitBrainOneOfThree(SplitBrain):
+    name = "split-brain-one-of-three"
+    description = (
+        "three nodes; VRRP dropped into node3 (priority 50) only: node3 and node1 are both MASTER while "
+        "node2 still hears node1; node3's notify asks both peers and yields to node1"
+    )
+    counts = (3,)
+    cut = "node3"
+
+
+class TwoNodesDead(Scenario):
+    name = "two-nodes-dead"
+    description = (
+        "three nodes; node1's and node2's MaxScales killed (SIGKILL) at once: their checks fail, the VIP "
+        "and the active role go to node3 (priority 50), never two active; both come back and node1 "
+        "takes over again"
+    )
+    counts = (3,)
+
+    def inject_and_observe(self, sampler: Sampler) -> None:
+        r = self.report
+        sampler.mark("inject: kill node1's and node2's MaxScales (SIGKILL)")
+        t0 = sampler.now()
+        self.lab.stop_emulator("node1", hard=True)
+        self.lab.stop_emulator("node2", hard=True)
+        t_vip = sampler.wait("VIP on node3", lambda s: s.nodes["node3"]["vip"] is True, 30, since=t0)
+        t_active = sampler.wait(
+            "node3 active with the VIP",
+            lambda s: s.nodes["node3"]["vip"] is True and s.nodes["node3"]["passive"] is False,
+            30,
+            since=t0,
+        )
+        r.check("node3 took the VIP", t_vip is not None)
+        r.check("node3's MaxScale became active", t_active is not None)
+        r.figures["vip_moved_after_s"] = round(t_vip - t0, 2) if t_vip is not None else None
+        r.figures["heal_s"] = round(t_active - t0, 2) if t_active is not None else None
+        r.figures["new_holder_active_after_vip_s"] = (
+            round(t_active - t_vip, 2) if t_vip is not None and t_active is not None else None
+        )
+        sampler.hold(2.0)
+        r.figures["two_active_s"] = two_active_seconds(sampler.samples, t0)
+        sampler.mark("restore: start node1's and node2's MaxScales again (state files kept)")
+        t1 = sampler.now()
+        self.lab.start_emulator("node1")
+        self.lab.start_emulator("node2")
+        sampler.wait("back to baseline", lambda s: is_baseline(s.nodes, self.lab.mode), 40, since=t1)
+        # node1's MaxScale persisted active=true: it comes back active next to node3 until demoted
+        r.figures["two_active_after_return_s"] = two_active_seconds(sampler.samples, t1)
+
+
 SCENARIOS: dict[str, type[Scenario]] = {
     c.name: c
     for c in (
@@ -944,13 +1006,15 @@ SCENARIOS: dict[str, type[Scenario]] = {
         PrimaryUnseen,
         CircuitBreaker,
         LocksTrap,
+        SplitBrainOneOfThree,
+        TwoNodesDead,
     )
 }
 
 
-def for_mode(mode: str) -> list[str]:
-    """The scenarios that run on a lab of ``mode``, in order."""
-    return [name for name, cls in SCENARIOS.items() if mode in cls.modes]
+def for_lab(mode: str, count: int = 2) -> list[str]:
+    """The scenarios that run on a lab of ``mode`` with ``count`` nodes, in order."""
+    return [name for name, cls in SCENARIOS.items() if mode in cls.modes and count in cls.counts]
 
 
 TARGETS = {
@@ -961,7 +1025,7 @@ TARGETS = {
 
 
 def label(r: Report) -> str:
-    return r.name if r.mode == "passive" else f"{r.name} ({r.mode} mode)"
+    return r.name if r.mode == "passive" else f"{r.name} ({r.mode} mode)"  # 3-node scenarios have their own names
 
 
 def print_report(r: Report) -> None:
@@ -988,20 +1052,22 @@ def run_named(lab: Lab, name: str, out: Path | None) -> int:
     if not lab.is_up():
         print("the lab is not up: run `mxha lab up` first")
         return 1
-    here = for_mode(lab.mode)
+    here = for_lab(lab.mode, len(lab.nodes))
     if name == "list":
         print("\n".join(here))
         return 0
     names = here if name == "all" else [name]
     unknown = [n for n in names if n not in here]
     if unknown:
+        known = SCENARIOS.get(unknown[0])
         where = (
-            f" (it runs on a lab up with --mode {' or '.join(SCENARIOS[unknown[0]].modes)})"
-            if unknown[0] in SCENARIOS
+            f" (it runs on a lab up with --mode {' or '.join(known.modes)} and --nodes "
+            f"{' or '.join(str(c) for c in known.counts)})"
+            if known
             else ""
         )
         print(
-            f"scenario {unknown[0]} does not run on this {lab.mode}-mode lab{where}; "
+            f"scenario {unknown[0]} does not run on this {lab.mode}-mode, {len(lab.nodes)}-node lab{where}; "
             f"choose from {', '.join(here)} or all"
         )
         return 2
@@ -1045,15 +1111,19 @@ def print_summary(reports: list[Report]) -> None:
         )
 
 
+DEMO_LABS = (("passive", 2), ("locks", 2), ("passive", 3))  # (mode, nodes), one lab after the other
+
+
 def demo(lab: Lab, out: Path, modes: str = "both") -> int:
     reports = []
-    for mode in ("passive", "locks") if modes == "both" else (modes,):
+    for mode, count in [(m, c) for m, c in DEMO_LABS if modes in ("both", m)]:
         print(
-            f"bringing the lab up in {mode} mode (real keepalived, Prometheus, Alertmanager in network namespaces)..."
+            f"bringing the lab up: {mode} mode, {count} nodes (real keepalived, Prometheus, Alertmanager in "
+            "network namespaces)..."
         )
-        lab.up(mode)
+        lab.up(mode, count)
         try:
-            for name in for_mode(mode):
+            for name in for_lab(mode, count):
                 report = SCENARIOS[name](lab).run()
                 print_report(report)
                 write_outputs(report, out)

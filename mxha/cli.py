@@ -180,6 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
         "cooperative_monitoring_locks=majority_of_running on both emulated MaxScales, both active, "
         "mode: locks in the node configs and the remediator's cluster",
     )
+    lp.add_argument(
+        "--nodes",
+        type=int,
+        default=None,
+        help="MaxScale nodes behind the VIP: 2 (the default for a new lab) or 3 (priorities 150, 100, 50)",
+    )
     lp = lab_sub.add_parser("down", help="stop every process and remove everything the lab made")
     lp.add_argument("--dir", dest="lab_dir", default=None)
     lp = lab_sub.add_parser("status", help="say whether the lab is up")
