@@ -341,7 +341,7 @@ class Scenario:
 
 class SplitBrain(Scenario):
     name = "split-brain"
-    counts = (2, 3)  # passes on the 3-node lab too (README)
+    counts: tuple[int, ...] = (2, 3)  # passes on the 3-node lab too (README)
     description = (
         "VRRP dropped into node2 (nftables): both become MASTER; node2's notify asks node1 over TCP "
         "and yields to it (node1 is the better keeper and active)"
@@ -469,7 +469,7 @@ class SplitBrainTutorial(Scenario):
 
 class IsolatedNode(Scenario):
     name = "isolated-node"
-    counts = (2, 3)  # passes on the 3-node lab too (README)
+    counts: tuple[int, ...] = (2, 3)  # passes on the 3-node lab too (README)
     description = (
         "ALL traffic into node2 dropped (only the observing host still reaches it): node2 cannot ask "
         "node1, so it goes active after its peer budget (a dead peer must never block a takeover); "
@@ -502,7 +502,7 @@ class IsolatedNode(Scenario):
 
 class ActiveDies(Scenario):
     name = "active-dies"
-    counts = (2, 3)  # passes on the 3-node lab too (README)
+    counts: tuple[int, ...] = (2, 3)  # passes on the 3-node lab too (README)
     description = "node1's MaxScale killed: its check fails, the VIP and the active role move to node2"
 
     def inject_and_observe(self, sampler: Sampler) -> None:
@@ -527,7 +527,7 @@ class ActiveDies(Scenario):
 
 class RestartActiveBackup(Scenario):
     name = "restart-active-backup"
-    counts = (2, 3)  # passes on the 3-node lab too (README)
+    counts: tuple[int, ...] = (2, 3)  # passes on the 3-node lab too (README)
     description = "node2's MaxScale restarted with passive=false persisted, as MaxScale really does"
 
     def inject_and_observe(self, sampler: Sampler) -> None:
@@ -580,7 +580,7 @@ class RestartActiveBackup(Scenario):
 
 class MasterPassive(Scenario):
     name = "master-passive"
-    counts = (2, 3)  # passes on the 3-node lab too (README)
+    counts: tuple[int, ...] = (2, 3)  # passes on the 3-node lab too (README)
     description = "the VIP holder's MaxScale set passive by hand"
 
     def inject_and_observe(self, sampler: Sampler) -> None:
@@ -672,7 +672,7 @@ class PrimaryUnseen(DatabaseScenario):
         "node1's MaxScale can fail the healthy primary over (6 ticks); the database-view alert fires and "
         "clears once the path is back"
     )
-    counts = (2, 3)
+    counts: tuple[int, ...] = (2, 3)
     modes = ("passive", "locks")
     watched = ("MaxScaleServerViewsDiffer", "MaxScaleVIPHolderSeesNoPrimary", "MaxScalePrimaryDisagreement")
 
@@ -948,7 +948,7 @@ class SplitBrainOneOfThree(SplitBrain):
         "three nodes; VRRP dropped into node3 (priority 50) only: node3 and node1 are both MASTER while "
         "node2 still hears node1; node3's notify asks both peers and yields to node1"
     )
-    counts = (3,)
+    counts: tuple[int, ...] = (3,)
     cut = "node3"
 
 
@@ -959,7 +959,7 @@ class TwoNodesDead(Scenario):
         "and the active role go to node3 (priority 50), never two active; both come back and node1 "
         "takes over again"
     )
-    counts = (3,)
+    counts: tuple[int, ...] = (3,)
 
     def inject_and_observe(self, sampler: Sampler) -> None:
         r = self.report
