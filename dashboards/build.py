@@ -15,6 +15,7 @@ UID = "mxha-pair"
 SCHEMA_VERSION = 39
 DS = {"type": "prometheus", "uid": "${datasource}"}
 C = 'cluster="$cluster"'
+FLEET_PANELS = (21, 22)  # the fleet row: every cluster, never filtered by $cluster
 OUT = Path(__file__).with_name("mxha-pair.json")
 # green at exactly 1 (one active MaxScale, one VRRP master), red at 0 and at 2 or more
 EXACTLY_ONE = {
@@ -279,6 +280,38 @@ def build() -> dict[str, Any]:
                     {0: ("secondary", "blue"), 1: ("LOCK PRIMARY", "green"), 2: ("locks off", "transparent")}
                 )
             },
+        ),
+        _row(20, "Fleet (every cluster this data source sees, whatever $cluster is)", 54),
+        _panel(
+            21,
+            "table",
+            "Clusters with alerts firing",
+            "Every cluster with a maxscale-ha alert firing now, by alert and severity: the clusters to look at "
+            "first. Empty is healthy. Needs one Prometheus (or a federation/long-term store) that sees every "
+            "cluster.",
+            (0, 55, 12, 8),
+            [
+                _target(
+                    'count by (cluster, alertname, severity) (ALERTS{alertstate="firing",alertname=~"MaxScale.*"})',
+                    instant=True,
+                )
+            ],
+            options={"showHeader": True, "sortBy": [{"displayName": "cluster"}]},
+        ),
+        _panel(
+            22,
+            "table",
+            "Every cluster at a glance",
+            "Per cluster: active MaxScales (passive mode: 1 is healthy; locks mode: every node), VRRP masters "
+            "and governing-VIP holders (1 each is healthy).",
+            (12, 55, 12, 8),
+            [
+                _target("max by (cluster) (cluster:mxha_maxscale_active:sum)", "active", instant=True, ref="A"),
+                _target("max by (cluster) (cluster_vrid:mxha_vrrp_masters:sum)", "masters", instant=True, ref="B"),
+                _target("max by (cluster) (cluster:mxha_governing_vip_holders:sum)", "vip", instant=True, ref="C"),
+            ],
+            options={"showHeader": True},
+            transformations=[{"id": "merge", "options": {}}],
         ),
     ]
     return {

@@ -538,6 +538,25 @@ def test_example_prometheus_config_passes_promtool(tmp_path: Path) -> None:
     assert all("cluster" not in g.get("labels", {}) for g in jobs["mxha-remediator"]["static_configs"])
 
 
+def test_example_fleet_config_passes_promtool_and_labels_every_cluster(tmp_path: Path) -> None:
+    text = (REPO / "examples/prometheus/fleet.yml").read_text()
+    text = text.replace("/etc/prometheus/rules/mxha-rules.yml", str(REPO / "alerts/mxha-rules.yml"))
+    text = text.replace("/etc/prometheus/mxha-clusters/", str(REPO / "examples/prometheus/mxha-clusters") + "/")
+    (tmp_path / "fleet.yml").write_text(text)
+    proc = subprocess.run(
+        ["promtool", "check", "config", str(tmp_path / "fleet.yml")], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    clusters = {}
+    for path in sorted((REPO / "examples/prometheus/mxha-clusters").glob("*.yml")):
+        groups = yaml.safe_load(path.read_text())
+        assert all(g["labels"]["cluster"] == path.stem for g in groups), path.name
+        clusters[path.stem] = sum(len(g["targets"]) for g in groups)
+    assert clusters == {"mx-prod": 2, "mx-reporting": 3}
+    doc = yaml.safe_load(text)
+    assert doc["alerting"]["alert_relabel_configs"][0] == {"action": "labeldrop", "regex": "replica"}
+
+
 @requires_program("amtool")
 def test_example_alertmanager_config_passes_amtool(tmp_path: Path) -> None:
     text = (REPO / "examples/alertmanager/alertmanager.yml").read_text()
