@@ -417,6 +417,12 @@ def _handle(cfg: Any, t: Transition, deadline: float, tickets: Tickets | None = 
 LOCKS_RECHECK_EVERY = 2.0  # a lock holder off the VIP whose peers cannot take the locks: look this often
 
 
+def _locks_worth_a_look(record: NotifyRecord) -> bool:
+    """No recheck in the last ``LOCKS_RECHECK_EVERY`` seconds (one that kept the locks is quiet)."""
+    looked = [e.time for e in record.history[-3:] if e.type == RECHECK] + [record.rechecked_at or 0.0]
+    return time.time() - max(looked) >= LOCKS_RECHECK_EVERY
+
+
 def follow_up(
     cfg: Any, config_file: str, maxscale_passive: bool | None, lock_primary: Any = lambda: None
 ) -> str | None:
@@ -427,31 +433,26 @@ def follow_up(
     MaxScale restarted on the backup comes back active), the VIP is here but MaxScale is passive
     without a yield (a notify that ran while MaxScale was down), or this node yielded to a peer and
     still holds the VIP (keepalived runs no notify on a node that stays MASTER, so the yield ends
-    only if someone looks again); in ``mode: locks``, this MaxScale holds the cooperative locks but
-    the VIP is elsewhere (``lock_primary()`` reads it; at most every ``LOCKS_RECHECK_EVERY`` s
-    while the peers cannot take them). Returns why it started one, or None."""
+    only if someone looks again); in either mode, this MaxScale holds the cooperative locks but the
+    VIP is elsewhere (``lock_primary()`` reads it; at most every ``LOCKS_RECHECK_EVERY`` s while the
+    peers cannot take them). Returns why it started one, or None."""
     if not cfg.keepalived.vips:
         return None
     master, _ = live_master(cfg.keepalived.vips)
     if master is None:
         return None
     record = NotifyRecord.read(cfg.notify.state_file)
-    if cfg.mode == "locks":  # every MaxScale active there
-        if maxscale_passive is True:
-            why = "MaxScale passive=true in mode: locks"
-        elif master or not cfg.notify.release_locks:
-            return None
-        else:
-            looked = [e.time for e in record.history[-3:] if e.type == RECHECK] + [record.rechecked_at or 0.0]
-            if time.time() - max(looked) < LOCKS_RECHECK_EVERY:
-                return None
-            if lock_primary() is not True:
-                return None
-            why = "this MaxScale holds the locks but the VIP is elsewhere"
-    elif master and record.yielded_to is not None and cfg.peers:
+    locks_mode = cfg.mode == "locks"  # every MaxScale active there
+    if locks_mode and maxscale_passive is True:
+        why = "MaxScale passive=true in mode: locks"
+    elif not locks_mode and master and record.yielded_to is not None and cfg.peers:
         why = f"yielded to {record.yielded_to}: looking again"
-    elif maxscale_passive is not None and maxscale_passive == master:
+    elif not locks_mode and maxscale_passive is not None and maxscale_passive == master:
         why = f"MaxScale passive={str(maxscale_passive).lower()} but the VIP is {'here' if master else 'elsewhere'}"
+    elif not master and cfg.notify.release_locks and _locks_worth_a_look(record) and lock_primary() is True:
+        # both modes: the locks belong with the VIP (passive mode with locks on: a passive holder
+        # cannot fail over, and the active MaxScale shows no primary)
+        why = "this MaxScale holds the locks but the VIP is elsewhere"
     else:
         return None
     lock_path = cfg.notify.lock_file or f"{cfg.notify.state_file}.lock"

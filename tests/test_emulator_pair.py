@@ -424,14 +424,14 @@ def test_the_check_fails_a_maxscale_cut_off_from_a_primary_a_peer_sees(
         assert proc.returncode == 0, proc.stdout
 
 
-@pytest.mark.parametrize("follow_up", [True, False])
+@pytest.mark.parametrize("mode,follow_up", [("locks", True), ("passive", True), ("locks", False)])
 def test_the_check_hands_the_locks_to_the_vip_holder_when_no_notify_did(
-    pair: Pair, tmp_path: Path, follow_up: bool
+    pair: Pair, tmp_path: Path, mode: str, follow_up: bool
 ) -> None:
-    """mode: locks, B holds the locks and the VIP is elsewhere (keepalived's start: both BACKUP, the
-    notify kept them; then A took the VIP, which runs no notify on B). B's next check looks again:
-    its recheck hands the locks to A. ``check.follow_up: false`` (another notify script in charge)
-    never does."""
+    """B holds the locks and the VIP is elsewhere (keepalived's start: both BACKUP, the notify kept
+    them; then A took the VIP, which runs no notify on B). B's next check looks again: its recheck
+    hands the locks to A. In passive mode B is passive (the seed's mixed setup: a passive holder
+    cannot fail over). ``check.follow_up: false`` (another notify script in charge) never does."""
     import subprocess
 
     from helpers import StateServer, write_node_config
@@ -439,6 +439,8 @@ def test_the_check_hands_the_locks_to_the_vip_holder_when_no_notify_did(
     from mxha.lab.node import installed_mxha
 
     pair.start_as_recorded()
+    if mode == "passive":
+        assert pair.patch_passive("B", True) == 204
     peer = StateServer("A")
     peer.servers = ALL_RUNNING
     peer.set("MASTER", True)
@@ -447,7 +449,7 @@ def test_the_check_hands_the_locks_to_the_vip_holder_when_no_notify_did(
             tmp_path / "B.yml",
             pair.nodes["B"].url,
             node="B",
-            mode="locks",
+            mode=mode,
             check={"expected_servers": ["server1", "server2", "server3"], "follow_up": follow_up},
             keepalived={"vips": ["198.51.100.250"]},  # an address this host does not have: the VIP is elsewhere
             notify={"state_file": str(tmp_path / "B-notify.json"), "peer_budget": 0.5},
@@ -462,7 +464,7 @@ def test_the_check_hands_the_locks_to_the_vip_holder_when_no_notify_did(
             pair.expect("A", "08-A-get-monitor-became-primary", within=5.0)
             record = NotifyRecord.read(str(tmp_path / "B-notify.json"))
             assert record.locks_released_at is not None
-            assert control(pair.nodes["B"], "state")["passive"] is False
+            assert control(pair.nodes["B"], "state")["passive"] is (mode == "passive")
         else:
             assert "recheck" not in proc.stdout
             pair.hold("B", "02-B-get-monitor-start", None, 10 * TICK)
