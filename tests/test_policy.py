@@ -66,7 +66,7 @@ def may_be_active(n: NodeObservation) -> bool:
     return not n.counted_down(GRACE)
 
 
-@settings(max_examples=600)
+@settings(max_examples=400)
 @given(clusters)
 def test_a_promotion_leaves_exactly_one_possibly_active(nodes: list[NodeObservation]) -> None:
     plan = plan_actions(nodes, GRACE)
@@ -75,7 +75,7 @@ def test_a_promotion_leaves_exactly_one_possibly_active(nodes: list[NodeObservat
         assert sum(may_be_active(n) for n in after) == 1
 
 
-@settings(max_examples=600)
+@settings(max_examples=400)
 @given(clusters)
 def test_with_a_keeper_every_other_reachable_node_ends_passive(nodes: list[NodeObservation]) -> None:
     plan = plan_actions(nodes, GRACE)
@@ -86,7 +86,7 @@ def test_with_a_keeper_every_other_reachable_node_ends_passive(nodes: list[NodeO
             assert n.passive is True
 
 
-@settings(max_examples=600)
+@settings(max_examples=400)
 @given(clusters)
 def test_the_plan_never_leaves_none_active_where_one_was(nodes: list[NodeObservation]) -> None:
     plan = plan_actions(nodes, GRACE)
@@ -95,7 +95,7 @@ def test_the_plan_never_leaves_none_active_where_one_was(nodes: list[NodeObserva
     assert after >= min(before, 1)
 
 
-@settings(max_examples=600)
+@settings(max_examples=400)
 @given(clusters)
 def test_a_node_of_unknown_mode_blocks_every_promotion(nodes: list[NodeObservation]) -> None:
     plan = plan_actions(nodes, GRACE)
@@ -104,7 +104,7 @@ def test_a_node_of_unknown_mode_blocks_every_promotion(nodes: list[NodeObservati
         assert not plan.promotes
 
 
-@settings(max_examples=600)
+@settings(max_examples=400)
 @given(clusters)
 def test_silence_shorter_than_the_grace_blocks_every_promotion(nodes: list[NodeObservation]) -> None:
     plan = plan_actions(nodes, GRACE)
@@ -116,7 +116,7 @@ def test_silence_shorter_than_the_grace_blocks_every_promotion(nodes: list[NodeO
     }
 
 
-@settings(max_examples=600)
+@settings(max_examples=400)
 @given(clusters)
 def test_a_shared_top_priority_among_candidates_is_refused(nodes: list[NodeObservation]) -> None:
     plan = plan_actions(nodes, GRACE)
@@ -125,7 +125,7 @@ def test_a_shared_top_priority_among_candidates_is_refused(nodes: list[NodeObser
         assert plan.verdict == "refused" and plan.refusal == "priority_tie" and plan.actions == ()
 
 
-@settings(max_examples=300)
+@settings(max_examples=250)
 @given(clusters, st.sampled_from(["a", "b", "c", "d"]))
 def test_a_state_from_the_wrong_node_refuses_the_cluster(nodes: list[NodeObservation], who: str) -> None:
     nodes = [replace(n, identity_ok=False) if n.name == who else n for n in nodes]
@@ -134,7 +134,7 @@ def test_a_state_from_the_wrong_node_refuses_the_cluster(nodes: list[NodeObserva
         assert plan.refusal == "node_identity" and plan.actions == ()
 
 
-@settings(max_examples=600)
+@settings(max_examples=400)
 @given(clusters)
 def test_the_plan_never_makes_more_nodes_active(nodes: list[NodeObservation]) -> None:
     plan = plan_actions(nodes, GRACE)
@@ -143,7 +143,7 @@ def test_the_plan_never_makes_more_nodes_active(nodes: list[NodeObservation]) ->
     assert after <= max(before, 1)
 
 
-@settings(max_examples=600)
+@settings(max_examples=400)
 @given(clusters)
 def test_demotions_before_promotions_and_at_most_one_promotion(nodes: list[NodeObservation]) -> None:
     kinds = [a.kind for a in plan_actions(nodes, GRACE).actions]
@@ -151,7 +151,7 @@ def test_demotions_before_promotions_and_at_most_one_promotion(nodes: list[NodeO
     assert kinds.count("promote") <= 1
 
 
-@settings(max_examples=600)
+@settings(max_examples=400)
 @given(clusters)
 def test_never_promotes_a_node_without_the_vip_or_failing_its_check(nodes: list[NodeObservation]) -> None:
     by_name = {n.name: n for n in nodes}
@@ -161,7 +161,7 @@ def test_never_promotes_a_node_without_the_vip_or_failing_its_check(nodes: list[
             assert n.holds_vip is True and n.check_ok is True and n.vrrp_state == "MASTER"
 
 
-@settings(max_examples=600)
+@settings(max_examples=400)
 @given(clusters)
 def test_no_candidate_or_config_sync_means_no_action(nodes: list[NodeObservation]) -> None:
     plan = plan_actions(nodes, GRACE)
@@ -169,7 +169,7 @@ def test_no_candidate_or_config_sync_means_no_action(nodes: list[NodeObservation
         assert plan.actions == ()
 
 
-@settings(max_examples=600)
+@settings(max_examples=400)
 @given(clusters)
 def test_applying_twice_is_applying_once(nodes: list[NodeObservation]) -> None:
     once = apply(nodes, plan_actions(nodes, GRACE))
@@ -178,7 +178,7 @@ def test_applying_twice_is_applying_once(nodes: list[NodeObservation]) -> None:
     assert apply(once, second) == once or second.verdict == "waiting"
 
 
-@settings(max_examples=300)
+@settings(max_examples=250)
 @given(clusters)
 def test_choice_does_not_depend_on_order(nodes: list[NodeObservation]) -> None:
     a = plan_actions(nodes, GRACE)
@@ -301,7 +301,7 @@ def test_locks_mode_never_changes_a_mode_and_acts_only_for_a_verified_keeper(nod
         assert keep.is_candidate and plan.verdict == "corrected"
 
 
-@settings(max_examples=300)
+@settings(max_examples=250)
 @given(clusters, st.integers(0, 3))
 def test_a_maxscale_contradicting_locks_mode_refuses_the_cluster(nodes: list[NodeObservation], which: int) -> None:
     """A MaxScale read passive, or with locks off, in a cluster configured mode: locks."""
@@ -317,7 +317,7 @@ def test_a_maxscale_contradicting_locks_mode_refuses_the_cluster(nodes: list[Nod
     assert (plan.verdict, plan.refusal, plan.actions) == ("refused", "mode", ())
 
 
-@settings(max_examples=300)
+@settings(max_examples=250)
 @given(clusters, st.sampled_from(["passive", "locks"]))
 def test_a_candidate_that_cannot_see_the_primary_is_not_kept_over_one_that_may(
     nodes: list[NodeObservation], mode: str
@@ -330,7 +330,7 @@ def test_a_candidate_that_cannot_see_the_primary_is_not_kept_over_one_that_may(
     assert next(n for n in nodes if n.name == plan.keep).sees_primary is not False
 
 
-@settings(max_examples=300)
+@settings(max_examples=250)
 @given(clusters)
 def test_locks_mode_choice_does_not_depend_on_order(nodes: list[NodeObservation]) -> None:
     nodes = [replace(n, mode="locks") for n in nodes]
