@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "lab",
-        help="two-node lab in network namespaces (root)",
+        help="the lab in network namespaces: 2 or 3 nodes, passive or locks mode (root)",
         description="Real keepalived, Prometheus, Alertmanager, exporters, emulators and "
         "the remediator in network namespaces on 198.51.100.0/24.",
     )
@@ -212,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--mode",
         choices=("passive", "locks", "both"),
         default="both",
-        help="which lab(s) to run: passive, locks, or both one after the other (default)",
+        help="which labs to run: passive (2 and 3 nodes), locks (2 nodes), or both: all three, one after "
+        "the other (default)",
     )
     return parser
 
