@@ -46,6 +46,9 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
+IDLE_SECONDS = 5.0
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -198,6 +201,12 @@ def main() -> int:
         wait_for(lambda: "mxha_keepalived_up 1" in requests.get(url, timeout=2).text, 15, "keepalived read")
         time.sleep(4)  # MASTER settles
         scrape_series(url, 20, 0.35, True)  # warm up
+        # the exporter's own loops (the health check every check.interval) use CPU with no scrape at
+        # all: measured alone, then subtracted, so "per scrape" is what a scrape costs
+        time.sleep(1.0)
+        idle_cpu0, idle_t0 = cpu_seconds(proc.pid), time.monotonic()
+        time.sleep(IDLE_SECONDS)
+        background = (cpu_seconds(proc.pid) - idle_cpu0) / (time.monotonic() - idle_t0)  # CPU s per s
         rows = []
         results: dict[str, list[float]] = {}
         for label, keep, gap in (
@@ -205,11 +214,12 @@ def main() -> int:
             ("spaced 0.35 s, kept-alive connection (fresh dump each)", True, 0.35),
             ("back to back, kept-alive (cached within min_signal_interval)", True, 0.0),
         ):
-            cpu0 = cpu_seconds(proc.pid)
+            cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
             lat = scrape_series(url, args.rounds, gap, keep)
             cpu = (cpu_seconds(proc.pid) - cpu0) / args.rounds * 1000
+            own = cpu - background * (time.monotonic() - t0) / args.rounds * 1000
             results[label] = lat
-            rows.append([label, f"{statistics.median(lat):.2f}", f"{pct(lat, 99):.2f}", f"{cpu:.2f}"])
+            rows.append([label, f"{statistics.median(lat):.2f}", f"{pct(lat, 99):.2f}", f"{cpu:.2f}", f"{own:.2f}"])
         # the same, with MaxScale answering from memory: what is the exporter's (and keepalived's) own
         h.stop_process("emulator")
         h.start(
@@ -222,15 +232,17 @@ def main() -> int:
             ("spaced 0.35 s, new connection, MaxScale answering from memory", False),
             ("spaced 0.35 s, kept-alive, MaxScale answering from memory", True),
         ):
-            cpu0 = cpu_seconds(proc.pid)
+            cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
             lat = scrape_series(url, args.rounds, 0.35, keep)
             cpu = (cpu_seconds(proc.pid) - cpu0) / args.rounds * 1000
+            own = cpu - background * (time.monotonic() - t0) / args.rounds * 1000
             results[label] = lat
-            rows.append([label, f"{statistics.median(lat):.2f}", f"{pct(lat, 99):.2f}", f"{cpu:.2f}"])
+            rows.append([label, f"{statistics.median(lat):.2f}", f"{pct(lat, 99):.2f}", f"{cpu:.2f}", f"{own:.2f}"])
         rss = rss_mib(proc.pid)
         table(
-            "Exporter scrape (ms), Prometheus's headers; CPU per scrape from /proc (ms)",
-            ["series", "median", "p99", "CPU per scrape"],
+            "Exporter scrape (ms), Prometheus's headers; CPU per scrape from /proc (ms): the process's, and "
+            f"the scrape's own (the idle process's {background * 1000:.1f} ms/s of health-check loop subtracted)",
+            ["series", "median", "p99", "process CPU per scrape", "scrape's own CPU"],
             rows,
         )
         table(
@@ -241,12 +253,12 @@ def main() -> int:
         )
         fresh = results["spaced 0.35 s, new connection per scrape (fresh dump each)"]
         b2b = results["back to back, kept-alive (cached within min_signal_interval)"]
-        cpu_fresh = float(rows[0][3])
+        cpu_fresh = float(rows[0][4])
         verdicts = [
             ["fresh-dump scrape median <= 3 ms", f"{statistics.median(fresh):.2f}", statistics.median(fresh) <= 3],
             ["fresh-dump scrape p99 <= 8 ms", f"{pct(fresh, 99):.2f}", pct(fresh, 99) <= 8],
             ["back-to-back p99 <= 6 ms", f"{pct(b2b, 99):.2f}", pct(b2b, 99) <= 6],
-            ["CPU per scrape <= 2.5 ms", f"{cpu_fresh:.2f}", cpu_fresh <= 2.5],
+            ["CPU per scrape <= 2.5 ms (the scrape's own)", f"{cpu_fresh:.2f}", cpu_fresh <= 2.5],
             ["RSS no higher than 27.6 MiB", f"{rss:.1f}", rss <= 27.6],
         ]
         table("Targets", ["target", "measured", "met"], [[a, b, "met" if c else "MISSED"] for a, b, c in verdicts])
