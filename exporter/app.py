@@ -24,6 +24,38 @@ MAX_BODY_BYTES = 4096
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 
+OPENMETRICS = "application/openmetrics-text"
+
+
+def fast_openmetrics_accept(accept: str) -> str | None:
+    """The Accept header with ``escaping=allow-utf-8`` added to its OpenMetrics entries that ask for
+    the default (underscores) escaping; None when there is nothing to change.
+
+    prometheus_client (0.22+) escapes every sample name character by character for ``underscores``
+    (about a third of our exposition's CPU); for names that are valid legacy names, as every name
+    this exporter produces is, both escapings give the same bytes (tested), so the cheaper one is
+    asked for and the Content-Type put back (``openmetrics_content_type``)."""
+    parts = accept.split(",")
+    changed = False
+    for i, part in enumerate(parts):
+        tokens = [t.strip() for t in part.split(";")]
+        if tokens[0] != OPENMETRICS:
+            continue
+        escaping = [t for t in tokens if t.startswith("escaping=")]
+        if escaping and escaping != ["escaping=underscores"]:
+            continue
+        parts[i] = ";".join([t for t in tokens if not t.startswith("escaping=")] + ["escaping=allow-utf-8"])
+        changed = True
+    return ",".join(parts) if changed else None
+
+
+def openmetrics_content_type(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [
+        (k, v.replace("escaping=allow-utf-8", "escaping=underscores") if k.lower() == "content-type" else v)
+        for k, v in headers
+    ]
+
+
 def _json(start: StartResponse, status: str, doc: Any) -> list[bytes]:
     body = json.dumps(doc).encode()
     start(
@@ -47,7 +79,14 @@ class ExporterApp:
             return _json(start, "405 Method Not Allowed", {"error": "only GET"})
         if path == "/metrics":
             # prometheus_client's own app: OpenMetrics negotiation, gzip, name[] filtering
-            return self.metrics_app(environ, start)  # type: ignore[no-any-return]
+            faster = fast_openmetrics_accept(environ.get("HTTP_ACCEPT", ""))
+            if faster is None:
+                return self.metrics_app(environ, start)  # type: ignore[no-any-return]
+
+            def start_underscores(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
+                return start(status, openmetrics_content_type(headers), *exc)
+
+            return self.metrics_app({**environ, "HTTP_ACCEPT": faster}, start_underscores)  # type: ignore[no-any-return]
         if path == "/state":
             return _json(start, "200 OK", self.reader.snapshot().to_state().to_json())
         if path == "/check":

@@ -385,3 +385,42 @@ def test_the_notify_record_is_read_again_whenever_notify_rewrites_it(tmp_path: P
         assert cache.read() == view
     path.unlink()
     assert cache.read() is None
+
+
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [PROMETHEUS_ACCEPT, "application/openmetrics-text;version=1.0.0;escaping=underscores", "text/plain"],
+)
+def test_the_fast_openmetrics_path_serves_the_same_bytes_and_type(
+    cfg: Path, standin: Callable[..., Path], accept: str
+) -> None:
+    """/metrics asks prometheus_client for allow-utf-8 escaping (cheaper) when the scraper wants the
+    default underscores: the bytes must be exactly what underscores gives, and so must the type."""
+    from prometheus_client.exposition import choose_encoder
+
+    from mxha.exporter.app import ExporterApp
+
+    reader = make_reader(cfg, standin("good"))
+    reader.run_check_once()
+    snap = reader.snapshot()
+    reader.snapshot = lambda: snap  # type: ignore[method-assign]  # one snapshot for both encodings
+    app = ExporterApp(reader)
+    got: dict[str, Any] = {}
+
+    def start(status: str, headers: list[tuple[str, str]], *exc: Any) -> None:
+        got["status"], got["headers"] = status, dict(headers)
+
+    environ = {"PATH_INFO": "/metrics", "REQUEST_METHOD": "GET", "QUERY_STRING": "", "HTTP_ACCEPT": accept}
+    body = b"".join(app(environ, start))
+    encoder, content_type = choose_encoder(accept)
+    assert got["status"].startswith("200")
+    assert got["headers"]["Content-Type"] == content_type
+    assert body == encoder(app.registry)
+    if "openmetrics" in accept:
+        assert body.endswith(b"# EOF\n") and b"mxha_vrrp_state{" in body
