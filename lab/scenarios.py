@@ -47,6 +47,7 @@ class Sample:
 class Report:
     name: str
     mode: str = "passive"  # the lab's mode when it ran
+    nodes: int = 2  # the lab's node count when it ran
     passed: bool = False
     checks: list[tuple[str, bool]] = field(default_factory=list)
     figures: dict[str, float | None] = field(default_factory=dict)
@@ -63,6 +64,7 @@ class Report:
         return {
             "name": self.name,
             "mode": self.mode,
+            "nodes": self.nodes,
             "passed": self.passed,
             "checks": self.checks,
             "figures": self.figures,
@@ -252,7 +254,7 @@ class Scenario:
 
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
-        self.report = Report(self.name, lab.mode)
+        self.report = Report(self.name, lab.mode, len(lab.nodes))
 
     def token(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.lab.token()}"}
@@ -1025,7 +1027,8 @@ TARGETS = {
 
 
 def label(r: Report) -> str:
-    return r.name if r.mode == "passive" else f"{r.name} ({r.mode} mode)"  # 3-node scenarios have their own names
+    extra = ([f"{r.mode} mode"] if r.mode != "passive" else []) + ([f"{r.nodes} nodes"] if r.nodes != 2 else [])
+    return f"{r.name} ({', '.join(extra)})" if extra else r.name
 
 
 def print_report(r: Report) -> None:
@@ -1043,7 +1046,7 @@ def write_outputs(r: Report, out: Path) -> None:
     from mxha.lab.timeline_svg import render_svg
 
     out.mkdir(parents=True, exist_ok=True)
-    stem = r.name if r.mode == "passive" else f"{r.name}-{r.mode}"
+    stem = r.name + ("" if r.mode == "passive" else f"-{r.mode}") + ("" if r.nodes == 2 else f"-{r.nodes}nodes")
     (out / f"{stem}.json").write_text(json.dumps(r.to_json(), indent=1))
     (out / f"{stem}.svg").write_text(render_svg(r))
 
