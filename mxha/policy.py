@@ -107,10 +107,26 @@ def choose_keeper(candidates: list[NodeObservation]) -> NodeObservation | None:
     keep the node VRRP demotes once the partition heals, and keepalived runs no notify on the
     survivor. So a tie is refused, loudly, instead of broken.
     """
-    ordered = sorted(candidates, key=lambda n: (_keeper_rank(n), n.name))
-    if len(ordered) > 1 and _keeper_rank(ordered[0]) == _keeper_rank(ordered[1]):
-        return None
-    return ordered[0]
+    best = best_ranked(candidates)
+    return best[0] if len(best) == 1 else None
+
+
+def best_ranked(candidates: list[NodeObservation]) -> list[NodeObservation]:
+    """The candidates sharing the best keeper rank, by name (one: the keeper; more: a tie)."""
+    top = min(_keeper_rank(n) for n in candidates)
+    return sorted((n for n in candidates if _keeper_rank(n) == top), key=lambda n: n.name)
+
+
+def _tie_refusal(candidates: list[NodeObservation]) -> Plan:
+    """The refusal of a tie, naming the tied candidates (both modes)."""
+    tied = best_ranked(candidates)
+    among = " of those that may see the primary" if any(c.sees_primary is False for c in candidates) else ""
+    return Plan(
+        "refused",
+        f"candidates {', '.join(c.name for c in tied)} share the highest VRRP priority {tied[0].priority}{among}: "
+        "give the nodes different priorities; not choosing",
+        refusal="priority_tie",
+    )
 
 
 MODES = ("passive", "locks")
@@ -193,14 +209,7 @@ def plan_actions(nodes: list[NodeObservation], unreachable_grace: float, mode: s
         )
     keep = choose_keeper(candidates)
     if keep is None:
-        top = sorted(candidates, key=_rank)
-        tied = [c.name for c in top if c.priority == top[0].priority]
-        return Plan(
-            "refused",
-            f"candidates {', '.join(tied)} share the highest VRRP priority {top[0].priority}: "
-            "give the nodes different priorities; not choosing",
-            refusal="priority_tie",
-        )
+        return _tie_refusal(candidates)
     notes: list[str] = []
     if len(candidates) > 1:
         notes.append(
@@ -274,12 +283,7 @@ def _plan_locks(nodes: list[NodeObservation]) -> Plan:
         )
     keep = choose_keeper(candidates)
     if keep is None:
-        return Plan(
-            "refused",
-            f"candidates {', '.join(sorted(c.name for c in candidates))} rank the same (priority, sight of "
-            "the primary): give the nodes different priorities; not choosing",
-            refusal="priority_tie",
-        )
+        return _tie_refusal(candidates)
     others = [n for n in nodes if n.name != keep.name]
     notes = (f"{len(candidates)} candidates: keeping {keep.name}",) if len(candidates) > 1 else ()
     holder, why = lock_handover(keep, others)

@@ -370,3 +370,14 @@ def test_the_passive_lock_holder_of_the_tutorial_setup_is_released() -> None:
     assert [(a.node, a.kind) for a in plan.actions] == [("n2", "release")]
     assert plan_actions([keeper, replace(holder, lock_primary=False)], GRACE).actions == ()
     assert plan_actions([replace(keeper, relock_backoff=True), holder], GRACE).actions == ()
+
+
+def test_a_tie_refusal_names_the_candidates_that_tie_not_the_highest_priority() -> None:
+    """n1 has the top priority but cannot see the primary: n2 and n3 tie ahead of it, in both modes."""
+    n1 = NodeObservation("n1", "MASTER", 150, True, True, OK, False, locks="majority_of_running", sees_primary=False)
+    n2 = replace(n1, name="n2", priority=100, sees_primary=True)
+    n3 = replace(n2, name="n3")
+    for mode in ("passive", "locks"):
+        plan = plan_actions([replace(n, mode=mode) for n in (n1, n2, n3)], GRACE, mode)
+        assert (plan.verdict, plan.refusal) == ("refused", "priority_tie")
+        assert "candidates n2, n3 share the highest VRRP priority 100 of those that may see the primary" in plan.reason
