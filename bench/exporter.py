@@ -29,6 +29,7 @@ from typing import Any
 
 import requests
 import yaml
+from measure import cpu_seconds, pct, rss_mib  # bench/, the scripts' own folder
 
 REPO = Path(__file__).resolve().parents[1]
 MXHA = [sys.executable, "-m", "mxha"]
@@ -41,24 +42,7 @@ PROMETHEUS_HEADERS = {
 }
 
 
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
 IDLE_SECONDS = 5.0
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def table(title: str, header: list[str], rows: list[list[Any]]) -> None:

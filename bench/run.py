@@ -32,15 +32,11 @@ from typing import Any
 
 import requests
 import yaml
+from measure import pct, rss_mib  # bench/, the scripts' own folder
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 MXHA = [sys.executable, "-m", "mxha"]
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def table(title: str, header: list[str], rows: list[list[Any]]) -> None:
@@ -49,13 +45,6 @@ def table(title: str, header: list[str], rows: list[list[Any]]) -> None:
     print("|" + "---|" * len(header))
     for row in rows:
         print("| " + " | ".join(f"{c:.2f}" if isinstance(c, float) else str(c) for c in row) + " |")
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 # -- 1. exporter ------------------------------------------------------------------------------
