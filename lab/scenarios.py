@@ -36,6 +36,10 @@ class Sample:
     def lock_holders(self) -> list[str]:
         return [n for n, v in self.nodes.items() if v.get("locks") is True]
 
+    def holds_vip_and_locks(self, node: str) -> bool:
+        """``node`` has the VIP and is the one lock holder: where locks mode wants the pair."""
+        return self.nodes[node]["vip"] is True and self.lock_holders() == [node]
+
     def locks_on(self) -> bool:
         return any(v.get("locks") is not None for v in self.nodes.values())
 
@@ -689,7 +693,7 @@ class PrimaryUnseen(DatabaseScenario):
         if locks:
             t_moved = sampler.wait(
                 "node2 holds the VIP and the locks",
-                lambda s: s.nodes["node2"]["vip"] is True and s.lock_holders() == ["node2"],
+                lambda s: s.holds_vip_and_locks("node2"),
                 30,
             )
             r.check("the VIP and the locks moved to node2 (node1's check failed)", t_moved is not None)
@@ -728,7 +732,7 @@ class PrimaryUnseen(DatabaseScenario):
             # back-off) and the remediator moves them once the back-off is over
             t_back = sampler.wait(
                 "node1 holds the VIP and the locks again",
-                lambda s: s.nodes["node1"]["vip"] is True and s.lock_holders() == ["node1"],
+                lambda s: s.holds_vip_and_locks("node1"),
                 90,
                 since=t1,
             )
@@ -775,7 +779,7 @@ class LocksFollowVip(DatabaseScenario):
         t_vip1 = sampler.wait("VIP back on node1", lambda s: s.nodes["node1"]["vip"] is True, 30, since=t1)
         t_locks1 = sampler.wait(
             "node1 holds the VIP and the locks",
-            lambda s: s.nodes["node1"]["vip"] is True and s.lock_holders() == ["node1"],
+            lambda s: s.holds_vip_and_locks("node1"),
             30,
             since=t1,
         )
@@ -864,7 +868,7 @@ class LocksTrap(DatabaseScenario):
         t = self.phase(sampler, "mxha", 4.0)
         t_ours = sampler.wait(
             "node1 holds the VIP and the locks",
-            lambda s: s.nodes["node1"]["vip"] is True and s.lock_holders() == ["node1"],
+            lambda s: s.holds_vip_and_locks("node1"),
             30,
             since=t,
         )
