@@ -374,13 +374,16 @@ class Reconciler:
             tuple(ms.get("monitors_with_locks", ())),
         )
 
+    def _backoff_left(self, cluster: str, name: str, now: float) -> float:
+        """Seconds left (0: none) of MaxScale's no-relock back-off after OUR last release on the node."""
+        ours = self.runtimes[cluster].released_at.get(name)
+        return 0.0 if ours is None else max(0.0, self.cfg.policy.relock_backoff_seconds - (now - ours))
+
     def _in_backoff(self, cluster: str, name: str, hook_released_at: float | None) -> bool:
         """Is the node inside MaxScale's no-relock back-off after a release we or its hooks made?"""
-        backoff = self.cfg.policy.relock_backoff_seconds
-        ours = self.runtimes[cluster].released_at.get(name)
-        if ours is not None and self.clock() - ours < backoff:
+        if self._backoff_left(cluster, name, self.clock()) > 0:
             return True
-        return hook_released_at is not None and time.time() - hook_released_at < backoff
+        return hook_released_at is not None and time.time() - hook_released_at < self.cfg.policy.relock_backoff_seconds
 
     def _evidence(self, cluster: str, name: str, status: str, *, budget_only: bool) -> float | None:
         """Record this observation in the node's "no answer" streak; return the streak's length."""
@@ -772,9 +775,7 @@ class Reconciler:
                 "mode": self.cfg.clusters[name].mode,
                 "refused": rt.refused,
                 "relock_backoff": {
-                    n: round(self.cfg.policy.relock_backoff_seconds - (now - t), 3)
-                    for n, t in sorted(rt.released_at.items())
-                    if now - t < self.cfg.policy.relock_backoff_seconds
+                    n: round(left, 3) for n in sorted(rt.released_at) if (left := self._backoff_left(name, n, now)) > 0
                 },
                 "not_answering_for": {n: round(now - s.since, 3) for n, s in sorted(rt.streaks.items())},
                 "counted_down": sorted(rt.counted_down),
