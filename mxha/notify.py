@@ -366,20 +366,22 @@ def _handle(cfg: Any, t: Transition, deadline: float, tickets: Tickets | None = 
                 passive = False if locks_mode else (not wants_active or yielded_to is not None)
                 release = settings.release_locks and (not wants_active if locks_mode else passive)
                 client = cfg.maxscale.client()
-                if t.type == RECHECK and not release and read_status(client, deadline).passive is passive:
+
+                def hand_over() -> tuple[bool, str]:
+                    return peer_can_take_locks(cfg, deadline)
+
+                def on_release() -> None:
+                    record.locks_released_at = time.time()
+
+                if t.type == RECHECK and read_status(client, deadline).passive is passive:
                     # rechecks can come every second (notify_master_rx_lower_pri during a one-way
-                    # block): no write, which MaxScale would persist to disk each time
+                    # block, the check's follow-up every 2 s while locks wait for a taker): no
+                    # write, which MaxScale would persist to disk each time; the locks still move
                     outcome = f"already passive={str(passive).lower()}"
+                    if release:
+                        outcome += release_all_locks(client, deadline, hand_over, on_release)
                 else:
-                    outcome = apply_mode(
-                        client,
-                        passive,
-                        release,
-                        deadline,
-                        newer_call,
-                        lambda: peer_can_take_locks(cfg, deadline),
-                        lambda: setattr(record, "locks_released_at", time.time()),
-                    )
+                    outcome = apply_mode(client, passive, release, deadline, newer_call, hand_over, on_release)
                 entry.result = f"{outcome}; {why}"
                 entry.ok = True
             except Handover as exc:

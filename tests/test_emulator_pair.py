@@ -465,6 +465,10 @@ def test_the_check_hands_the_locks_to_the_vip_holder_when_no_notify_did(
             record = NotifyRecord.read(str(tmp_path / "B-notify.json"))
             assert record.locks_released_at is not None
             assert control(pair.nodes["B"], "state")["passive"] is (mode == "passive")
+            # the mode was already right: the recheck moved the locks without writing it again (each
+            # PATCH is persisted by MaxScale; the follow-up may look every 2 s)
+            patches = [r for r in control(pair.nodes["B"], "requests")["requests"] if r["method"] == "PATCH"]
+            assert len(patches) == (1 if mode == "passive" else 0)  # the test's own, in passive mode
         else:
             assert "recheck" not in proc.stdout
             pair.hold("B", "02-B-get-monitor-start", None, 10 * TICK)
