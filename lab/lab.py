@@ -45,7 +45,6 @@ def node_table(count: int) -> dict[str, tuple[int, int]]:
     return {f"node{i}": (10 + i, 200 - 50 * i) for i in range(1, count + 1)}
 
 
-NODES = node_table(2)  # the default pair
 MONITOR_INDEX = 2
 VIP_INDEX = 100
 LOCK_MODE = "majority_of_running"  # the recorded pair's setting
