@@ -464,13 +464,7 @@ class Lab:
         addr = self.layout.node(name)
         state = NodeState.from_json(requests.get(f"http://{addr}:9843/state", timeout=2).json())
         emu = requests.get(f"http://{addr}:8989/__emulator__/state", timeout=2).json()
-        pair = emu.get("pair") or {}
-        return {
-            "vrrp": state.governing_vrrp_state(),
-            "vip": state.holds_governing_vip(),
-            "passive": emu["passive"],
-            "locks": pair.get("primary") if emu.get("lock_mode", "none") != "none" else None,
-        }
+        return {"vrrp": state.governing_vrrp_state(), "vip": state.holds_governing_vip(), **emulator_view(emu)}
 
     def baseline_ok(self) -> bool:
         return is_baseline({n: self.node_view(n) for n in self.nodes}, self.mode)
@@ -486,6 +480,20 @@ class Lab:
             shutil.rmtree(self.workdir, ignore_errors=True)
         if not quiet:
             print(f"lab down: processes stopped, namespaces and {self.workdir} removed")
+
+
+def emulator_view(emu: dict[str, Any]) -> dict[str, Any]:
+    """What the lab follows of one emulated MaxScale (its ``/__emulator__/state``): its mode, whether it
+    holds the cooperative locks (None when they are off), the server its monitor names primary and
+    whether that server is Running there. Raises KeyError/AttributeError on a document without them."""
+    pair = emu.get("pair") or {}
+    named = pair.get("master")
+    return {
+        "passive": emu["passive"],
+        "locks": pair.get("primary") is True if emu.get("lock_mode", "none") != "none" else None,
+        "primary": named,
+        "sees_primary": "Running" in str(emu.get("servers", {}).get(named, "")).split(", ") if named else None,
+    }
 
 
 def baseline_text(mode: str) -> str:

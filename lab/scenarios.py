@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from mxha.lab.lab import Lab, baseline_text, is_baseline
+from mxha.lab.lab import Lab, baseline_text, emulator_view, is_baseline
 from mxha.model import NodeState
 from mxha.notify_record import NotifyRecord
 
@@ -123,15 +123,7 @@ class Sampler:
             "sees_primary": None,
         }
         try:
-            emu = self.http.get(f"http://{addr}:8989/__emulator__/state", timeout=0.3).json()
-            out["passive"] = emu["passive"]
-            pair = emu.get("pair") or {}
-            if emu.get("lock_mode", "none") != "none":
-                out["locks"] = pair.get("primary") is True
-            named = pair.get("master")
-            out["primary"] = named
-            if named:
-                out["sees_primary"] = "Running" in str(emu.get("servers", {}).get(named, "")).split(", ")
+            out.update(emulator_view(self.http.get(f"http://{addr}:8989/__emulator__/state", timeout=0.3).json()))
         except (requests.RequestException, ValueError, KeyError, AttributeError):
             pass
         try:
