@@ -246,6 +246,7 @@ class JsonHttpClient:
     read_timeout: float = 2.0
     keep_alive: bool = False
     default_port: int = 80
+    authorization: str | None = field(default=None, repr=False)  # a whole Authorization header (e.g. Bearer)
 
     error_class: type[HttpJsonError] = field(default=HttpJsonError, repr=False)
 
@@ -269,6 +270,8 @@ class JsonHttpClient:
         if self.user is not None:
             token = base64.b64encode(f"{self.user}:{self.password or ''}".encode()).decode("ascii")
             self._auth = f"Basic {token}"
+        if self.authorization is not None:
+            self._auth = self.authorization
         self._ssl: ssl.SSLContext | None = None
         if self._scheme == "https":
             import ssl

@@ -170,6 +170,14 @@ def status() -> Response:
     return jsonify(_reconciler().status())
 
 
+@api.get("/guardrails")
+def guardrails() -> Response:
+    """For peer replicas: this replica's own recent actions and breaker, per cluster."""
+    if not _authorized():
+        return _error(401, "missing or wrong credentials")
+    return jsonify(_reconciler().guardrails())
+
+
 @api.get("/metrics")
 def metrics() -> Response:
     return Response(generate_latest(_reconciler().metrics.registry), mimetype=CONTENT_TYPE_LATEST)

@@ -9,6 +9,7 @@ from typing import Any
 
 from mxha.config import ConfigError, MaxScaleSettings, Section, load_yaml, parse_maxscale, read_secret
 from mxha.policy import MODES
+from mxha.remediator.replicas import LockServer, LockSettings, PeerReplica, ReplicaSettings
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class RemediatorConfig:
     request_budget_seconds: float = 8.0
     threads: int = 8
     allow_no_auth: bool = False
+    replicas: ReplicaSettings | None = None  # None: one remediator, no lock store
 
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
@@ -105,6 +107,7 @@ def parse_remediator_config(doc: dict[str, Any]) -> RemediatorConfig:
     if not clusters_raw.data:
         raise ConfigError("clusters: at least one cluster with its nodes is required")
     clusters: dict[str, ClusterSettings] = {}
+    cluster_servers: dict[str, tuple[LockServer, ...]] = {}
     for cname in list(clusters_raw.data):
         if not isinstance(cname, str) or not _NAME_RE.match(cname):
             raise ConfigError(f"clusters.{cname}: cluster names are letters, digits and _.:-")
@@ -136,8 +139,11 @@ def parse_remediator_config(doc: dict[str, Any]) -> RemediatorConfig:
         if len({n.name for n in nodes}) != len(nodes):
             raise ConfigError(f"clusters.{cname}.nodes: node names must be unique")
         mode = csec.choice("mode", "passive", MODES)
+        if csec.data.get("lock_servers") is not None:
+            cluster_servers[cname] = _lock_servers(csec, "lock_servers")
         csec.finish()
         clusters[cname] = ClusterSettings(cname, tuple(nodes), mode)
+    replicas = _parse_replicas(top.section("replicas"), cluster_servers)
     lim = top.section("limits")
     max_body = lim.integer("max_body_bytes", 1024 * 1024, minimum=1024)
     budget = lim.number("request_budget_seconds", 8.0, minimum=0.5, maximum=60)
@@ -154,9 +160,61 @@ def parse_remediator_config(doc: dict[str, Any]) -> RemediatorConfig:
         request_budget_seconds=budget,
         threads=threads,
         allow_no_auth=allow_no_auth,
+        replicas=replicas,
     )
     top.finish()
     return cfg
+
+
+def _lock_servers(sec: Section, name: str) -> tuple[LockServer, ...]:
+    out = []
+    for item in sec.strings(name):
+        host, _, port = item.rpartition(":") if re.search(r":\d+$", item) else (item, "", "3306")
+        host = host.strip("[]")
+        if not host or not re.match(r"^[A-Za-z0-9_.:-]+$", host) or not 0 < int(port) < 65536:
+            raise ConfigError(f"{sec.key(name)}: {item!r} is not HOST[:PORT]")
+        out.append(LockServer(host, int(port)))
+    if not out:
+        raise ConfigError(f"{sec.key(name)}: list at least one lock server (three or more: a majority must be taken)")
+    if len(set(out)) != len(out):
+        raise ConfigError(f"{sec.key(name)}: a lock server is listed twice")
+    return tuple(out)
+
+
+def _parse_replicas(sec: Section, cluster_servers: dict[str, tuple[LockServer, ...]]) -> ReplicaSettings | None:
+    """``replicas``: absent for one remediator; else the lock store every replica shares."""
+    if not sec.data:
+        if cluster_servers:
+            name = next(iter(cluster_servers))
+            raise ConfigError(f"clusters.{name}.lock_servers: needs a replicas.lock section (user, password)")
+        return None
+    import socket
+
+    rid = sec.text("id", socket.gethostname())
+    lsec = sec.section("lock")
+    if not lsec.data:
+        raise ConfigError(f"{lsec.key('servers')}: required: replicas coordinate through a lock store")
+    servers = _lock_servers(lsec, "servers")
+    user = lsec.text("user", required=True)
+    password = read_secret(lsec, "password")
+    if password is None:
+        raise ConfigError(f"{lsec.key('password')}: required (or password_file / password_env)")
+    lock = LockSettings(
+        servers,
+        user,
+        password,
+        session_timeout=lsec.integer("session_timeout", 7, minimum=2),
+        connect_timeout=lsec.number("connect_timeout", 1.0, minimum=0.05, maximum=30),
+        probe_seconds=lsec.number("probe_seconds", 15.0, minimum=0.2, maximum=3600),
+    )
+    lsec.finish()
+    peers = []
+    for i, url in enumerate(sec.strings("peers")):
+        if not re.match(r"^https?://[^/\s]+/?$", url):
+            raise ConfigError(f"{sec.key('peers')}[{i}]: must be a replica's base URL, e.g. http://host:9844")
+        peers.append(PeerReplica(url))
+    sec.finish()
+    return ReplicaSettings(rid, lock, tuple(peers), dict(cluster_servers))
 
 
 def load_remediator_config(path: str) -> RemediatorConfig:

@@ -39,12 +39,23 @@ from mxha.model import StateFormatError, node_state_from_json
 from mxha.policy import NO_ANSWER, OK, REFUSAL_REASONS, UNKNOWN, Action, NodeObservation, Plan, plan_actions
 from mxha.remediator.config import NodeSettings, RemediatorConfig
 from mxha.remediator.drivers import Driver, DriverError, make_driver
+from mxha.remediator.replicas import Coordinator, Lease, LeaseLost, Refusal
 from mxha.transport import HttpJsonError, JsonHttpClient
 
 log = logging.getLogger("mxha.remediator")
 ACTIONS = ("demote", "promote", "release_locks")
 RESULTS = ("success", "failure", "skipped", "dry_run")
-SKIP_REASONS = ("cooldown", "circuit_open", "state_changed", "demotion_failed", "budget")
+SKIP_REASONS = (
+    "cooldown",
+    "circuit_open",
+    "state_changed",
+    "demotion_failed",
+    "budget",
+    "lock_busy",  # replicas: another replica held the cluster's lock for the whole request budget
+    "lock_unavailable",  # replicas: a majority of the lock servers did not answer
+    "lock_lost",  # replicas: the lock was no longer ours when re-checked right before a write
+)
+NEED_LEASE = "need-lease"  # _decide_and_act: take the cluster's lock (replicas), read again, decide again
 
 
 @dataclass
@@ -58,6 +69,7 @@ class ReconcileResult:
     status: int = 200
     shared: bool = False
     guard: str | None = None  # the guard that refused the correction, if one did
+    lock: str | None = None  # replicas: how the cluster's lock was held, or why it was not
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -69,6 +81,7 @@ class ReconcileResult:
             "time": self.time,
             "shared": self.shared,
             "guard": self.guard,
+            "lock": self.lock,
         }
 
 
@@ -91,6 +104,8 @@ class ClusterRuntime:
     circuit_open_until: float = 0.0
     refused: str | None = None  # the last reconcile's refusal reason
     released_at: dict[str, float] = field(default_factory=dict)  # our release-locks calls, by node (clock)
+    lease: Lease | None = None  # replicas: the cluster's lock, while a correction holds it
+    own_actions: collections.deque[tuple[str, float]] = field(default_factory=collections.deque)  # (node, wall)
     recent: collections.deque[dict[str, Any]] = field(default_factory=lambda: collections.deque(maxlen=50))
     recheck: threading.Timer | None = None
     recheck_due: float = float("inf")
@@ -121,7 +136,11 @@ class AuditLog:
 
 class Metrics:
     def __init__(
-        self, cfg: RemediatorConfig, runtimes: dict[str, ClusterRuntime], clock: Callable[[], float] = time.monotonic
+        self,
+        cfg: RemediatorConfig,
+        runtimes: dict[str, ClusterRuntime],
+        clock: Callable[[], float] = time.monotonic,
+        coordinator: Coordinator | None = None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.actions = Counter(
@@ -175,13 +194,16 @@ class Metrics:
             for reason in SKIP_REASONS:
                 self.skipped.labels(cname, reason)
             self.over_down.labels(cname)
-        self.registry.register(_ClusterCollector(runtimes, clock))
+        self.registry.register(_ClusterCollector(runtimes, clock, coordinator))
 
 
 class _ClusterCollector(Collector):
-    def __init__(self, runtimes: dict[str, ClusterRuntime], clock: Callable[[], float]) -> None:
+    def __init__(
+        self, runtimes: dict[str, ClusterRuntime], clock: Callable[[], float], coordinator: Coordinator | None
+    ) -> None:
         self.runtimes = runtimes
         self.clock = clock
+        self.coordinator = coordinator
 
     def collect(self) -> list[Metric]:
         circuit = GaugeMetricFamily(
@@ -199,7 +221,23 @@ class _ClusterCollector(Collector):
             circuit.add_metric([name], 1 if rt.circuit_open_until > now else 0)
             for reason in REFUSAL_REASONS:
                 refused.add_metric([name, reason], 1 if rt.refused == reason else 0)
-        return [circuit, refused]
+        if self.coordinator is None:
+            return [circuit, refused]
+        quorum = GaugeMetricFamily(
+            "mxha_remediator_lock_quorum",
+            "Replicas: 1 while a majority of the cluster's lock servers answered when last asked, 0 when not "
+            "(no correction can run then).",
+            labels=["cluster"],
+        )
+        answering = GaugeMetricFamily(
+            "mxha_remediator_lock_servers_answering",
+            "Replicas: how many of the cluster's lock servers answered when last asked.",
+            labels=["cluster"],
+        )
+        for name, (ok, count, _total) in sorted(self.coordinator.quorum.items()):
+            quorum.add_metric([name], 1 if ok else 0)
+            answering.add_metric([name], count)
+        return [circuit, refused, quorum, answering]
 
 
 @dataclass
@@ -238,7 +276,12 @@ class Reconciler:
         self.cfg = cfg
         self.clock = clock
         self.runtimes = {name: ClusterRuntime() for name in cfg.clusters}
-        self.metrics = Metrics(cfg, self.runtimes, clock)
+        self.coordinator = (
+            Coordinator(cfg.replicas, list(cfg.clusters), _authorization(cfg), cfg.policy.state_timeout)
+            if cfg.replicas is not None
+            else None
+        )
+        self.metrics = Metrics(cfg, self.runtimes, clock, self.coordinator)
         self.audit = audit or AuditLog(cfg.audit_log)
         self.drivers = {(c, n.name): driver_factory(n) for c, cl in cfg.clusters.items() for n in cl.nodes}
         self.clients = {
@@ -467,6 +510,8 @@ class Reconciler:
 
     def close(self) -> None:
         self._closed = True
+        if self.coordinator is not None:
+            self.coordinator.close()
         for rt in self.runtimes.values():
             with rt.recheck_lock:
                 if rt.recheck is not None:
@@ -479,14 +524,56 @@ class Reconciler:
         readings = self.observe(cluster, started + (deadline - started) / 2)
         result = ReconcileResult(cluster, started, time.time(), [], {})
         acted: set[str] = set()
-        # A correction whose ground moved under it (the re-read before its promotion disagreed) is
-        # decided again at once from what that re-read saw: once, within the same deadline.
-        for attempt in range(2):
-            fresh = self._decide_and_act(cluster, readings, deadline, result, acted, attempt)
-            if fresh is None or time.monotonic() >= deadline:
-                break
-            readings = fresh
+        rt = self.runtimes[cluster]
+        try:
+            # A correction whose ground moved under it (the re-read before its promotion disagreed) is
+            # decided again at once from what that re-read saw: once, within the same deadline.
+            attempt = 0
+            while attempt < 2:
+                fresh = self._decide_and_act(cluster, readings, deadline, result, acted, attempt)
+                if fresh == NEED_LEASE:
+                    if not self._take_lease(cluster, deadline, result):
+                        break
+                    # decided again from a read made while holding the lock: never on a plan made
+                    # before another replica's correction
+                    readings = self.observe(cluster, time.monotonic() + (deadline - time.monotonic()) / 2)
+                    continue
+                if fresh is None or time.monotonic() >= deadline:
+                    break
+                assert not isinstance(fresh, str)
+                readings = fresh
+                attempt += 1
+        finally:
+            if rt.lease is not None:
+                rt.lease.release()
+                rt.lease = None
         return result
+
+    def _take_lease(self, cluster: str, deadline: float, result: ReconcileResult) -> bool:
+        """Replicas: take the cluster's lock on a majority of its lock servers, or record why not."""
+        assert self.coordinator is not None
+        got = self.coordinator.acquire(cluster, deadline)
+        if isinstance(got, Refusal):
+            result.lock = got.detail
+            result.guard = got.reason
+            result.status = 503
+            result.plan["verdict"] = got.reason.replace("_", "-")
+            result.plan["reason"] = f"{got.detail}: not running any of it; wanted: {result.plan['reason']}"
+            self.metrics.skipped.labels(cluster, got.reason).inc()
+            for action in result.plan["actions"]:
+                kind = "release_locks" if action["kind"] == "release" else action["kind"]
+                result.results.append(self._record(cluster, action["node"], kind, "skipped", got.detail))
+            log.warning("cluster %s: no correction: %s", cluster, got.detail)
+            return False
+        self.runtimes[cluster].lease = got
+        result.lock = got.describe()
+        return True
+
+    def _fence(self, cluster: str, deadline: float) -> None:
+        """Replicas: right before a write, is the cluster's lock still ours? Raises LeaseLost."""
+        lease = self.runtimes[cluster].lease
+        if self.coordinator is not None and lease is not None:
+            lease.check(deadline)
 
     def _decide_and_act(
         self,
@@ -496,9 +583,10 @@ class Reconciler:
         result: ReconcileResult,
         acted: set[str],
         attempt: int,
-    ) -> list[NodeReading] | None:
+    ) -> list[NodeReading] | str | None:
         """Plan from ``readings``; guard, act. Returns fresh readings when the correction was dropped
-        because the state changed under it, else None."""
+        because the state changed under it, NEED_LEASE when replicas must first take the cluster's
+        lock, else None."""
         plan = self._plan(cluster, [r.observation for r in readings])
         rt = self.runtimes[cluster]
         rt.refused = plan.refusal
@@ -510,10 +598,12 @@ class Reconciler:
         self.metrics.decisions.labels(cluster, plan.verdict).inc()
         if not plan.actions:
             return None
+        if self.coordinator is not None and rt.lease is None and not self.cfg.dry_run:
+            return NEED_LEASE
         # a promotion into a cluster with NO active MaxScale is a rescue: the guards exist to stop
         # flapping, and holding a rescue back would leave none active for the whole window
         rescue = all(a.kind == "promote" for a in plan.actions) and not any(r.observation.is_active for r in readings)
-        refusal = self._guard(cluster, plan, exempt=acted, rescue=rescue)
+        refusal = self._guard(cluster, plan, exempt=acted, rescue=rescue, deadline=deadline, result=result)
         if refusal is not None:
             reason, status = refusal
             result.guard = reason
@@ -529,49 +619,124 @@ class Reconciler:
                 result.results.append(self._record(cluster, action.node, action.kind, "dry_run", "dry-run mode"))
             return None
         acted.update(a.node for a in plan.actions)
-        return self._run_correction(cluster, plan, readings, deadline, result)
+        try:
+            return self._run_correction(cluster, plan, readings, deadline, result)
+        except LeaseLost as exc:
+            detail = f"lock lost: {exc}"
+            result.lock = detail
+            result.status = 503
+            self.metrics.skipped.labels(cluster, "lock_lost").inc()
+            done = {(r["node"], r["action"]) for r in result.results}
+            for action in plan.actions:
+                kind = "release_locks" if action.kind == "release" else action.kind
+                if (action.node, kind) not in done:
+                    result.results.append(self._record(cluster, action.node, kind, "skipped", detail))
+            log.warning("cluster %s: stopped before acting: %s", cluster, detail)
+            return None
 
     def _plan(self, cluster: str, nodes: list[NodeObservation]) -> Plan:
         return plan_actions(nodes, self.cfg.policy.unreachable_grace_seconds, self.cfg.clusters[cluster].mode)
 
-    def _guard(self, cluster: str, plan: Plan, exempt: set[str], rescue: bool = False) -> tuple[str, int] | None:
+    def _guard(
+        self,
+        cluster: str,
+        plan: Plan,
+        exempt: set[str],
+        rescue: bool = False,
+        deadline: float | None = None,
+        result: ReconcileResult | None = None,
+    ) -> tuple[str, int] | None:
         """The guards, asked ONCE for the whole correction: (reason, HTTP status) to refuse it, or None.
 
         ``exempt``: nodes this same reconcile already acted on (its second decision finishes the
-        first correction; the cooldown is for corrections, not for the halves of one)."""
+        first correction; the cooldown is for corrections, not for the halves of one). With replicas,
+        the peers' own recent actions count as if they were ours (read while holding the lock)."""
         rt = self.runtimes[cluster]
         now = self.clock()
         if rescue and not self.cfg.dry_run:
-            for action in plan.actions:
-                rt.action_times.append(now)
-                rt.last_action_at[action.node] = now
+            self._admit(cluster, plan, now)
             return None
+        theirs, their_times, circuit_until = self._peer_guardrails(cluster, now, deadline, result)
         for action in plan.actions:
             if action.node in exempt:
                 continue
-            if now - rt.last_action_at.get(action.node, float("-inf")) < self.cfg.policy.cooldown_seconds:
+            last = max(rt.last_action_at.get(action.node, float("-inf")), theirs.get(action.node, float("-inf")))
+            if now - last < self.cfg.policy.cooldown_seconds:
                 return "cooldown", 503
         if self.cfg.dry_run:
             return None
         window = self.cfg.policy.circuit_window_seconds
         while rt.action_times and now - rt.action_times[0] > window:
             rt.action_times.popleft()
-        if rt.circuit_open_until > now:
+        peer_count = sum(1 for t in their_times if now - t <= window)
+        if max(rt.circuit_open_until, circuit_until) > now:
             return "circuit_open", 200
-        if len(rt.action_times) + len(plan.actions) > self.cfg.policy.circuit_max_actions:
+        if len(rt.action_times) + peer_count + len(plan.actions) > self.cfg.policy.circuit_max_actions:
             rt.circuit_open_until = now + window
             log.warning(
-                "cluster %s: circuit breaker opened: %d actions in %gs, and this correction needs %d more",
+                "cluster %s: circuit breaker opened: %d actions in %gs (%d by peer replicas), and this correction "
+                "needs %d more",
                 cluster,
-                len(rt.action_times),
+                len(rt.action_times) + peer_count,
                 window,
+                peer_count,
                 len(plan.actions),
             )
             return "circuit_open", 200
-        for action in plan.actions:  # admitted whole: every action of it counts, now
+        self._admit(cluster, plan, now)
+        return None
+
+    def _admit(self, cluster: str, plan: Plan, now: float) -> None:
+        """A correction admitted whole: every action of it counts, now (and is shown to peer replicas)."""
+        rt = self.runtimes[cluster]
+        wall = time.time()
+        keep = max(self.cfg.policy.circuit_window_seconds, self.cfg.policy.cooldown_seconds)
+        while rt.own_actions and wall - rt.own_actions[0][1] > keep:
+            rt.own_actions.popleft()
+        for action in plan.actions:
             rt.action_times.append(now)
             rt.last_action_at[action.node] = now
-        return None
+            rt.own_actions.append((action.node, wall))
+
+    def _peer_guardrails(
+        self, cluster: str, now: float, deadline: float | None, result: ReconcileResult | None
+    ) -> tuple[dict[str, float], list[float], float]:
+        """Peer replicas' recent actions on the cluster, on our clock: ({node: its last action}, every
+        action's time, the latest circuit_open_until any of them reports)."""
+        if self.coordinator is None or not self.coordinator.settings.peers:
+            return {}, [], float("-inf")
+        limit = min(deadline or float("inf"), time.monotonic() + self.cfg.policy.state_timeout)
+        entries, notes = self.coordinator.peer_actions(cluster, limit)
+        if notes and result is not None:
+            result.plan["notes"] = [*result.plan.get("notes", []), *notes]
+        wall = time.time()
+        last: dict[str, float] = {}
+        times: list[float] = []
+        circuit = float("-inf")
+        for e in entries:
+            if "circuit_open_until" in e:
+                circuit = max(circuit, now + (e["circuit_open_until"] - wall))
+                continue
+            at = now - (wall - e["at"])
+            last[e["node"]] = max(last.get(e["node"], float("-inf")), at)
+            times.append(at)
+        return last, times, circuit
+
+    def guardrails(self) -> dict[str, Any]:
+        """What peer replicas read (``GET /guardrails``): this replica's OWN recent actions per cluster,
+        wall-clock, and its breaker. Never what it read from others (no echo, no double count)."""
+        now = self.clock()
+        wall = time.time()
+        out: dict[str, Any] = {}
+        keep = max(self.cfg.policy.circuit_window_seconds, self.cfg.policy.cooldown_seconds)
+        for name, rt in self.runtimes.items():
+            open_until = rt.circuit_open_until
+            out[name] = {
+                "actions": [{"node": n, "at": at} for n, at in list(rt.own_actions) if wall - at <= keep],
+                "circuit_open_until": wall + (open_until - now) if open_until > now else None,
+            }
+        rid = self.cfg.replicas.id if self.cfg.replicas is not None else None
+        return {"replica": rid, "clusters": out}
 
     def _run_correction(
         self, cluster: str, plan: Plan, readings: list[NodeReading], deadline: float, result: ReconcileResult
@@ -664,6 +829,7 @@ class Reconciler:
         try:
             if deadline - time.monotonic() <= 0:
                 raise DriverError("the request budget was spent before this action")
+            self._fence(cluster, deadline)
             try:
                 driver.set_passive(passive, deadline)
             except (DriverError, MaxScaleError) as exc:
@@ -680,6 +846,7 @@ class Reconciler:
         outcome = self._record(cluster, node, action.kind, "success")
         if action.release_locks:  # the policy asks only when this node holds them and the keeper can take them
             try:
+                self._fence(cluster, deadline)
                 self._record(cluster, node, "release_locks", "success", self._release(cluster, node, reading, deadline))
             except (DriverError, MaxScaleError) as exc:
                 self._record(cluster, node, "release_locks", "failure", str(exc)[:300])
@@ -705,6 +872,7 @@ class Reconciler:
         try:
             if deadline - time.monotonic() <= 0:
                 raise DriverError("the request budget was spent before this action")
+            self._fence(cluster, deadline)
             released = self._release(cluster, node, reading, deadline)
         except (DriverError, MaxScaleError) as exc:
             return self._record(cluster, node, "release_locks", "failure", str(exc)[:300])
@@ -786,6 +954,19 @@ class Reconciler:
                 "recent_actions": list(rt.recent),
             }
         return out
+
+
+def _authorization(cfg: RemediatorConfig) -> str | None:
+    """How this replica authenticates to its peers' ``/guardrails``: replicas share one config, so
+    they accept the same credentials."""
+    import base64
+
+    if cfg.auth.bearer_tokens:
+        return f"Bearer {cfg.auth.bearer_tokens[0]}"
+    if cfg.auth.basic_user is not None:
+        token = base64.b64encode(f"{cfg.auth.basic_user}:{cfg.auth.basic_password or ''}".encode()).decode()
+        return f"Basic {token}"
+    return None
 
 
 def _plan_json(plan: Plan) -> dict[str, Any]:

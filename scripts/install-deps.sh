@@ -14,6 +14,7 @@ have nft || need+=(nftables)
 have ip || need+=(iproute2)
 have curl || need+=(curl)
 have node || need+=(nodejs)
+have mariadbd || need+=(mariadb-server)  # the remediator replicas' lock store, in the tests and the lab
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 
 if [ ${#need[@]} -eq 0 ]; then

@@ -36,10 +36,11 @@ class StateServer:
     ``refuse()``/``listen()`` close and reopen the port.
     """
 
-    def __init__(self, node: str) -> None:
+    def __init__(self, node: str, host: str = "127.0.0.1") -> None:
         import threading
 
         self.node = node
+        self.host = host
         self.claims = node  # the node name the document gives
         self.mode = "passive"  # its node config's `mode`
         self.vrrp = "BACKUP"
@@ -58,7 +59,7 @@ class StateServer:
         self.server: Any = None
         self.port = 0
         self.listen()
-        self.url = f"http://127.0.0.1:{self.port}/state"
+        self.url = f"http://{host}:{self.port}/state"
 
     @property
     def fail(self) -> bool:
@@ -124,7 +125,7 @@ class StateServer:
                 except OSError:
                     self.close_connection = True
 
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server = ThreadingHTTPServer((self.host, self.port), Handler)
         server.daemon_threads = True
         server.allow_reuse_address = True
         self.port = server.server_address[1]
@@ -200,7 +201,13 @@ class MxhaServer:
     waited for (``/healthz``), and stopped with SIGTERM, which must end it cleanly."""
 
     def __init__(
-        self, command: str, config: Path, *, prefix: tuple[str, ...] = (), env: dict[str, str] | None = None
+        self,
+        command: str,
+        config: Path,
+        *,
+        prefix: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+        port: int | None = None,
     ) -> None:
         import os
         import subprocess
@@ -208,7 +215,7 @@ class MxhaServer:
 
         from mxha.lab.waiting import wait_for_url
 
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         argv = [*prefix, sys.executable, "-m", "mxha", command, "--config.file", str(config)]
         argv += ["--web.listen-address", f"127.0.0.1:{self.port}"]

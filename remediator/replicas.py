@@ -1,0 +1,352 @@
+"""Remediator replicas: one correction per cluster at a time, whichever replica Alertmanager asks.
+
+The mutual exclusion is MariaDB's own named locks (``GET_LOCK``), the mechanism MaxScale's
+cooperative monitoring uses, taken on a MAJORITY of the configured lock servers (usually the
+cluster's own database servers): two replicas cannot both hold a majority. Nothing here is a
+consensus of our own: a server grants a name to one connection, and frees it when that connection
+ends. So that a dead, frozen or cut-off replica's connection ends soon, every lock connection sets
+``wait_timeout`` to ``session_timeout`` seconds (MaxScale sets its own lock sessions to a few
+seconds for the same reason; the server default is 8 hours) and the holder pings within a third
+of it.
+
+Holding is re-checked (``IS_USED_LOCK(name) = CONNECTION_ID()`` on a majority, over the same
+connections) right before every write to a MaxScale, so a replica that was frozen or cut off
+while holding the lock finds out before it acts, not after. What cannot be fenced: a pause
+between that re-check and the write itself (MaxScale's REST API takes no fencing token); the
+re-check is one round trip, so that window is milliseconds, not a lease's length.
+
+The guardrails (cooldown, circuit breaker) are shared by reading: a replica that holds a cluster's
+lock reads every peer replica's own recent actions (``GET /guardrails``) before it decides, and
+counts them with its own. A peer it cannot read counts with what was last read from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pymysql
+
+from mxha.transport import HttpJsonError, JsonHttpClient
+
+log = logging.getLogger("mxha.remediator.replicas")
+
+
+@dataclass(frozen=True)
+class LockServer:
+    host: str
+    port: int = 3306
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class LockSettings:
+    servers: tuple[LockServer, ...]
+    user: str
+    password: str = field(repr=False)
+    session_timeout: int = 7  # seconds the server keeps an idle lock connection (its wait_timeout)
+    connect_timeout: float = 1.0
+    probe_seconds: float = 15.0  # how often the lock servers are checked without a correction
+
+    @property
+    def majority(self) -> int:
+        return len(self.servers) // 2 + 1
+
+
+@dataclass(frozen=True)
+class PeerReplica:
+    url: str  # base URL of another replica, e.g. http://rem2:9844
+
+
+@dataclass(frozen=True)
+class ReplicaSettings:
+    id: str
+    lock: LockSettings
+    peers: tuple[PeerReplica, ...] = ()
+    cluster_servers: dict[str, tuple[LockServer, ...]] = field(default_factory=dict)  # per-cluster override
+
+    def servers_for(self, cluster: str) -> tuple[LockServer, ...]:
+        return self.cluster_servers.get(cluster, self.lock.servers)
+
+
+def lock_name(cluster: str) -> str:
+    """MariaDB lock names are at most 64 characters; a longer cluster name is hashed."""
+    name = f"mxha-remediator:{cluster}"
+    return name if len(name) <= 64 else "mxha-remediator:" + hashlib.sha256(cluster.encode()).hexdigest()[:40]
+
+
+class LeaseLost(RuntimeError):
+    """The lock is no longer held on a majority: the replica must not act."""
+
+
+class _Held:
+    """One lock server's connection that holds the name."""
+
+    def __init__(self, server: LockServer, conn: Any) -> None:
+        self.server = server
+        self.conn = conn
+        self.mutex = threading.Lock()  # a pymysql connection serves one query at a time
+        self.lost: str | None = None
+
+    def query(self, sql: str, args: tuple[Any, ...]) -> Any:
+        with self.mutex:
+            if self.lost is not None:
+                raise pymysql.err.OperationalError(0, self.lost)
+            with self.conn.cursor() as cur:
+                cur.execute(sql, args)
+                row = cur.fetchone()
+            return row[0] if row else None
+
+    def close(self, release: str | None) -> None:
+        with self.mutex:
+            try:
+                if release is not None and self.lost is None:
+                    with self.conn.cursor() as cur:
+                        cur.execute("SELECT RELEASE_LOCK(%s)", (release,))
+            except pymysql.MySQLError:
+                pass  # closing the connection frees the lock anyway
+            finally:
+                try:
+                    self.conn.close()
+                except pymysql.MySQLError:
+                    pass
+                self.lost = self.lost or "closed"
+
+
+class Lease:
+    """A cluster's lock, held on a majority of its lock servers until ``release``."""
+
+    def __init__(self, coordinator: Coordinator, cluster: str, held: list[_Held], total: int) -> None:
+        self.coordinator = coordinator
+        self.cluster = cluster
+        self.name = lock_name(cluster)
+        self.held = held
+        self.total = total
+        self.acquired_at = time.monotonic()
+        self._stop = threading.Event()
+        interval = max(0.2, coordinator.settings.lock.session_timeout / 3)
+        self._pinger = threading.Thread(target=self._ping_loop, args=(interval,), daemon=True, name="lock-ping")
+        self._pinger.start()
+
+    def describe(self) -> str:
+        live = [str(h.server) for h in self.held if h.lost is None]
+        return f"held on {len(live)}/{self.total} lock servers ({', '.join(live)})"
+
+    def _ping_loop(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            for h in self.held:
+                try:
+                    h.query("SELECT 1", ())
+                except pymysql.MySQLError as exc:
+                    h.lost = h.lost or f"{h.server}: {_short(exc)}"
+
+    def check(self, deadline: float) -> None:
+        """Raise LeaseLost unless the lock is still ours on a majority, asked NOW."""
+        majority = self.coordinator.majority(self.cluster)
+        if deadline - time.monotonic() <= 0:
+            raise LeaseLost("the request budget was spent before the lock could be re-checked")
+
+        def ask(h: _Held) -> bool:
+            try:
+                return bool(h.query("SELECT IS_USED_LOCK(%s) = CONNECTION_ID()", (self.name,)))
+            except pymysql.MySQLError as exc:
+                h.lost = h.lost or f"{h.server}: {_short(exc)}"
+                return False
+
+        answers = list(self.coordinator.pool.map(ask, self.held))
+        ours = sum(answers)
+        if ours < majority:
+            lost = [
+                h.lost or f"{h.server}: the lock belongs to another session"
+                for h, a in zip(self.held, answers, strict=True)
+                if not a
+            ]
+            raise LeaseLost(
+                f"the lock is ours on {ours} of {self.total} servers, fewer than {majority}: {'; '.join(lost)}"
+            )
+
+    def release(self) -> None:
+        self._stop.set()
+        for h in self.held:
+            h.close(self.name)
+
+
+@dataclass
+class Refusal:
+    reason: str  # lock_busy | lock_unavailable
+    detail: str
+
+
+@dataclass
+class _PeerView:
+    ok: bool = False
+    error: str | None = None
+    doc: dict[str, Any] = field(default_factory=dict)  # the last document read
+    read_at: float | None = None
+
+
+class Coordinator:
+    def __init__(
+        self, settings: ReplicaSettings, clusters: list[str], authorization: str | None, timeout: float
+    ) -> None:
+        self.settings = settings
+        self.clusters = clusters
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lock")
+        # per cluster: (majority reachable?, servers answering, servers configured, when)
+        self.quorum: dict[str, tuple[bool, int, int]] = {}
+        self._quorum_lock = threading.Lock()
+        self.peer_clients = {
+            p.url: JsonHttpClient(
+                p.url.rstrip("/") + "/guardrails",
+                connect_timeout=timeout,
+                read_timeout=timeout,
+                authorization=authorization,
+            )
+            for p in settings.peers
+        }
+        self.peer_views: dict[str, _PeerView] = {p.url: _PeerView() for p in settings.peers}
+        self._closed = threading.Event()
+        self._prober = threading.Thread(target=self._probe_loop, daemon=True, name="lock-probe")
+        self._prober.start()
+
+    # -- the lock --------------------------------------------------------------------------
+    def majority(self, cluster: str) -> int:
+        return len(self.settings.servers_for(cluster)) // 2 + 1
+
+    def _connect(self, server: LockServer, deadline: float) -> Any:
+        lock = self.settings.lock
+        timeout = max(0.05, min(lock.connect_timeout, deadline - time.monotonic()))
+        conn = pymysql.connect(
+            host=server.host,
+            port=server.port,
+            user=lock.user,
+            password=lock.password,
+            connect_timeout=timeout,
+            read_timeout=max(1.0, lock.connect_timeout),
+            write_timeout=max(1.0, lock.connect_timeout),
+            autocommit=True,
+        )
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION wait_timeout = %s", (lock.session_timeout,))
+        return conn
+
+    def _try_one(self, server: LockServer, name: str, deadline: float) -> tuple[str, Any, str]:
+        """("got"|"busy"|"error", connection or None, detail)."""
+        try:
+            conn = self._connect(server, deadline)
+        except (pymysql.MySQLError, OSError) as exc:
+            return "error", None, f"{server}: {_short(exc)}"
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT GET_LOCK(%s, 0)", (name,))
+                row = cur.fetchone()
+        except (pymysql.MySQLError, OSError) as exc:
+            conn.close()
+            return "error", None, f"{server}: {_short(exc)}"
+        if row and row[0] == 1:
+            return "got", conn, str(server)
+        conn.close()
+        return "busy", None, f"{server}: held by another session"
+
+    def acquire(self, cluster: str, deadline: float) -> Lease | Refusal:
+        """Take the cluster's lock on a majority, waiting (within ``deadline``) while another replica
+        holds it; a store that a majority cannot be reached on refuses at once."""
+        servers = self.settings.servers_for(cluster)
+        majority = self.majority(cluster)
+        name = lock_name(cluster)
+        while True:
+            tries = list(self.pool.map(lambda s: self._try_one(s, name, deadline), servers))
+            got = [_Held(s, conn) for s, (kind, conn, _) in zip(servers, tries, strict=True) if kind == "got"]
+            answering = sum(1 for kind, _, _ in tries if kind != "error")
+            self._set_quorum(cluster, answering >= majority, answering, len(servers))
+            if len(got) >= majority:
+                return Lease(self, cluster, got, len(servers))
+            for h in got:  # a minority is worth nothing: give it back at once
+                h.close(name)
+            details = "; ".join(d for kind, _, d in tries if kind != "got")
+            if answering < majority:
+                return Refusal(
+                    "lock_unavailable",
+                    f"lock store unreachable: {answering} of {len(servers)} lock servers answered, "
+                    f"{majority} needed ({details})",
+                )
+            if time.monotonic() + 0.25 >= deadline:
+                return Refusal("lock_busy", f"another replica holds the cluster's lock ({details})")
+            time.sleep(random.uniform(0.05, 0.2))  # noqa: S311 - jitter, so two waiters do not collide in step
+
+    def _set_quorum(self, cluster: str, ok: bool, answering: int, total: int) -> None:
+        with self._quorum_lock:
+            self.quorum[cluster] = (ok, answering, total)
+
+    def _probe_loop(self) -> None:
+        """Check the lock servers now and then, so a store that is down is known (and alerted on)
+        before a correction needs it."""
+        while not self._closed.is_set():
+            sets: dict[tuple[LockServer, ...], list[str]] = {}
+            for c in self.clusters:
+                sets.setdefault(self.settings.servers_for(c), []).append(c)
+            for servers, members in sets.items():
+                limit = time.monotonic() + self.settings.lock.connect_timeout + 1.0
+                answering = sum(self.pool.map(lambda s, t=limit: self._answers(s, t), servers))
+                for c in members:
+                    self._set_quorum(c, answering >= len(servers) // 2 + 1, answering, len(servers))
+            self._closed.wait(self.settings.lock.probe_seconds)
+
+    def _answers(self, server: LockServer, deadline: float) -> bool:
+        try:
+            self._connect(server, deadline).close()
+            return True
+        except (pymysql.MySQLError, OSError):
+            return False
+
+    # -- shared guardrails -------------------------------------------------------------------
+    def peer_actions(self, cluster: str, deadline: float) -> tuple[list[dict[str, Any]], list[str]]:
+        """Every peer replica's own recent actions on ``cluster`` (wall-clock ``at``), and notes on
+        peers that could not be read (their last known actions count instead)."""
+
+        def read(url: str) -> None:
+            view = self.peer_views[url]
+            try:
+                doc = self.peer_clients[url].get_json(None, deadline)
+                if not isinstance(doc, dict) or not isinstance(doc.get("clusters"), dict):
+                    raise HttpJsonError("not a /guardrails document", kind="format")
+                view.ok, view.error, view.doc, view.read_at = True, None, doc, time.time()
+            except HttpJsonError as exc:
+                view.ok, view.error = False, str(exc)[:200]
+
+        list(self.pool.map(read, list(self.peer_views)))
+        actions: list[dict[str, Any]] = []
+        notes = []
+        for url, view in self.peer_views.items():
+            if not view.ok:
+                age = "never read" if view.read_at is None else f"last read {time.time() - view.read_at:.0f}s ago"
+                notes.append(f"peer replica {url} unreadable ({view.error}); its actions as {age}")
+            entry = view.doc.get("clusters", {}).get(cluster) if view.doc else None
+            if isinstance(entry, dict):
+                for a in entry.get("actions", []):
+                    if isinstance(a, dict) and isinstance(a.get("at"), (int, float)) and isinstance(a.get("node"), str):
+                        actions.append({"node": a["node"], "at": float(a["at"]), "replica": view.doc.get("replica")})
+                until = entry.get("circuit_open_until")
+                if isinstance(until, (int, float)):
+                    actions.append({"circuit_open_until": float(until), "replica": view.doc.get("replica")})
+        return actions, notes
+
+    def close(self) -> None:
+        self._closed.set()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _short(exc: BaseException) -> str:
+    """An error in one line, without the server's greeting or anything secret (pymysql's messages
+    carry the user name at most, never the password)."""
+    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
+    text = str(args[1]) if len(args) >= 2 else str(exc)
+    return " ".join(text.split())[:160]

@@ -1,0 +1,352 @@
+"""Remediator replicas coordinating through MariaDB named locks on a majority of lock servers.
+
+Everything real: three Debian mariadbd servers (the lock store) started here on loopback, two
+``mxha remediator`` processes as users run them, MaxScale emulators and ``/state`` servers over
+HTTP. The failure modes are injected from outside: a store that does not answer, a replica killed
+(SIGKILL) or frozen (SIGSTOP) while it holds the lock; the namespace partition is in
+``test_remediator_replicas_netns.py``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+import requests
+import yaml
+from conftest import control
+from helpers import MxhaServer, StateServer, free_port
+from test_remediator import TOKEN, payload
+
+from mxha.lab import mariadb
+from mxha.lab.waiting import wait_for
+from mxha.remediator.replicas import lock_name
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+PASSWORD = "lock-s3cret"
+LOCK = lock_name("mx-prod")
+
+
+@pytest.fixture(scope="module")
+def lock_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[mariadb.MariaDB]]:
+    why = mariadb.missing()
+    if why:
+        pytest.skip(why)
+    root = tmp_path_factory.mktemp("lockstore")
+    tpl = mariadb.template(root)
+    servers = []
+    try:
+        for i in range(3):
+            d = root / f"db{i}"
+            d.mkdir()
+            servers.append(mariadb.MariaDB(d, "127.0.0.1", free_port(), PASSWORD).start(tpl))
+        yield servers
+    finally:
+        for s in servers:
+            s.signal(signal.SIGCONT)
+            s.stop()
+
+
+def lock_holder(server: mariadb.MariaDB) -> int | None:
+    """The connection id holding the cluster's lock on ``server`` (None: free), asked from outside."""
+    conn = pymysql.connect(
+        host=server.host, port=server.port, user=mariadb.LOCK_USER, password=PASSWORD, connect_timeout=2
+    )
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT IS_USED_LOCK(%s)", (LOCK,))
+            row = cur.fetchone()
+            return None if row is None or row[0] is None else int(row[0])
+    finally:
+        conn.close()
+
+
+class Replicas:
+    """Two remediator processes, r1 and r2, each the other's peer, over one split-brain-able pair."""
+
+    def __init__(self, make_emulator: Any, tmp_path: Path, servers: list[str], **policy: Any) -> None:
+        self.tmp = tmp_path
+        self.emulators = {"node1": make_emulator(nodename="node1"), "node2": make_emulator(nodename="node2")}
+        self.states = {"node1": StateServer("node1"), "node2": StateServer("node2")}
+        self.states["node1"].priority = 150
+        self.ports = {"r1": free_port(), "r2": free_port()}
+        (tmp_path / "lock.password").write_text(PASSWORD + "\n")
+        self.servers = servers
+        self.policy = {"cooldown_seconds": 0, "unreachable_grace_seconds": 0.5, "recheck_seconds": 0, **policy}
+        self.procs: dict[str, MxhaServer] = {}
+
+    def config(self, rid: str) -> Path:
+        other = "r2" if rid == "r1" else "r1"
+        doc = {
+            "auth": {"bearer_token": TOKEN},
+            "audit_log": str(self.tmp / f"audit-{rid}.jsonl"),
+            "policy": self.policy,
+            "limits": {"request_budget_seconds": 30},
+            "replicas": {
+                "id": rid,
+                "lock": {
+                    "servers": self.servers,
+                    "user": mariadb.LOCK_USER,
+                    "password_file": str(self.tmp / "lock.password"),
+                    "session_timeout": 2,
+                    "connect_timeout": 0.5,
+                    "probe_seconds": 0.5,
+                },
+                "peers": [f"http://127.0.0.1:{self.ports[other]}"],
+            },
+            "clusters": {
+                "mx-prod": {
+                    "nodes": [
+                        {
+                            "name": n,
+                            "state_url": self.states[n].url,
+                            "maxscale": {"url": self.emulators[n].url, "password": "mariadb", "read_timeout": 5.0},
+                        }
+                        for n in ("node1", "node2")
+                    ]
+                }
+            },
+        }
+        path = self.tmp / f"{rid}.yml"
+        path.write_text(yaml.safe_dump(doc))
+        return path
+
+    def start(self, *rids: str) -> None:
+        for rid in rids or ("r1", "r2"):
+            self.procs[rid] = MxhaServer("remediator", self.config(rid), port=self.ports[rid])
+
+    def split_brain(self) -> None:
+        """Both MASTER with the VIP, both MaxScales active: node1 (150) is to be kept."""
+        for n, prio in (("node1", 150), ("node2", 100)):
+            self.states[n].set("MASTER", True, prio)
+            control(self.emulators[n], "maxscale", {"passive": False})
+
+    def post(self, rid: str, timeout: float = 40) -> requests.Response:
+        return requests.post(
+            f"http://127.0.0.1:{self.ports[rid]}/webhook",
+            data=json.dumps(payload("MaxScaleVRRPSplitBrain")),
+            headers={**AUTH, "Content-Type": "application/json"},
+            timeout=timeout,
+        )
+
+    def patches(self, node: str) -> list[dict[str, Any]]:
+        return [r for r in control(self.emulators[node], "requests")["requests"] if r["method"] == "PATCH"]
+
+    def passive(self, node: str) -> bool:
+        return bool(control(self.emulators[node], "state")["passive"])
+
+    def metrics(self, rid: str) -> str:
+        return requests.get(f"http://127.0.0.1:{self.ports[rid]}/metrics", timeout=5).text
+
+    def close(self) -> None:
+        for p in self.procs.values():
+            if p.proc.poll() is None:
+                os.kill(p.proc.pid, signal.SIGCONT)
+                p.stop()
+        for s in self.states.values():
+            s.close()
+
+
+@pytest.fixture
+def replicas(make_emulator: Any, tmp_path: Path, lock_store: list[mariadb.MariaDB]) -> Iterator[Replicas]:
+    r = Replicas(make_emulator, tmp_path, [s.address for s in lock_store])
+    yield r
+    r.close()
+
+
+def in_threads(*calls: Any) -> list[Any]:
+    out: list[Any] = [None] * len(calls)
+
+    def run(i: int, call: Any) -> None:
+        try:
+            out[i] = call()
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion that reads it
+            out[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return out
+
+
+def clusters_of(resp: requests.Response) -> dict[str, Any]:
+    return dict(resp.json()["clusters"]["mx-prod"])
+
+
+# -- one correction per fault ---------------------------------------------------------------------
+def test_two_replicas_each_asked_twice_make_one_correction_per_fault(
+    replicas: Replicas, lock_store: list[mariadb.MariaDB]
+) -> None:
+    replicas.start()
+    for round_ in range(4):
+        replicas.split_brain()
+        before = len(replicas.patches("node2"))
+        # two clustered Alertmanagers, each delivering to both replicas, at the same moment
+        answers = in_threads(*(lambda rid=rid: replicas.post(rid) for rid in ("r1", "r2", "r1", "r2")))
+        assert all(isinstance(a, requests.Response) and a.status_code == 200 for a in answers), answers
+        assert len(replicas.patches("node2")) - before == 1, f"round {round_}: one demotion, not two"
+        assert replicas.patches("node1") == [], "the node to keep is never touched"
+        assert replicas.passive("node2") and not replicas.passive("node1")
+        acted = [clusters_of(a) for a in answers if any(x["result"] == "success" for x in clusters_of(a)["actions"])]
+        # a majority, not every server: the other replica may hold one of them for a moment
+        assert len(acted) == 1 and re.match(r"held on [23]/3 lock servers", acted[0]["lock"]), acted
+        assert [lock_holder(s) for s in lock_store] == [None, None, None], "given back after the correction"
+
+
+# -- the lock store down ----------------------------------------------------------------------------
+def test_no_majority_of_lock_servers_means_no_action_said_so(
+    make_emulator: Any, tmp_path: Path, lock_store: list[mariadb.MariaDB]
+) -> None:
+    # one server answers, one is closed, one hangs (SIGSTOPped mariadbd: connects are not answered)
+    frozen = lock_store[2]
+    r = Replicas(make_emulator, tmp_path, [lock_store[0].address, f"127.0.0.1:{free_port()}", frozen.address])
+    try:
+        frozen.signal(signal.SIGSTOP)
+        r.start("r1")
+        r.split_brain()
+        started = time.monotonic()
+        resp = r.post("r1")
+        took = time.monotonic() - started
+        print(f"answer with the lock store down: {took:.2f}s")
+        assert resp.status_code == 503, resp.text
+        result = clusters_of(resp)
+        assert result["verdict"] == "lock-unavailable"
+        assert result["guard"] == "lock_unavailable"
+        assert "1 of 3 lock servers answered, 2 needed" in result["lock"]
+        assert [a["result"] for a in result["actions"]] == ["skipped"]
+        assert r.patches("node2") == [] and not r.passive("node2"), "nothing changed"
+        text = r.metrics("r1")
+        assert 'mxha_remediator_lock_quorum{cluster="mx-prod"} 0.0' in text
+        assert 'mxha_remediator_lock_servers_answering{cluster="mx-prod"} 1.0' in text
+        assert 'mxha_remediator_corrections_skipped_total{cluster="mx-prod",reason="lock_unavailable"} 1.0' in text
+        assert PASSWORD not in text and PASSWORD not in resp.text
+        audit = (tmp_path / "audit-r1.jsonl").read_text()
+        assert "lock store unreachable" in audit and PASSWORD not in audit
+        # the store comes back: the next delivery corrects, and the gauge says so
+        frozen.signal(signal.SIGCONT)
+    finally:
+        frozen.signal(signal.SIGCONT)
+        r.close()
+
+
+def test_quorum_gauge_follows_the_store_without_a_correction(replicas: Replicas) -> None:
+    replicas.start("r1")
+    wait_for(lambda: 'mxha_remediator_lock_quorum{cluster="mx-prod"} 1.0' in replicas.metrics("r1"), 5, "quorum 1")
+    assert 'mxha_remediator_lock_servers_answering{cluster="mx-prod"} 3.0' in replicas.metrics("r1")
+
+
+# -- a holder killed, a holder frozen -----------------------------------------------------------------
+def _hold_during_slow_read(replicas: Replicas, lock_store: list[mariadb.MariaDB], rid: str) -> list[Any]:
+    """Start a correction on ``rid`` whose reads of node2 take 1.5 s; return once it holds the lock
+    (its re-read under the lock is then in flight). The answer lands in the returned list."""
+    control(replicas.emulators["node2"], "fault", {"mode": "slow", "delay": 1.5, "methods": ["GET"]})
+    answer: list[Any] = []
+
+    def ask() -> None:
+        try:
+            answer.append(replicas.post(rid))
+        except requests.RequestException as exc:  # the replica may be killed mid-request
+            answer.append(exc)
+
+    threading.Thread(target=ask, daemon=True).start()
+    wait_for(lambda: any(lock_holder(s) is not None for s in lock_store), 10, f"{rid} holds the lock")
+    time.sleep(0.3)  # its re-read is sent (and answered 1.2 s later, whatever then happens to it)
+    return answer
+
+
+def test_a_replica_killed_while_holding_the_lock_frees_it_at_once(
+    replicas: Replicas, lock_store: list[mariadb.MariaDB]
+) -> None:
+    replicas.start()
+    replicas.split_brain()
+    _hold_during_slow_read(replicas, lock_store, "r1")
+    replicas.procs["r1"].proc.kill()
+    killed = time.monotonic()
+    wait_for(lambda: all(lock_holder(s) is None for s in lock_store), 5, "the lock freed")
+    freed = time.monotonic() - killed
+    control(replicas.emulators["node2"], "fault", {"mode": "none"})
+    resp = replicas.post("r2")
+    print(f"lock freed {freed:.2f}s after SIGKILL (session timeout 2 s)")
+    assert freed < 1.5, "a dead holder's connection ends with it: no waiting for the session timeout"
+    assert resp.status_code == 200, resp.text
+    assert re.match(r"held on [23]/3 ", clusters_of(resp)["lock"])
+    assert len(replicas.patches("node2")) == 1 and replicas.passive("node2") and not replicas.passive("node1")
+
+
+def test_a_frozen_holder_finds_out_before_it_acts_and_does_not_act(
+    replicas: Replicas, lock_store: list[mariadb.MariaDB]
+) -> None:
+    replicas.start()
+    replicas.split_brain()
+    answer = _hold_during_slow_read(replicas, lock_store, "r1")
+    pid = replicas.procs["r1"].proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    frozen = time.monotonic()
+    try:
+        control(replicas.emulators["node2"], "fault", {"mode": "none"})
+        resp = replicas.post("r2")  # waits until the server drops r1's idle lock sessions
+        took_over = time.monotonic() - frozen
+        assert resp.status_code == 200, resp.text
+        assert re.match(r"held on [23]/3 ", clusters_of(resp)["lock"])
+        assert replicas.passive("node2") and len(replicas.patches("node2")) == 1
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_for(lambda: bool(answer), 40, "r1's answer after it resumed")
+    late = answer[0]
+    print(f"r2 took the lock {took_over:.2f}s after r1 froze (session timeout 2 s); r1 answered {late.status_code}")
+    assert late.status_code == 503, late.text
+    result = clusters_of(late)
+    assert result["lock"].startswith("lock lost: "), result
+    assert [a["result"] for a in result["actions"]] == ["skipped"]
+    assert len(replicas.patches("node2")) == 1, "the resumed replica wrote nothing"
+    assert not replicas.passive("node1")
+    assert 'reason="lock_lost"} 1.0' in replicas.metrics("r1")
+
+
+# -- shared guardrails -------------------------------------------------------------------------------
+def test_the_circuit_breaker_counts_the_peer_replicas_actions(
+    make_emulator: Any, tmp_path: Path, lock_store: list[mariadb.MariaDB]
+) -> None:
+    r = Replicas(make_emulator, tmp_path, [s.address for s in lock_store], circuit_max_actions=2)
+    try:
+        r.start()
+        for rid in ("r1", "r2"):
+            r.split_brain()
+            assert r.post(rid).status_code == 200 and r.passive("node2")
+        r.split_brain()
+        resp = r.post("r1")  # its own 1 action + r2's 1 + this one's 1 > 2
+        result = clusters_of(resp)
+        assert result["guard"] == "circuit_open", result
+        assert result["verdict"] == "circuit-open" and resp.status_code == 200
+        assert len(r.patches("node2")) == 2 and not r.passive("node2")
+    finally:
+        r.close()
+
+
+def test_the_cooldown_counts_the_peer_replicas_actions(
+    make_emulator: Any, tmp_path: Path, lock_store: list[mariadb.MariaDB]
+) -> None:
+    r = Replicas(make_emulator, tmp_path, [s.address for s in lock_store], cooldown_seconds=60)
+    try:
+        r.start()
+        r.split_brain()
+        assert r.post("r1").status_code == 200 and r.passive("node2")
+        r.split_brain()
+        resp = r.post("r2")  # r2 never acted itself: only r1's action can hold it back
+        assert resp.status_code == 503 and clusters_of(resp)["guard"] == "cooldown", resp.text
+        assert len(r.patches("node2")) == 1
+        doc = requests.get(f"http://127.0.0.1:{r.ports['r1']}/guardrails", headers=AUTH, timeout=5).json()
+        assert doc["replica"] == "r1" and [a["node"] for a in doc["clusters"]["mx-prod"]["actions"]] == ["node2"]
+        assert requests.get(f"http://127.0.0.1:{r.ports['r1']}/guardrails", timeout=5).status_code == 401
+    finally:
+        r.close()
