@@ -32,6 +32,7 @@ class Durations:
     config_sync_for: str
     remediation_failure_window: str
     remediation_refused_for: str
+    lock_quorum_lost_for: str  # replicas: a lock store blip shorter than this is not worth a page
     primary_disagreement_for: str  # longer than MaxScale's own follow-the-lock-holder delay (~1-2 s)
     server_views_differ_for: str
     vip_holder_no_primary_for: str
@@ -58,6 +59,7 @@ PRODUCTION = Durations(
     config_sync_for="10m",
     remediation_failure_window="10m",
     remediation_refused_for="2m",
+    lock_quorum_lost_for="1m",
     primary_disagreement_for="30s",
     server_views_differ_for="30s",
     vip_holder_no_primary_for="30s",
@@ -84,6 +86,7 @@ LAB = Durations(
     config_sync_for="10s",
     remediation_failure_window="1m",
     remediation_refused_for="3s",
+    lock_quorum_lost_for="3s",
     primary_disagreement_for="3s",
     server_views_differ_for="3s",
     vip_holder_no_primary_for="3s",
@@ -380,6 +383,18 @@ max by (cluster) (mxha_remediator_circuit_open == 1)""",
             "candidates share the top VRRP priority; config_sync: passive would spread to every node; mode: "
             "what the nodes or their MaxScales report contradicts the cluster's configured mode). "
             "Until it is fixed, nothing corrects this cluster automatically.",
+            runbook_base,
+        ),
+        _alert(
+            "MaxScaleRemediatorNoLockQuorum",
+            "max by (cluster, instance) (mxha_remediator_lock_quorum == 0)",
+            d.lock_quorum_lost_for,
+            "warning",
+            "Remediator {{ $labels.instance }} cannot reach a majority of the lock servers of cluster "
+            "{{ $labels.cluster }}",
+            "Remediator replica {{ $labels.instance }} reached fewer than a majority of the lock servers of "
+            "cluster {{ $labels.cluster }} when it last asked. It corrects nothing there until it can: if every "
+            "replica says so, nothing corrects the cluster automatically.",
             runbook_base,
         ),
     ]

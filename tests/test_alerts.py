@@ -29,6 +29,7 @@ CONTRACT_ALERTS = {
     "MaxScaleConfigSyncPassiveHazard": "warning",
     "MaxScaleRemediationFailing": "critical",
     "MaxScaleRemediationRefused": "warning",
+    "MaxScaleRemediatorNoLockQuorum": "warning",
     "MaxScalePrimaryDisagreement": "critical",
     "MaxScaleServerViewsDiffer": "warning",
     "MaxScaleVIPHolderSeesNoPrimary": "critical",
@@ -311,6 +312,20 @@ def cases(d: Durations) -> list[Case]:
     c = Case(d)
     c.add("mxha_remediator_cluster_refused", {**refused, "reason": "node_identity"}, [0, 1] + [0] * 40)
     out.append(c.expect("MaxScaleRemediationRefused", steps + 3, []))
+
+    # replicas: one replica without a majority of the lock servers fires for it alone, after its `for`
+    c = Case(d)
+    c.add("mxha_remediator_lock_quorum", {**rem, "cluster": "c1", "instance": "rem1:9844"}, [1, 0] + [0] * 10)
+    c.add("mxha_remediator_lock_quorum", {**rem, "cluster": "c1", "instance": "rem2:9844"}, [1] * 12)
+    steps = c.for_steps("MaxScaleRemediatorNoLockQuorum")
+    out.append(
+        c.expect("MaxScaleRemediatorNoLockQuorum", steps, []).expect(
+            "MaxScaleRemediatorNoLockQuorum", steps + 2, [({**c1, "instance": "rem1:9844"}, "1")]
+        )
+    )
+    c = Case(d)
+    c.add("mxha_remediator_lock_quorum", {**rem, "cluster": "c1", "instance": "rem1:9844"}, [0, 1] + [1] * 10)
+    out.append(c.expect("MaxScaleRemediatorNoLockQuorum", steps + 3, []))
     out += database_view_cases(d)
     return out
 
