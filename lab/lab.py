@@ -5,6 +5,10 @@ Layout (fixed, see the README): 198.51.100.0/24 on a bridge in its own namespace
 at .1; node1 .11 (priority 150) and node2 .12 (priority 100); VIP .100 (VI_1, vrid 51);
 monitor .2 with Prometheus :9090, Alertmanager :9093 and the remediator :9844.
 
+With ``--replicas 2`` the monitor runs the real HA monitoring stack: two Alertmanagers clustered
+through their own gossip (:9093 and :9095), each delivering to two remediator replicas (:9844 and
+:9845) that coordinate through MariaDB named locks on three real mariadbd servers (:3306-:3308).
+
 Two modes (``mxha lab up --mode``): ``passive`` (the seed tutorial's setup: locks off, one active
 MaxScale) and ``locks`` (``cooperative_monitoring_locks=majority_of_running`` on both emulated
 MaxScales, both active, ``mode: locks`` in the node configs and the remediator's cluster).
@@ -38,6 +42,10 @@ DEFAULT_DIR = "/run/mxha-lab"
 PREFIX = "mxha"
 CLUSTER = "lab"
 MAX_NODES = 3
+MAX_REPLICAS = 2
+REMEDIATOR_PORTS = (9844, 9845)  # replica 1, replica 2
+ALERTMANAGER_PORTS = ((9093, 9094), (9095, 9096))  # (web, cluster gossip) of Alertmanager 1, 2
+LOCK_PORTS = (3306, 3307, 3308)  # the replicas' lock store: three mariadbd on the monitor
 
 
 def node_table(count: int) -> dict[str, tuple[int, int]]:
@@ -89,6 +97,7 @@ class Lab:
         self.layout = Layout(subnet or saved.get("subnet") or "198.51.100.0/24")
         self.mode: str = saved.get("mode", "passive")
         self.nodes = node_table(int(saved.get("nodes", 2)))
+        self.replicas = int(saved.get("replicas", 1))
         self.harness: Harness | None = None
         if (workdir / "harness.json").exists():
             self.harness = Harness(workdir, prefix=PREFIX, subnet=self.layout.subnet)
@@ -114,6 +123,9 @@ class Lab:
             "prometheus_url": f"http://{mon}:9090",
             "alertmanager_url": f"http://{mon}:9093",
             "remediator_url": f"http://{mon}:9844",
+            "replicas": self.replicas,
+            "remediator_urls": [f"http://{mon}:{p}" for p in REMEDIATOR_PORTS[: self.replicas]],
+            "alertmanager_urls": [f"http://{mon}:{w}" for w, _ in ALERTMANAGER_PORTS[: self.replicas]],
             "webhook_token_file": str(d / "monitor" / "webhook.token"),
             "remediator_config_file": str(d / "monitor" / "remediator.yml"),
             "lab_dir": str(d),
@@ -129,18 +141,16 @@ class Lab:
         desc = self.describe()
         urls = [n["exporter_url"] + "/healthz" for n in desc["nodes"]]
         urls += [n["maxscale_url"] + "/__emulator__/state" for n in desc["nodes"]]
-        urls += [
-            desc["prometheus_url"] + "/-/ready",
-            desc["alertmanager_url"] + "/-/ready",
-            desc["remediator_url"] + "/healthz",
-        ]
+        urls += [desc["prometheus_url"] + "/-/ready"]
+        urls += [u + "/-/ready" for u in desc["alertmanager_urls"]]
+        urls += [u + "/healthz" for u in desc["remediator_urls"]]
         try:
             return all(requests.get(u, timeout=1).ok for u in urls)
         except requests.RequestException:
             return False
 
     # -- up ------------------------------------------------------------------------------------
-    def up(self, mode: str | None = None, nodes: int | None = None) -> None:
+    def up(self, mode: str | None = None, nodes: int | None = None, replicas: int | None = None) -> None:
         why = have_netns()
         if why:
             raise HarnessError(f"the lab {why}")
@@ -149,18 +159,35 @@ class Lab:
                 raise HarnessError(f"the lab needs {tool} (Debian package; `make demo` installs it)")
         if nodes is not None and not 2 <= nodes <= MAX_NODES:
             raise HarnessError(f"--nodes: 2 to {MAX_NODES} (priorities 150, 100, 50)")
-        if self.is_up() and mode in (None, self.mode) and nodes in (None, len(self.nodes)):
-            print(f"lab already up ({self.workdir}, mode {self.mode}, {len(self.nodes)} nodes)")
+        if replicas is not None and not 1 <= replicas <= MAX_REPLICAS:
+            raise HarnessError(f"--replicas: 1 or {MAX_REPLICAS} (remediators, each with its Alertmanager)")
+        if (replicas or 1) > 1:
+            from mxha.lab import mariadb
+
+            if mariadb.missing():
+                raise HarnessError(f"--replicas 2 needs real MariaDB servers for the lock store: {mariadb.missing()}")
+        if (
+            self.is_up()
+            and mode in (None, self.mode)
+            and nodes in (None, len(self.nodes))
+            and replicas in (None, self.replicas)
+        ):
+            print(
+                f"lab already up ({self.workdir}, mode {self.mode}, {len(self.nodes)} nodes, {self.replicas} replicas)"
+            )
             return
         if self.harness is not None:
             self.down(quiet=True)
         self.mode = mode or self.mode
         self.nodes = node_table(nodes or len(self.nodes))
+        self.replicas = replicas or self.replicas
         check_subnet_free(self.layout.subnet)
         self.workdir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.workdir, 0o755)
         (self.workdir / "lab.json").write_text(
-            json.dumps({"subnet": self.layout.subnet, "mode": self.mode, "nodes": len(self.nodes)})
+            json.dumps(
+                {"subnet": self.layout.subnet, "mode": self.mode, "nodes": len(self.nodes), "replicas": self.replicas}
+            )
         )
         h = self.harness = Harness(self.workdir, prefix=PREFIX, subnet=self.layout.subnet)
         try:
@@ -177,6 +204,8 @@ class Lab:
             for name in self.nodes:
                 self.start_keepalived(name)
             self._write_monitor()
+            if self.replicas > 1:
+                self._start_lock_store()
             self.start_remediator()
             self._start_alertmanager()
             self._start_prometheus()
@@ -329,7 +358,12 @@ class Lab:
         prom = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
             "rule_files": [str(d / "mxha-rules-lab.yml")],
-            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"{mon}:9093"]}]}]},
+            # every Alertmanager of the cluster: Prometheus sends each alert to all of them
+            "alerting": {
+                "alertmanagers": [
+                    {"static_configs": [{"targets": [f"{mon}:{w}" for w, _ in ALERTMANAGER_PORTS[: self.replicas]]}]}
+                ]
+            },
             "scrape_configs": [
                 {
                     "job_name": "mxha-exporter",
@@ -337,7 +371,10 @@ class Lab:
                         {"targets": [f"{self.layout.node(n)}:9843" for n in self.nodes], "labels": {"cluster": CLUSTER}}
                     ],
                 },
-                {"job_name": "mxha-remediator", "static_configs": [{"targets": [f"{mon}:9844"]}]},
+                {
+                    "job_name": "mxha-remediator",
+                    "static_configs": [{"targets": [f"{mon}:{p}" for p in REMEDIATOR_PORTS[: self.replicas]]}],
+                },
             ],
         }
         (d / "prometheus.yml").write_text(yaml.safe_dump(prom, sort_keys=False))
@@ -352,14 +389,15 @@ class Lab:
             "receivers": [
                 {
                     "name": "remediator",
-                    "webhook_configs": [
+                    "webhook_configs": [  # every replica gets every notification
                         {
-                            "url": f"http://{mon}:9844/webhook",
+                            "url": f"http://{mon}:{port}/webhook",
                             "send_resolved": True,
                             "http_config": {
                                 "authorization": {"type": "Bearer", "credentials_file": str(d / "webhook.token")}
                             },
                         }
+                        for port in REMEDIATOR_PORTS[: self.replicas]
                     ],
                 }
             ],
@@ -398,38 +436,103 @@ class Lab:
                 }
             },
         }
-        (d / "remediator.yml").write_text(yaml.safe_dump(rem, sort_keys=False))
+        if self.replicas == 1:
+            (d / "remediator.yml").write_text(yaml.safe_dump(rem, sort_keys=False))
+            return
+        (d / "lock.password").write_text(secrets.token_hex(12) + "\n")
+        os.chmod(d / "lock.password", 0o600)
+        for i, port in enumerate(REMEDIATOR_PORTS[: self.replicas], start=1):
+            doc = {
+                **rem,
+                "listen_address": f"{mon}:{port}",
+                "audit_log": str(d / ("audit.jsonl" if i == 1 else f"audit{i}.jsonl")),
+                "replicas": {
+                    "id": f"rem{i}",
+                    "lock": {
+                        "servers": [f"{mon}:{p}" for p in LOCK_PORTS],
+                        "user": "mxha_lock",
+                        "password_file": str(d / "lock.password"),
+                        "session_timeout": 7,
+                        "probe_seconds": 2,
+                    },
+                    "peers": [f"http://{mon}:{p}" for p in REMEDIATOR_PORTS[: self.replicas] if p != port],
+                },
+            }
+            (d / ("remediator.yml" if i == 1 else f"remediator{i}.yml")).write_text(
+                yaml.safe_dump(doc, sort_keys=False)
+            )
+
+    def _start_lock_store(self) -> None:
+        """Three real mariadbd on the monitor: the replicas' lock store (the lab's database servers are
+        emulated, so the lock store is configured on its own, as the README says users may)."""
+        from mxha.lab import mariadb
+
+        assert self.harness is not None
+        mon = self.harness.nodes["monitor"]
+        password = (mon.workdir / "lock.password").read_text().strip()
+        tpl = mariadb.template(mon.workdir)
+        for port in LOCK_PORTS:
+            d = mon.workdir / f"mariadb-{port}"
+            d.mkdir(exist_ok=True)
+            db = mariadb.MariaDB(d, mon.address, port, password, netns=mon.namespace)
+            db.start(tpl)
+            assert db.proc is not None
+            self.harness.record["processes"].append(
+                {"pid": db.proc.pid, "label": f"mariadb-{port}", "node": "monitor", "argv": [], "started": time.time()}
+            )
+            self.harness._save()
 
     def start_remediator(self) -> None:
+        """Every replica (one, or two with ``--replicas 2``)."""
         assert self.harness is not None
         d = self.harness.nodes["monitor"].workdir
-        self.harness.start(
-            "monitor", [*MXHA, "remediator", "--config.file", str(d / "remediator.yml")], label="remediator"
-        )
-        _wait(f"http://{self.layout.monitor}:9844/healthz", "remediator", 20)
+        for i, port in enumerate(REMEDIATOR_PORTS[: self.replicas], start=1):
+            cfg = d / ("remediator.yml" if i == 1 else f"remediator{i}.yml")
+            label = "remediator" if i == 1 else f"remediator{i}"
+            self.harness.start("monitor", [*MXHA, "remediator", "--config.file", str(cfg)], label=label)
+            _wait(f"http://{self.layout.monitor}:{port}/healthz", label, 20)
 
     def restart_remediator(self) -> None:
         assert self.harness is not None
-        self.harness.stop_process("remediator")
+        for i in range(1, self.replicas + 1):
+            self.harness.stop_process("remediator" if i == 1 else f"remediator{i}")
         self.start_remediator()
 
-    def _start_alertmanager(self) -> None:
+    def audit_files(self) -> list[Path]:
+        """Every replica's audit trail."""
         assert self.harness is not None
         d = self.harness.nodes["monitor"].workdir
-        (d / "am-data").mkdir(exist_ok=True)
-        self.harness.start(
-            "monitor",
-            [
-                "prometheus-alertmanager",
-                f"--config.file={d / 'alertmanager.yml'}",
-                f"--storage.path={d / 'am-data'}",
-                f"--web.listen-address={self.layout.monitor}:9093",
-                "--cluster.listen-address=",
-                "--log.level=warn",
-            ],
-            label="alertmanager",
-        )
-        _wait(f"http://{self.layout.monitor}:9093/-/ready", "Alertmanager", 30)
+        return [d / ("audit.jsonl" if i == 1 else f"audit{i}.jsonl") for i in range(1, self.replicas + 1)]
+
+    def _start_alertmanager(self) -> None:
+        """One Alertmanager, or with replicas a cluster of them joined by their own gossip."""
+        assert self.harness is not None
+        d = self.harness.nodes["monitor"].workdir
+        mon = self.layout.monitor
+        ports = ALERTMANAGER_PORTS[: self.replicas]
+        for i, (web, gossip) in enumerate(ports, start=1):
+            data = d / ("am-data" if i == 1 else f"am-data{i}")
+            data.mkdir(exist_ok=True)
+            if len(ports) == 1:
+                cluster = ["--cluster.listen-address="]
+            else:
+                cluster = [f"--cluster.listen-address={mon}:{gossip}", f"--cluster.advertise-address={mon}:{gossip}"]
+                cluster += [f"--cluster.peer={mon}:{g}" for w, g in ports if w != web]
+                cluster += ["--cluster.gossip-interval=100ms", "--cluster.pushpull-interval=2s"]
+            self.harness.start(
+                "monitor",
+                [
+                    "prometheus-alertmanager",
+                    f"--config.file={d / 'alertmanager.yml'}",
+                    f"--storage.path={data}",
+                    f"--web.listen-address={mon}:{web}",
+                    *cluster,
+                    "--log.level=warn",
+                ],
+                label="alertmanager" if i == 1 else f"alertmanager{i}",
+            )
+        for web, _ in ports:
+            _wait(f"http://{mon}:{web}/-/ready", "Alertmanager", 30)
 
     def _start_prometheus(self) -> None:
         assert self.harness is not None
@@ -518,17 +621,20 @@ def main(args: argparse.Namespace) -> int:
     action = args.lab_command
     try:
         if action == "up":
-            lab.up(args.mode, args.nodes)
+            lab.up(args.mode, args.nodes, args.replicas)
             desc = lab.describe()
-            print(f"lab up in {desc['lab_dir']} (mode {desc['mode']}, {len(desc['nodes'])} nodes)")
+            print(
+                f"lab up in {desc['lab_dir']} (mode {desc['mode']}, {len(desc['nodes'])} nodes, "
+                f"{desc['replicas']} remediator replica{'s' if desc['replicas'] > 1 else ''})"
+            )
             for node in desc["nodes"]:
                 print(
                     f"  {node['name']}: {node['address']}  exporter {node['exporter_url']}  "
                     f"MaxScale {node['maxscale_url']}  (netns {node['namespace']})"
                 )
             print(
-                f"  VIP {desc['vip']}; Prometheus {desc['prometheus_url']}  Alertmanager {desc['alertmanager_url']}  "
-                f"remediator {desc['remediator_url']}"
+                f"  VIP {desc['vip']}; Prometheus {desc['prometheus_url']}  Alertmanager "
+                f"{' '.join(desc['alertmanager_urls'])}  remediator {' '.join(desc['remediator_urls'])}"
             )
             return 0
         if action == "down":

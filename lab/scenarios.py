@@ -247,6 +247,7 @@ class Scenario:
     description = ""
     modes: tuple[str, ...] = ("passive",)  # the lab modes it runs in (`mxha lab up --mode`)
     counts: tuple[int, ...] = (2,)  # the lab sizes it runs on (`mxha lab up --nodes`)
+    replicas: tuple[int, ...] = (1, 2)  # the remediator replicas it runs with (`mxha lab up --replicas`)
 
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
@@ -267,14 +268,17 @@ class Scenario:
     def remediator_actions(self, since_wall: float) -> list[dict[str, Any]]:
         """From the audit trail (it survives a remediator restart); shared reconciles repeat
         their results, so only the reconciles that ran are read."""
-        assert self.lab.harness is not None
-        path = self.lab.harness.nodes["monitor"].workdir / "audit.jsonl"
         actions = []
-        for line in path.read_text().splitlines() if path.exists() else []:
-            record = json.loads(line)
-            if record.get("shared"):
-                continue
-            actions += [a for a in record.get("results", []) if a["time"] >= since_wall]
+        for path in self.lab.audit_files():  # every replica's
+            for line in path.read_text().splitlines() if path.exists() else []:
+                record = json.loads(line)
+                if record.get("shared"):
+                    continue
+                actions += [
+                    {**a, "replica": record.get("replica")}
+                    for a in record.get("results", [])
+                    if a["time"] >= since_wall
+                ]
         return sorted(actions, key=lambda a: a["time"])
 
     def wait_alerts_clear(self, timeout: float = 30.0) -> None:
@@ -990,6 +994,113 @@ class TwoNodesDead(Scenario):
         r.figures["two_active_after_return_s"] = two_active_seconds(sampler.samples, t1)
 
 
+class Replicas(Scenario):
+    name = "replicas"
+    description = (
+        "two clustered Alertmanagers deliver every notification to two remediator replicas, which "
+        "coordinate through MariaDB named locks on three real mariadbd: a split brain under the seed "
+        "tutorial's notify, then node2's MaxScale restarted active; one correction per fault"
+    )
+    counts: tuple[int, ...] = (3,)
+    replicas: tuple[int, ...] = (2,)
+
+    def deliveries(self) -> dict[str, float]:
+        """Webhook requests each replica has answered so far (its own counter)."""
+        out = {}
+        for i, url in enumerate(self.lab.describe()["remediator_urls"], start=1):
+            text = requests.get(url + "/metrics", timeout=2).text
+            out[f"rem{i}"] = sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("mxha_remediator_webhook_requests_total{")
+            )
+        return out
+
+    def corrections(self, since_wall: float) -> list[dict[str, Any]]:
+        return [a for a in self.remediator_actions(since_wall) if a["result"] == "success"]
+
+    def check_fault(
+        self, sampler: Sampler, what: str, since_wall: float, since: float, allowed: tuple[int, ...]
+    ) -> None:
+        """``allowed``: how many corrections the fault may take across both replicas (the restart's may
+        be none: node2's own notify may make it passive first, while its check fails)."""
+        r = self.report
+        done = self.corrections(since_wall)
+        names = [f"{a['action']} {a['node']} by {a.get('replica')}" for a in done]
+        sampler.mark(f"{what}: remediator corrections: {', '.join(names) or 'none'}")
+        r.check(
+            f"{what}: {' or '.join(map(str, allowed))} correction(s) across both replicas (made: {len(done)})",
+            len(done) in allowed,
+        )
+        r.check(
+            f"{what}: never two corrections of one node at once",
+            len({(a["action"], a["node"]) for a in done}) == len(done),
+        )
+        zero = [
+            a
+            for a in done
+            if any(
+                not s.active()
+                for s in sampler.samples
+                if a["time"] - sampler.t0_wall - 0.1 <= s.t <= a["time"] - sampler.t0_wall + 1.0
+            )
+        ]
+        r.check(f"{what}: no instant with no active MaxScale after a remediator action", not zero)
+        r.figures[f"{what}_corrections"] = float(len(done))
+        r.figures[f"{what}_two_active_s"] = two_active_seconds(sampler.samples, since)
+
+    def inject_and_observe(self, sampler: Sampler) -> None:
+        r = self.report
+        assert self.lab.harness is not None
+        before = self.deliveries()
+        # fault 1: split brain, with the tutorial's notify making node2 active
+        self.lab.use_tutorial_notify(True)
+        sampler.mark("setup: every node's notify is the tutorial's script (keepalived reloaded)")
+        time.sleep(1.0)
+        sampler.mark("inject 1: drop VRRP into node2 (nft)")
+        wall1, since1 = time.time(), sampler.now()
+        self.lab.harness.block_vrrp("node2")
+        both = sampler.wait(
+            "node1 and node2 MASTER", lambda s: s.nodes["node1"]["vrrp"] == s.nodes["node2"]["vrrp"] == "MASTER"
+        )
+        r.check("split brain: node1 and node2 VRRP MASTER", both is not None)
+        two = sampler.wait("two active", lambda s: len(s.active()) > 1, timeout=15)
+        r.check("split brain: the tutorial's script made node2 active too", two is not None)
+        one = sampler.wait("node1 alone active", lambda s: s.active() == ["node1"])
+        r.check("split brain: the replicas left node1 alone active", one is not None)
+        sampler.hold(4.0)  # the Alertmanagers' repeats and the replicas' rechecks: nothing more to do
+        self.check_fault(sampler, "split_brain", wall1, since1, (1,))
+        r.figures["split_brain_heal_s"] = (one - two) if one is not None and two is not None else None
+        sampler.mark("heal: VRRP allowed again; mxha notify back")
+        self.lab.harness.unblock_vrrp("node2")
+        sampler.wait("node2 BACKUP", lambda s: s.nodes["node2"]["vrrp"] == "BACKUP", timeout=15)
+        self.lab.use_tutorial_notify(False)
+        t = sampler.wait("baseline", lambda s: is_baseline(s.nodes, self.lab.mode))
+        r.check("back to baseline after the split brain", t is not None)
+        # fault 2: node2's MaxScale restarted with passive=false persisted
+        state_file = self.lab.harness.nodes["node2"].workdir / "maxscale.state"
+        sampler.mark("inject 2: restart node2's MaxScale with passive=false persisted")
+        wall2, since2 = time.time(), sampler.now()
+        self.lab.stop_emulator("node2")
+        doc = json.loads(state_file.read_text()) if state_file.exists() else {}
+        doc.setdefault("maxscale", {})["passive"] = False
+        state_file.write_text(json.dumps(doc))
+        self.lab.start_emulator("node2")
+        healed = sampler.wait(
+            "node2 passive again",
+            lambda s: s.nodes["node2"]["passive"] is True and s.active() == ["node1"],
+            since=since2,
+        )
+        r.check("restart: node2 passive again, node1 alone active", healed is not None)
+        sampler.hold(4.0)
+        self.check_fault(sampler, "restart", wall2, since2, (0, 1))
+        after = self.deliveries()
+        for rid in before:
+            r.figures[f"deliveries_{rid}"] = after[rid] - before[rid]
+        r.check("both replicas received deliveries", all(after[k] > before[k] for k in before))
+        r.figures["two_active_s"] = two_active_seconds(sampler.samples)
+
+
 SCENARIOS: dict[str, type[Scenario]] = {
     c.name: c
     for c in (
@@ -1006,13 +1117,18 @@ SCENARIOS: dict[str, type[Scenario]] = {
         LocksTrap,
         SplitBrainOneOfThree,
         TwoNodesDead,
+        Replicas,
     )
 }
 
 
-def for_lab(mode: str, count: int = 2) -> list[str]:
-    """The scenarios that run on a lab of ``mode`` with ``count`` nodes, in order."""
-    return [name for name, cls in SCENARIOS.items() if mode in cls.modes and count in cls.counts]
+def for_lab(mode: str, count: int = 2, replicas: int = 1) -> list[str]:
+    """The scenarios that run on a lab of ``mode`` with ``count`` nodes and ``replicas`` remediators, in order."""
+    return [
+        name
+        for name, cls in SCENARIOS.items()
+        if mode in cls.modes and count in cls.counts and replicas in cls.replicas
+    ]
 
 
 TARGETS = {
@@ -1051,7 +1167,7 @@ def run_named(lab: Lab, name: str, out: Path | None) -> int:
     if not lab.is_up():
         print("the lab is not up: run `mxha lab up` first")
         return 1
-    here = for_lab(lab.mode, len(lab.nodes))
+    here = for_lab(lab.mode, len(lab.nodes), lab.replicas)
     if name == "list":
         print("\n".join(here))
         return 0
@@ -1060,8 +1176,8 @@ def run_named(lab: Lab, name: str, out: Path | None) -> int:
     if unknown:
         known = SCENARIOS.get(unknown[0])
         where = (
-            f" (it runs on a lab up with --mode {' or '.join(known.modes)} and --nodes "
-            f"{' or '.join(str(c) for c in known.counts)})"
+            f" (it runs on a lab up with --mode {' or '.join(known.modes)}, --nodes "
+            f"{' or '.join(str(c) for c in known.counts)} and --replicas {' or '.join(str(c) for c in known.replicas)})"
             if known
             else ""
         )
@@ -1110,19 +1226,21 @@ def print_summary(reports: list[Report]) -> None:
         )
 
 
-DEMO_LABS = (("passive", 2), ("locks", 2), ("passive", 3))  # (mode, nodes), one lab after the other
+# (mode, nodes, remediator replicas), one lab after the other; the 3-node lab runs the real HA
+# monitoring stack (two clustered Alertmanagers, two replicas), so every 3-node scenario goes through it
+DEMO_LABS = (("passive", 2, 1), ("locks", 2, 1), ("passive", 3, 2))
 
 
 def demo(lab: Lab, out: Path, modes: str = "both") -> int:
     reports = []
-    for mode, count in [(m, c) for m, c in DEMO_LABS if modes in ("both", m)]:
+    for mode, count, replicas in [(m, c, n) for m, c, n in DEMO_LABS if modes in ("both", m)]:
         print(
-            f"bringing the lab up: {mode} mode, {count} nodes (real keepalived, Prometheus, Alertmanager in "
-            "network namespaces)..."
+            f"bringing the lab up: {mode} mode, {count} nodes, {replicas} remediator replica(s) (real keepalived, "
+            "Prometheus, Alertmanager in network namespaces)..."
         )
-        lab.up(mode, count)
+        lab.up(mode, count, replicas)
         try:
-            for name in for_lab(mode, count):
+            for name in for_lab(mode, count, replicas):
                 report = SCENARIOS[name](lab).run()
                 print_report(report)
                 write_outputs(report, out)

@@ -186,6 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="MaxScale nodes behind the VIP: 2 (the default for a new lab) or 3 (priorities 150, 100, 50)",
     )
+    lp.add_argument(
+        "--replicas",
+        type=int,
+        default=None,
+        help="remediator replicas: 1 (the default for a new lab) or 2 (two clustered Alertmanagers delivering "
+        "to two remediators that coordinate through MariaDB named locks on three real mariadbd)",
+    )
     lp = lab_sub.add_parser("down", help="stop every process and remove everything the lab made")
     lp.add_argument("--dir", dest="lab_dir", default=None)
     lp = lab_sub.add_parser("status", help="say whether the lab is up")

@@ -922,6 +922,8 @@ class Reconciler:
                 "results": result.results,
                 "status": result.status,
                 "dry_run": self.cfg.dry_run,
+                "replica": self.cfg.replicas.id if self.cfg.replicas is not None else None,
+                "lock": result.lock,
             }
         )
 

@@ -32,10 +32,10 @@ def mxha(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "mxha", *args], capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture(scope="module", params=DEMO_LABS, ids=[f"{m}-{n}nodes" for m, n in DEMO_LABS])
+@pytest.fixture(scope="module", params=DEMO_LABS, ids=[f"{m}-{n}nodes-{r}replicas" for m, n, r in DEMO_LABS])
 def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
-    mode, count = request.param
-    proc = mxha("lab", "up", "--mode", mode, "--nodes", str(count), "--dir", str(LAB_DIR))
+    mode, count, replicas = request.param
+    proc = mxha("lab", "up", "--mode", mode, "--nodes", str(count), "--replicas", str(replicas), "--dir", str(LAB_DIR))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     record = json.loads((LAB_DIR / "harness.json").read_text())
     try:
@@ -64,6 +64,9 @@ def test_status_json_follows_the_contract(lab: Lab) -> None:
     assert doc["prometheus_url"] == "http://198.51.100.2:9090"
     assert doc["alertmanager_url"] == "http://198.51.100.2:9093"
     assert doc["remediator_url"] == "http://198.51.100.2:9844"
+    ports = [9844, 9845][: lab.replicas]
+    assert doc["remediator_urls"] == [f"http://198.51.100.2:{p}" for p in ports]
+    assert doc["alertmanager_urls"] == [f"http://198.51.100.2:{p}" for p in [9093, 9095][: lab.replicas]]
     for key in ("webhook_token_file", "remediator_config_file"):
         assert Path(doc[key]).exists()
     for node in doc["nodes"]:
@@ -116,8 +119,10 @@ def test_every_dashboard_query_runs_and_exporter_queries_return_data(lab: Lab) -
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_scenario(lab: Lab, name: str) -> None:
     scenario = SCENARIOS[name]
-    if lab.mode not in scenario.modes or len(lab.nodes) not in scenario.counts:
-        pytest.skip(f"{name} runs on another lab (modes {scenario.modes}, node counts {scenario.counts})")
+    if lab.mode not in scenario.modes or len(lab.nodes) not in scenario.counts or lab.replicas not in scenario.replicas:
+        pytest.skip(
+            f"{name} runs on another lab (modes {scenario.modes}, nodes {scenario.counts}, {scenario.replicas})"
+        )
     if len(lab.nodes) == 3 and 2 in scenario.counts:
         pytest.skip(f"{name} runs on the 2-node lab here (make demo runs it on the 3-node lab too: time)")
     proc = mxha("lab", "scenario", name, "--dir", str(LAB_DIR), timeout=400)
