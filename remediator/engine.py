@@ -931,6 +931,12 @@ class Reconciler:
     def status(self) -> dict[str, Any]:
         now = self.clock()
         out: dict[str, Any] = {"dry_run": self.cfg.dry_run, "clusters": {}}
+        if self.coordinator is not None:
+            out["replica"] = self.coordinator.settings.id
+            out["peers"] = {
+                url: {"readable": v.ok, "error": v.error, "read_at": v.read_at}
+                for url, v in self.coordinator.peer_views.items()
+            }
         for name, rt in self.runtimes.items():
             last = rt.last
             out["clusters"][name] = {
@@ -955,6 +961,9 @@ class Reconciler:
                 "last_reconcile_at": last.time if last else None,
                 "recent_actions": list(rt.recent),
             }
+            if self.coordinator is not None:
+                ok, answering, total = self.coordinator.quorum.get(name, (False, 0, 0))
+                out["clusters"][name]["lock_store"] = {"quorum": ok, "answering": answering, "servers": total}
         return out
 
 

@@ -243,6 +243,10 @@ def test_quorum_gauge_follows_the_store_without_a_correction(replicas: Replicas)
     replicas.start("r1")
     wait_for(lambda: 'mxha_remediator_lock_quorum{cluster="mx-prod"} 1.0' in replicas.metrics("r1"), 5, "quorum 1")
     assert 'mxha_remediator_lock_servers_answering{cluster="mx-prod"} 3.0' in replicas.metrics("r1")
+    status = requests.get(f"http://127.0.0.1:{replicas.ports['r1']}/status", headers=AUTH, timeout=5).json()
+    assert status["replica"] == "r1"
+    assert status["clusters"]["mx-prod"]["lock_store"] == {"quorum": True, "answering": 3, "servers": 3}
+    assert PASSWORD not in json.dumps(status)
 
 
 # -- a holder killed, a holder frozen -----------------------------------------------------------------
@@ -350,3 +354,59 @@ def test_the_cooldown_counts_the_peer_replicas_actions(
         assert requests.get(f"http://127.0.0.1:{r.ports['r1']}/guardrails", timeout=5).status_code == 401
     finally:
         r.close()
+
+
+# -- configuration ------------------------------------------------------------------------------------
+def _doc(**replicas: Any) -> dict[str, Any]:
+    return {
+        "auth": {"bearer_token": TOKEN},
+        "replicas": replicas,
+        "clusters": {"c": {"nodes": [{"name": "a", "state_url": "http://127.0.0.1:1/state"}]}},
+    }
+
+
+LOCK_SECRET = "pw-9f3e-never-shown"
+LOCK_OK = {"servers": ["db1:3306", "db2", "[::1]:3307"], "user": "mxha_lock", "password": LOCK_SECRET}
+
+
+@pytest.mark.parametrize(
+    ("replicas", "key"),
+    [
+        ({"lock": {**LOCK_OK, "servers": ["db1:99999"]}}, "replicas.lock.servers"),
+        ({"lock": {**LOCK_OK, "servers": ["db1", "db1:3306"]}}, "replicas.lock.servers"),
+        ({"lock": {**LOCK_OK, "servers": []}}, "replicas.lock.servers"),
+        ({"lock": {k: v for k, v in LOCK_OK.items() if k != "user"}}, "replicas.lock.user"),
+        ({"lock": {k: v for k, v in LOCK_OK.items() if k != "password"}}, "replicas.lock.password"),
+        ({"lock": {**LOCK_OK, "session_timeout": 1}}, "replicas.lock.session_timeout"),
+        ({"lock": {**LOCK_OK, "sesion_timeout": 7}}, "replicas.lock.sesion_timeout"),
+        ({"lock": LOCK_OK, "peers": ["rem2:9844"]}, "replicas.peers[0]"),
+        ({"peers": ["http://rem2:9844"]}, "replicas.lock.servers"),
+    ],
+)
+def test_a_bad_replicas_section_stops_start_up_naming_the_key(replicas: dict[str, Any], key: str) -> None:
+    from mxha.config import ConfigError
+    from mxha.remediator.config import parse_remediator_config
+
+    with pytest.raises(ConfigError) as err:
+        parse_remediator_config(_doc(**replicas))
+    assert str(err.value).startswith(key + ":"), str(err.value)
+    assert LOCK_SECRET not in str(err.value)
+
+
+def test_a_good_replicas_section_and_a_cluster_override() -> None:
+    from mxha.config import ConfigError
+    from mxha.remediator.config import parse_remediator_config
+
+    cfg = parse_remediator_config(_doc(id="rem-a", lock=LOCK_OK, peers=["http://rem2:9844"]))
+    assert cfg.replicas is not None and cfg.replicas.id == "rem-a"
+    assert [str(s) for s in cfg.replicas.servers_for("c")] == ["db1:3306", "db2:3306", "[::1]:3307"]
+    assert cfg.replicas.lock.majority == 2 and LOCK_SECRET not in repr(cfg.replicas)
+    doc = _doc(lock=LOCK_OK)
+    doc["clusters"]["c"]["lock_servers"] = ["db9:3306"]
+    cfg = parse_remediator_config(doc)
+    assert cfg.replicas is not None and [str(s) for s in cfg.replicas.servers_for("c")] == ["db9:3306"]
+    doc = _doc()
+    doc["clusters"]["c"]["lock_servers"] = ["db9:3306"]
+    del doc["replicas"]
+    with pytest.raises(ConfigError, match=r"^clusters\.c\.lock_servers: needs a replicas\.lock section"):
+        parse_remediator_config(doc)
