@@ -172,10 +172,18 @@ def status() -> Response:
 
 @api.get("/guardrails")
 def guardrails() -> Response:
-    """For peer replicas: this replica's own recent actions and breaker, per cluster."""
+    """For peer replicas: this replica's own recent actions and breaker, per cluster, and when it last
+    got an answer from each node's MaxScale; ``?observe=CLUSTER`` reads that cluster's nodes first
+    (asked before a promotion over a node the asking replica counts down)."""
     if not _authorized():
         return _error(401, "missing or wrong credentials")
-    return jsonify(_reconciler().guardrails())
+    rec = _reconciler()
+    cluster = request.args.get("observe")
+    if cluster is not None:
+        if cluster not in _config().clusters:
+            return _error(400, "observe: not a configured cluster")
+        rec.observe(cluster, time.monotonic() + _config().policy.state_timeout)
+    return jsonify(rec.guardrails())
 
 
 @api.get("/metrics")

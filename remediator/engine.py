@@ -54,6 +54,7 @@ SKIP_REASONS = (
     "lock_busy",  # replicas: another replica held the cluster's lock for the whole request budget
     "lock_unavailable",  # replicas: a majority of the lock servers did not answer
     "lock_lost",  # replicas: the lock was no longer ours when re-checked right before a write
+    "peer_sees_node",  # replicas: a promotion over a node counted down, which a peer replica still reaches
 )
 NEED_LEASE = "need-lease"  # _decide_and_act: take the cluster's lock (replicas), read again, decide again
 
@@ -104,6 +105,7 @@ class ClusterRuntime:
     circuit_open_until: float = 0.0
     refused: str | None = None  # the last reconcile's refusal reason
     released_at: dict[str, float] = field(default_factory=dict)  # our release-locks calls, by node (clock)
+    answered_at: dict[str, float] = field(default_factory=dict)  # last answer from each node's MaxScale (wall)
     lease: Lease | None = None  # replicas: the cluster's lock, while a correction holds it
     own_actions: collections.deque[tuple[str, float]] = field(default_factory=collections.deque)  # (node, wall)
     recent: collections.deque[dict[str, Any]] = field(default_factory=lambda: collections.deque(maxlen=50))
@@ -381,6 +383,7 @@ class Reconciler:
         identity_ok = state.get("node") in (None, name)
         if ms["status"] == "ok":
             status = OK
+            self.runtimes[cluster].answered_at[name] = time.time()
         elif ms["status"] == NO_ANSWER and (
             state["status"] == NO_ANSWER or (state["status"] == "ok" and state.get("exporter_maxscale") == NO_ANSWER)
         ):
@@ -648,15 +651,31 @@ class Reconciler:
     ) -> tuple[str, int] | None:
         """The guards, asked ONCE for the whole correction: (reason, HTTP status) to refuse it, or None.
 
+        With replicas, a promotion over a node counted down is refused while a peer replica got an
+        answer from that node within ``unreachable_grace_seconds``.
+
         ``exempt``: nodes this same reconcile already acted on (its second decision finishes the
         first correction; the cooldown is for corrections, not for the halves of one). With replicas,
         the peers' own recent actions count as if they were ours (read while holding the lock)."""
         rt = self.runtimes[cluster]
         now = self.clock()
+        theirs, their_times, circuit_until, seen = self._peer_guardrails(
+            cluster, now, deadline, result, observe=bool(plan.over_down)
+        )
+        for node in plan.over_down:
+            # our silence is not theirs: a node a peer replica got an answer from within the grace is
+            # not down, and promoting over it would leave two active (views differ, e.g. a partition
+            # between this replica and that node)
+            if node in seen and time.time() - seen[node][0] < self.cfg.policy.unreachable_grace_seconds:
+                if result is not None:
+                    note = (
+                        f"peer replica {seen[node][1]} got an answer from {node} {time.time() - seen[node][0]:.1f}s ago"
+                    )
+                    result.plan["notes"] = [*result.plan.get("notes", []), note]
+                return "peer_sees_node", 503
         if rescue and not self.cfg.dry_run:
             self._admit(cluster, plan, now)
             return None
-        theirs, their_times, circuit_until = self._peer_guardrails(cluster, now, deadline, result)
         for action in plan.actions:
             if action.node in exempt:
                 continue
@@ -699,28 +718,32 @@ class Reconciler:
             rt.own_actions.append((action.node, wall))
 
     def _peer_guardrails(
-        self, cluster: str, now: float, deadline: float | None, result: ReconcileResult | None
-    ) -> tuple[dict[str, float], list[float], float]:
+        self,
+        cluster: str,
+        now: float,
+        deadline: float | None,
+        result: ReconcileResult | None,
+        observe: bool = False,
+    ) -> tuple[dict[str, float], list[float], float, dict[str, tuple[float, str]]]:
         """Peer replicas' recent actions on the cluster, on our clock: ({node: its last action}, every
-        action's time, the latest circuit_open_until any of them reports)."""
+        action's time, the latest circuit_open_until any of them reports), and when each of them last
+        got an answer from each node (wall-clock, with the replica's id)."""
         if self.coordinator is None or not self.coordinator.settings.peers:
-            return {}, [], float("-inf")
-        limit = min(deadline or float("inf"), time.monotonic() + self.cfg.policy.state_timeout)
-        entries, notes = self.coordinator.peer_actions(cluster, limit)
-        if notes and result is not None:
-            result.plan["notes"] = [*result.plan.get("notes", []), *notes]
+            return {}, [], float("-inf"), {}
+        # a peer asked to look first needs its own read's time too
+        wait = self.cfg.policy.state_timeout * (2 if observe else 1) + (0.5 if observe else 0)
+        limit = min(deadline or float("inf"), time.monotonic() + wait)
+        facts = self.coordinator.peer_facts(cluster, limit, observe)
+        if facts.notes and result is not None:
+            result.plan["notes"] = [*result.plan.get("notes", []), *facts.notes]
         wall = time.time()
         last: dict[str, float] = {}
         times: list[float] = []
-        circuit = float("-inf")
-        for e in entries:
-            if "circuit_open_until" in e:
-                circuit = max(circuit, now + (e["circuit_open_until"] - wall))
-                continue
-            at = now - (wall - e["at"])
-            last[e["node"]] = max(last.get(e["node"], float("-inf")), at)
+        for node, when in facts.actions:
+            at = now - (wall - when)
+            last[node] = max(last.get(node, float("-inf")), at)
             times.append(at)
-        return last, times, circuit
+        return last, times, now + (facts.circuit_open_until - wall), facts.answered
 
     def guardrails(self) -> dict[str, Any]:
         """What peer replicas read (``GET /guardrails``): this replica's OWN recent actions per cluster,
@@ -734,6 +757,7 @@ class Reconciler:
             out[name] = {
                 "actions": [{"node": n, "at": at} for n, at in list(rt.own_actions) if wall - at <= keep],
                 "circuit_open_until": wall + (open_until - now) if open_until > now else None,
+                "answered": dict(rt.answered_at),  # when this replica last got an answer from each MaxScale
             }
         rid = self.cfg.replicas.id if self.cfg.replicas is not None else None
         return {"replica": rid, "clusters": out}

@@ -30,6 +30,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import pymysql
 
@@ -186,6 +187,16 @@ class Refusal:
 
 
 @dataclass
+class PeerFacts:
+    """What the peer replicas said of one cluster (wall-clock times)."""
+
+    actions: list[tuple[str, float]] = field(default_factory=list)  # (node, when)
+    circuit_open_until: float = float("-inf")
+    answered: dict[str, tuple[float, str]] = field(default_factory=dict)  # node -> (last answer, replica)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
 class _PeerView:
     ok: bool = False
     error: str | None = None
@@ -307,15 +318,18 @@ class Coordinator:
         except (pymysql.MySQLError, OSError):
             return False
 
-    # -- shared guardrails -------------------------------------------------------------------
-    def peer_actions(self, cluster: str, deadline: float) -> tuple[list[dict[str, Any]], list[str]]:
-        """Every peer replica's own recent actions on ``cluster`` (wall-clock ``at``), and notes on
-        peers that could not be read (their last known actions count instead)."""
+    # -- what the peer replicas know ---------------------------------------------------------
+    def peer_facts(self, cluster: str, deadline: float, observe: bool = False) -> PeerFacts:
+        """Every peer replica's own recent actions on ``cluster``, its breaker, and when it last got an
+        answer from each node's MaxScale (all wall-clock), read now (``observe``: each peer first reads
+        the cluster's nodes itself); a peer that cannot be read counts with what was last read from it,
+        and a note says so."""
+        path = f"?observe={quote(cluster, safe='')}" if observe else None
 
         def read(url: str) -> None:
             view = self.peer_views[url]
             try:
-                doc = self.peer_clients[url].get_json(None, deadline)
+                doc = self.peer_clients[url].get_json(path, deadline)
                 if not isinstance(doc, dict) or not isinstance(doc.get("clusters"), dict):
                     raise HttpJsonError("not a /guardrails document", kind="format")
                 view.ok, view.error, view.doc, view.read_at = True, None, doc, time.time()
@@ -323,21 +337,28 @@ class Coordinator:
                 view.ok, view.error = False, str(exc)[:200]
 
         list(self.pool.map(read, list(self.peer_views)))
-        actions: list[dict[str, Any]] = []
-        notes = []
+        facts = PeerFacts()
         for url, view in self.peer_views.items():
             if not view.ok:
                 age = "never read" if view.read_at is None else f"last read {time.time() - view.read_at:.0f}s ago"
-                notes.append(f"peer replica {url} unreadable ({view.error}); its actions as {age}")
+                facts.notes.append(f"peer replica {url} unreadable ({view.error}); its actions as {age}")
             entry = view.doc.get("clusters", {}).get(cluster) if view.doc else None
-            if isinstance(entry, dict):
-                for a in entry.get("actions", []):
-                    if isinstance(a, dict) and isinstance(a.get("at"), (int, float)) and isinstance(a.get("node"), str):
-                        actions.append({"node": a["node"], "at": float(a["at"]), "replica": view.doc.get("replica")})
-                until = entry.get("circuit_open_until")
-                if isinstance(until, (int, float)):
-                    actions.append({"circuit_open_until": float(until), "replica": view.doc.get("replica")})
-        return actions, notes
+            if not isinstance(entry, dict):
+                continue
+            replica = str(view.doc.get("replica") or url)
+            for a in entry.get("actions", []):
+                if isinstance(a, dict) and isinstance(a.get("at"), (int, float)) and isinstance(a.get("node"), str):
+                    facts.actions.append((a["node"], float(a["at"])))
+            until = entry.get("circuit_open_until")
+            if isinstance(until, (int, float)):
+                facts.circuit_open_until = max(facts.circuit_open_until, float(until))
+            answered = entry.get("answered")
+            if view.ok and isinstance(answered, dict):  # only what a peer says NOW about reachability
+                for node, at in answered.items():
+                    if isinstance(node, str) and isinstance(at, (int, float)):
+                        if at > facts.answered.get(node, (float("-inf"), ""))[0]:
+                            facts.answered[node] = (float(at), replica)
+        return facts
 
     def close(self) -> None:
         self._closed.set()

@@ -82,6 +82,7 @@ class Replicas:
         self.servers = servers
         self.policy = {"cooldown_seconds": 0, "unreachable_grace_seconds": 0.5, "recheck_seconds": 0, **policy}
         self.procs: dict[str, MxhaServer] = {}
+        self.blind: dict[str, set[str]] = {}  # replica -> nodes it cannot reach (their addresses: closed ports)
 
     def config(self, rid: str) -> Path:
         other = "r2" if rid == "r1" else "r1"
@@ -102,22 +103,21 @@ class Replicas:
                 },
                 "peers": [f"http://127.0.0.1:{self.ports[other]}"],
             },
-            "clusters": {
-                "mx-prod": {
-                    "nodes": [
-                        {
-                            "name": n,
-                            "state_url": self.states[n].url,
-                            "maxscale": {"url": self.emulators[n].url, "password": "mariadb", "read_timeout": 5.0},
-                        }
-                        for n in ("node1", "node2")
-                    ]
-                }
-            },
+            "clusters": {"mx-prod": {"nodes": [self.node_entry(rid, n) for n in ("node1", "node2")]}},
         }
         path = self.tmp / f"{rid}.yml"
         path.write_text(yaml.safe_dump(doc))
         return path
+
+    def node_entry(self, rid: str, node: str) -> dict[str, Any]:
+        if node in self.blind.get(rid, set()):  # cut off from this replica: nothing answers there
+            dead = f"http://127.0.0.1:{free_port()}"
+            return {"name": node, "state_url": dead + "/state", "maxscale": {"url": dead, "password": "mariadb"}}
+        return {
+            "name": node,
+            "state_url": self.states[node].url,
+            "maxscale": {"url": self.emulators[node].url, "password": "mariadb", "read_timeout": 5.0},
+        }
 
     def start(self, *rids: str) -> None:
         for rid in rids or ("r1", "r2"):
@@ -410,3 +410,29 @@ def test_a_good_replicas_section_and_a_cluster_override() -> None:
     del doc["replicas"]
     with pytest.raises(ConfigError, match=r"^clusters\.c\.lock_servers: needs a replicas\.lock section"):
         parse_remediator_config(doc)
+
+
+# -- views that differ ------------------------------------------------------------------------------
+def test_a_replica_that_cannot_reach_a_node_does_not_promote_over_it_while_a_peer_reaches_it(
+    replicas: Replicas,
+) -> None:
+    """r2 cannot reach node1 at all (as across a partition); r1 can. In a split brain where node1 is the
+    rightful keeper and active, r2 alone would count node1 down after the grace and promote node2 next
+    to it: two active. Asked before that promotion, r1 reads node1 and says it answers: no promotion."""
+    replicas.blind = {"r2": {"node1"}}
+    replicas.start()
+    for n in ("node1", "node2"):
+        replicas.states[n].set("MASTER", True, 150 if n == "node1" else 100)
+    control(replicas.emulators["node2"], "maxscale", {"passive": True})
+    assert replicas.post("r1").status_code == 200  # r1 sees node1 active and keeps it: nothing to do
+    assert replicas.post("r2").status_code == 503  # r2: node1 silent, inside the grace (0.5 s)
+    # r2 probes every second by itself; give it several probes past the grace
+    wait_for(lambda: 'reason="peer_sees_node"} 0.0' not in replicas.metrics("r2"), 15, "r2 asked r1 first")
+    time.sleep(3)
+    assert replicas.patches("node2") == [] and replicas.passive("node2"), "no promotion over a node r1 reaches"
+    assert not replicas.passive("node1")
+    status = requests.get(f"http://127.0.0.1:{replicas.ports['r2']}/status", headers=AUTH, timeout=5).json()
+    notes = " ".join(status["clusters"]["mx-prod"]["last_plan"]["notes"])
+    assert "peer replica r1 got an answer from node1" in notes, status["clusters"]["mx-prod"]["last_plan"]
+    bad = requests.get(f"http://127.0.0.1:{replicas.ports['r1']}/guardrails?observe=nope", headers=AUTH, timeout=5)
+    assert bad.status_code == 400 and bad.json()["status"] == "error"
