@@ -81,6 +81,17 @@ def test_example_configs_load(tmp_path: Path) -> None:
     (tmp_path / "rem.yml").write_text(rem)
     rcfg = load_remediator_config(str(tmp_path / "rem.yml"))
     assert rcfg.dry_run is True and [n.name for n in rcfg.clusters["mx-prod"].nodes] == ["maxscale1", "maxscale2"]
+    # the replicas block, uncommented as its comment says, loads too
+    lines, inside = [], False
+    for line in rem.splitlines():
+        if line.startswith("# --- replicas:"):
+            inside = "begin" in line
+            continue
+        lines.append(line[2:] if inside else line)
+    text = "\n".join(lines).replace("/etc/mxha/lock.password", str(secret))
+    (tmp_path / "rem-replicas.yml").write_text(text)
+    rcfg = load_remediator_config(str(tmp_path / "rem-replicas.yml"))
+    assert rcfg.replicas is not None and rcfg.replicas.lock.majority == 2 and len(rcfg.replicas.peers) == 1
 
 
 @requires_program("keepalived")
