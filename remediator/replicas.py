@@ -249,10 +249,11 @@ class Coordinator:
             cur.execute("SET SESSION wait_timeout = %s", (lock.session_timeout,))
         return conn
 
-    def _try_one(self, server: LockServer, name: str, deadline: float) -> tuple[str, Any, str]:
-        """("got"|"busy"|"error", connection or None, detail)."""
+    def _try_one(self, server: LockServer, name: str, deadline: float, conn: Any) -> tuple[str, Any, str]:
+        """GET_LOCK on ``server``, over ``conn`` (None: a new session): ("got"|"busy"|"error", the session
+        or None, detail)."""
         try:
-            conn = self._connect(server, deadline)
+            conn = conn or self._connect(server, deadline)
         except (pymysql.MySQLError, OSError) as exc:
             return "error", None, f"{server}: {_short(exc)}"
         try:
@@ -260,38 +261,50 @@ class Coordinator:
                 cur.execute("SELECT GET_LOCK(%s, 0)", (name,))
                 row = cur.fetchone()
         except (pymysql.MySQLError, OSError) as exc:
-            conn.close()
+            _close_quietly(conn)
             return "error", None, f"{server}: {_short(exc)}"
         if row and row[0] == 1:
             return "got", conn, str(server)
-        conn.close()
-        return "busy", None, f"{server}: held by another session"
+        return "busy", conn, f"{server}: held by another session"
 
     def acquire(self, cluster: str, deadline: float) -> Lease | Refusal:
         """Take the cluster's lock on a majority, waiting (within ``deadline``) while another replica
-        holds it; a store that a majority cannot be reached on refuses at once."""
+        holds it; a store that a majority cannot be reached on refuses at once. The sessions of one
+        call are kept across its attempts, and closed unless they hold the lease."""
         servers = self.settings.servers_for(cluster)
         majority = self.majority(cluster)
         name = lock_name(cluster)
-        while True:
-            tries = list(self.pool.map(lambda s: self._try_one(s, name, deadline), servers))
-            got = [_Held(s, conn) for s, (kind, conn, _) in zip(servers, tries, strict=True) if kind == "got"]
-            answering = sum(1 for kind, _, _ in tries if kind != "error")
-            self._set_quorum(cluster, answering >= majority, answering, len(servers))
-            if len(got) >= majority:
-                return Lease(self, cluster, got, len(servers))
-            for h in got:  # a minority is worth nothing: give it back at once
-                h.close(name)
-            details = "; ".join(d for kind, _, d in tries if kind != "got")
-            if answering < majority:
-                return Refusal(
-                    "lock_unavailable",
-                    f"lock store unreachable: {answering} of {len(servers)} lock servers answered, "
-                    f"{majority} needed ({details})",
-                )
-            if time.monotonic() + 0.25 >= deadline:
-                return Refusal("lock_busy", f"another replica holds the cluster's lock ({details})")
-            time.sleep(random.uniform(0.05, 0.2))  # noqa: S311 - jitter, so two waiters do not collide in step
+        sessions: dict[LockServer, Any] = {}
+        try:
+            while True:
+                tries = list(self.pool.map(lambda s: self._try_one(s, name, deadline, sessions.pop(s, None)), servers))
+                for server, (_, conn, _) in zip(servers, tries, strict=True):
+                    if conn is not None:
+                        sessions[server] = conn
+                got = [s for s, (kind, _, _) in zip(servers, tries, strict=True) if kind == "got"]
+                answering = sum(1 for kind, _, _ in tries if kind != "error")
+                self._set_quorum(cluster, answering >= majority, answering, len(servers))
+                if len(got) >= majority:
+                    return Lease(self, cluster, [_Held(s, sessions.pop(s)) for s in got], len(servers))
+                for s in got:  # a minority is worth nothing: give it back at once
+                    try:
+                        with sessions[s].cursor() as cur:
+                            cur.execute("SELECT RELEASE_LOCK(%s)", (name,))
+                    except (pymysql.MySQLError, OSError):
+                        _close_quietly(sessions.pop(s))
+                details = "; ".join(d for kind, _, d in tries if kind != "got")
+                if answering < majority:
+                    return Refusal(
+                        "lock_unavailable",
+                        f"lock store unreachable: {answering} of {len(servers)} lock servers answered, "
+                        f"{majority} needed ({details})",
+                    )
+                if time.monotonic() + 0.25 >= deadline:
+                    return Refusal("lock_busy", f"another replica holds the cluster's lock ({details})")
+                time.sleep(random.uniform(0.05, 0.2))  # noqa: S311 - jitter, so two waiters do not collide in step
+        finally:
+            for conn in sessions.values():  # every session not handed to the lease
+                _close_quietly(conn)
 
     def _set_quorum(self, cluster: str, ok: bool, answering: int, total: int) -> None:
         with self._quorum_lock:
@@ -300,13 +313,16 @@ class Coordinator:
     def _probe_loop(self) -> None:
         """Check the lock servers now and then, so a store that is down is known (and alerted on)
         before a correction needs it."""
+        sets: dict[tuple[LockServer, ...], list[str]] = {}
+        for c in self.clusters:
+            sets.setdefault(self.settings.servers_for(c), []).append(c)
         while not self._closed.is_set():
-            sets: dict[tuple[LockServer, ...], list[str]] = {}
-            for c in self.clusters:
-                sets.setdefault(self.settings.servers_for(c), []).append(c)
             for servers, members in sets.items():
                 limit = time.monotonic() + self.settings.lock.connect_timeout + 1.0
-                answering = sum(self.pool.map(lambda s, t=limit: self._answers(s, t), servers))
+                try:
+                    answering = sum(self.pool.map(lambda s, t=limit: self._answers(s, t), servers))
+                except RuntimeError:  # the pool was shut down: the remediator is stopping
+                    return
                 for c in members:
                     self._set_quorum(c, answering >= len(servers) // 2 + 1, answering, len(servers))
             self._closed.wait(self.settings.lock.probe_seconds)
@@ -363,6 +379,13 @@ class Coordinator:
     def close(self) -> None:
         self._closed.set()
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _close_quietly(conn: Any) -> None:
+    try:
+        conn.close()
+    except (pymysql.MySQLError, OSError):
+        pass  # already gone: closing is all that was wanted
 
 
 def _short(exc: BaseException) -> str:
