@@ -8,7 +8,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,7 +20,7 @@ from mxha.exporter.keepalived import (
     json_signal_number,
 )
 from mxha.healthcheck import CheckResult, run_check
-from mxha.maxscale import MaxScaleClient, MaxScaleError, MonitorView, ServerView, read_status, reader_pool
+from mxha.maxscale import MaxScaleClient, MaxScaleError, MonitorView, ServerView, start_reading
 from mxha.model import (
     CheckView,
     InstanceState,
@@ -34,7 +33,6 @@ from mxha.model import (
     governing_instance,
 )
 from mxha.notify_record import NotifyRecord
-from mxha.transport import NO_ANSWER
 from mxha.vip import VipLookupError, local_addresses
 
 log = logging.getLogger("mxha.exporter")
@@ -197,27 +195,33 @@ def _parse_http_date(value: Any) -> float | None:
         return None
 
 
-def read_maxscale(client: MaxScaleClient, timeout: float) -> MaxScaleReading:
+def read_maxscale(client: MaxScaleClient, timeout: float) -> Callable[[], MaxScaleReading]:
+    """Ask MaxScale for its documents now (in the reader pool); the returned call waits for them."""
     started = time.monotonic()
     now = time.time()
-    try:
-        status = read_status(client, started + timeout, servers=True)
-    except MaxScaleError as exc:
-        return MaxScaleReading(False, str(exc), now, time.monotonic() - started, error_kind=exc.error_kind)
-    return MaxScaleReading(
-        up=True,
-        error=None,
-        read_at=now,
-        duration_seconds=time.monotonic() - started,
-        passive=status.passive,
-        config_sync=status.config_sync,
-        version=status.version,
-        commit=status.commit,
-        activated_at=_parse_http_date(status.activated_at),
-        servers=status.servers,
-        monitors=status.monitors,
-        lock_mode=status.lock_mode,
-    )
+    finish = start_reading(client, started + timeout, servers=True)
+
+    def reading() -> MaxScaleReading:
+        try:
+            status = finish()
+        except MaxScaleError as exc:
+            return MaxScaleReading(False, str(exc), now, time.monotonic() - started, error_kind=exc.error_kind)
+        return MaxScaleReading(
+            up=True,
+            error=None,
+            read_at=now,
+            duration_seconds=time.monotonic() - started,
+            passive=status.passive,
+            config_sync=status.config_sync,
+            version=status.version,
+            commit=status.commit,
+            activated_at=_parse_http_date(status.activated_at),
+            servers=status.servers,
+            monitors=status.monitors,
+            lock_mode=status.lock_mode,
+        )
+
+    return reading
 
 
 def make_keepalived_source(cfg: NodeConfig) -> tuple[KeepalivedSource, SignalDumpReader]:
@@ -319,9 +323,9 @@ class NodeReader:
         return replace(snap, check=self.check_result, time=time.time())
 
     def _read(self) -> Snapshot:
-        # MaxScale's documents are read by the pool's threads while this one waits for keepalived's
-        # dump (no thread started per scrape: that cost more than the reads themselves)
-        ms_future = reader_pool().submit(read_maxscale, self.client, self.maxscale_timeout)
+        # MaxScale's documents are read by the pool's threads (one per document, none waiting on the
+        # others) while this one waits for keepalived's dump; no thread is started per scrape
+        ms_reading = read_maxscale(self.client, self.maxscale_timeout)
         ka_started = time.monotonic()
         ka_state: KeepalivedState | None = None
         ka_error: str | None = None
@@ -342,12 +346,7 @@ class NodeReader:
         ka_duration = time.monotonic() - ka_started
         governing = self.governing_instance(ka_state)
         vips, vip_error = self._vips(ka_state, governing)
-        try:
-            ms = ms_future.result(timeout=self.maxscale_timeout + 0.5)
-        except FuturesTimeout:
-            ms = MaxScaleReading(
-                False, "MaxScale read did not finish in time", time.time(), self.maxscale_timeout, error_kind=NO_ANSWER
-            )
+        ms = ms_reading()  # each document's wait ends by the read's own deadline
         return Snapshot(
             node=self.cfg.node,
             time=time.time(),

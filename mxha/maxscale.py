@@ -241,7 +241,7 @@ def status_from_documents(
 
 
 if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
@@ -268,13 +268,35 @@ def read_status(client: MaxScaleClient, deadline: float, *, servers: bool = Fals
     pool = reader_pool()
     futures = {name: pool.submit(call, deadline) for name, call in calls.items()}
     attrs = client.get_maxscale(deadline)  # its error first: it says most about the node
-    results: dict[str, Any] = {}
+    return status_from_documents(attrs, *_collect(futures, deadline))
+
+
+def start_reading(client: MaxScaleClient, deadline: float, *, servers: bool = False) -> Callable[[], MaxScaleStatus]:
+    """``read_status`` for a caller with other work meanwhile: every document is asked for NOW, in the
+    pool; the returned call waits for them and raises as ``read_status`` does (``/v1/maxscale``'s
+    error first). No thread of the caller's is spent waiting on MaxScale."""
+    pool = reader_pool()
+    first = pool.submit(client.get_maxscale, deadline)
+    futures = {"monitors": pool.submit(client.get_monitors, deadline)}
+    if servers:
+        futures["servers"] = pool.submit(client.get_servers, deadline)
+
+    def finish() -> MaxScaleStatus:
+        attrs = _collect({"maxscale": first}, deadline)[0]
+        return status_from_documents(attrs, *_collect(futures, deadline))
+
+    return finish
+
+
+def _collect(futures: dict[str, Future[Any]], deadline: float) -> list[Any]:
+    """The futures' results in order, each waited for until ``deadline`` (plus a margin for the pool)."""
+    out = []
     for name, future in futures.items():
         try:  # each read ends by the deadline by itself; the margin is for the pool
-            results[name] = future.result(timeout=max(0.0, deadline - time.monotonic()) + 0.1)
+            out.append(future.result(timeout=max(0.0, deadline - time.monotonic()) + 0.1))
         except TimeoutError as exc:  # concurrent.futures.TimeoutError is this one since 3.11
             raise MaxScaleError(f"GET /v1/{name}: no answer in time", kind="timeout") from exc
-    return status_from_documents(attrs, results["monitors"], results.get("servers"))
+    return out + [None] * (2 - len(out))
 
 
 def state_has_running(state: str) -> bool:
