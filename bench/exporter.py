@@ -230,8 +230,8 @@ def main() -> int:
             rows,
         )
         table(
-            "Split of a fresh scrape (ms), each part alone (the exporter reads keepalived, the kernel and the "
-            "three MaxScale documents side by side)",
+            "Split of a fresh scrape (ms), each part alone (the exporter signals keepalived, reads the three "
+            "MaxScale documents one after the other while keepalived writes its dump, then takes the dump)",
             ["part", "median", "p99"],
             split(d, node.address, max(50, args.rounds // 3)),
         )

@@ -380,30 +380,69 @@ class SignalDumpReader:
         self._watch: DumpWatch | None = None
         self._watch_tried = False
         self._cached_at = float("-inf")
+        self._done = threading.Event()  # cleared while a dump is on its way
+        self._done.set()
         self.signals_sent = 0
         self.last_dump_seconds = 0.0
 
     def read(self) -> KeepalivedState:
         """The current state, from a dump no older than ``min_interval``."""
+        return self.begin()()
+
+    def begin(self) -> Callable[[], KeepalivedState]:
+        """``read`` in two halves, for a caller with other work meanwhile: signal keepalived NOW (when
+        the last dump is older than ``min_interval``); the returned call waits for the new dump and
+        parses it (or returns the cached one, or raises as ``read`` does)."""
         with self._lock:
             if self._clock() - self._cached_at < self.min_interval:
+                if not self._done.is_set():  # a dump is on its way: share it, never signal twice
+                    return self._share(self._done)
                 if self._failure is not None:
                     # a failed attempt counts against the limit too: no signal storm while
                     # keepalived cannot be read (permission denied, a wrong pid file)
-                    raise KeepalivedReadError(f"{self._failure} (not retried within min_signal_interval)")
+                    return _raiser(KeepalivedReadError(f"{self._failure} (not retried within min_signal_interval)"))
                 if self._cached is not None:
-                    return self._cached
+                    cached = self._cached
+                    return lambda: cached
             self._cached_at = self._clock()
             self._cached, self._failure = None, None
             try:
-                state = self._dump()
+                wait = self._start_dump()
             except (KeepalivedReadError, OSError, ValueError) as exc:
-                self._failure = str(exc) if isinstance(exc, KeepalivedReadError) else f"{type(exc).__name__}: {exc}"
-                raise
-            self._cached = state
-            return state
+                self._failed(exc)
+                return _raiser(exc)
+            done = self._done = threading.Event()
 
-    def _dump(self) -> KeepalivedState:
+        def finish() -> KeepalivedState:
+            try:
+                state = wait()
+                with self._lock:
+                    self._cached = state
+                return state
+            except (KeepalivedReadError, OSError, ValueError) as exc:
+                with self._lock:
+                    self._failed(exc)
+                raise
+            finally:
+                done.set()  # after the result (or the failure) is recorded, for whoever shares it
+
+        return finish
+
+    def _share(self, done: threading.Event) -> Callable[[], KeepalivedState]:
+        def shared() -> KeepalivedState:
+            done.wait(self.timeout + 1.0)
+            with self._lock:
+                if self._cached is not None:
+                    return self._cached
+                raise KeepalivedReadError(self._failure or "the dump another reader asked for did not arrive")
+
+        return shared
+
+    def _failed(self, exc: Exception) -> None:
+        self._failure = str(exc) if isinstance(exc, KeepalivedReadError) else f"{type(exc).__name__}: {exc}"
+
+    def _start_dump(self) -> Callable[[], KeepalivedState]:
+        """Send the dump signal(s); return the call that waits for the new files and parses them."""
         pid = read_pid(self.pid_file)
         if self._watch is None and not self._watch_tried:
             self._watch_tried = True
@@ -416,19 +455,26 @@ class SignalDumpReader:
             path = os.path.join(self.dump_dir, "keepalived.json")
             before = _stat_key(path)
             self._signal(pid, self.json_signum or 0)
-            instances = self._wait_new(path, before, deadline, parse_json_dump)
-            scripts: list[VrrpScript] = []
-        else:
-            data_path = os.path.join(self.dump_dir, "keepalived.data")
-            stats_path = os.path.join(self.dump_dir, "keepalived.stats")
-            before_data, before_stats = _stat_key(data_path), _stat_key(stats_path)
-            self._signal(pid, signal.SIGUSR1)
-            self._signal(pid, signal.SIGUSR2)
+
+            def wait_json() -> KeepalivedState:
+                instances = self._wait_new(path, before, deadline, parse_json_dump)
+                self.last_dump_seconds = time.monotonic() - started
+                return KeepalivedState(tuple(instances), (), self.mode, time.time())
+
+            return wait_json
+        data_path = os.path.join(self.dump_dir, "keepalived.data")
+        stats_path = os.path.join(self.dump_dir, "keepalived.stats")
+        before_data, before_stats = _stat_key(data_path), _stat_key(stats_path)
+        self._signal(pid, signal.SIGUSR1)
+        self._signal(pid, signal.SIGUSR2)
+
+        def wait_text() -> KeepalivedState:
             parsed, scripts = self._wait_new(data_path, before_data, deadline, _parse_complete_data)
             stats = self._wait_new(stats_path, before_stats, deadline, _parse_complete_stats)
-            instances = merge_stats(parsed, stats)
-        self.last_dump_seconds = time.monotonic() - started
-        return KeepalivedState(tuple(instances), tuple(scripts), self.mode, time.time())
+            self.last_dump_seconds = time.monotonic() - started
+            return KeepalivedState(tuple(merge_stats(parsed, stats)), tuple(scripts), self.mode, time.time())
+
+        return wait_text
 
     def _signal(self, pid: int, signum: int) -> None:
         try:
@@ -485,6 +531,13 @@ def _parse_complete_stats(text: str) -> dict[str, dict[str, int]]:
     if not blocks or not tail.strip().startswith("Sent:"):
         raise DumpParseError("keepalived.stats incomplete")
     return blocks
+
+
+def _raiser(exc: Exception) -> Callable[[], KeepalivedState]:
+    def fail() -> KeepalivedState:
+        raise exc
+
+    return fail
 
 
 class FifoEventReader:

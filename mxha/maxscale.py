@@ -271,23 +271,6 @@ def read_status(client: MaxScaleClient, deadline: float, *, servers: bool = Fals
     return status_from_documents(attrs, *_collect(futures, deadline))
 
 
-def start_reading(client: MaxScaleClient, deadline: float, *, servers: bool = False) -> Callable[[], MaxScaleStatus]:
-    """``read_status`` for a caller with other work meanwhile: every document is asked for NOW, in the
-    pool; the returned call waits for them and raises as ``read_status`` does (``/v1/maxscale``'s
-    error first). No thread of the caller's is spent waiting on MaxScale."""
-    pool = reader_pool()
-    first = pool.submit(client.get_maxscale, deadline)
-    futures = {"monitors": pool.submit(client.get_monitors, deadline)}
-    if servers:
-        futures["servers"] = pool.submit(client.get_servers, deadline)
-
-    def finish() -> MaxScaleStatus:
-        attrs = _collect({"maxscale": first}, deadline)[0]
-        return status_from_documents(attrs, *_collect(futures, deadline))
-
-    return finish
-
-
 def _collect(futures: dict[str, Future[Any]], deadline: float) -> list[Any]:
     """The futures' results in order, each waited for until ``deadline`` (plus a margin for the pool)."""
     out = []
