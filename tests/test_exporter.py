@@ -171,6 +171,28 @@ def test_concurrent_scrapes_share_one_dump(cfg: Path, standin: Callable[..., Pat
     assert int((d / "signals").read_text()) == 1
 
 
+def test_dump_readers_racing_share_the_dump_in_flight(cfg: Path, standin: Callable[..., Path]) -> None:
+    """The dump reader itself (not only the snapshot's lock): a read that starts while another's dump
+    is on its way (late-complete: 30 ms to finish) waits for that one instead of signalling again,
+    and a scrape's two halves (begin, then finish) leave the same rate limit in place."""
+    d = standin("late-complete")
+    reader = make_reader(cfg, d, min_interval=5.0, timeout=2.0)
+    dump = reader.dump
+    assert dump is not None
+    finish = dump.begin()  # signalled; the dump is still being written
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(dump.read())) for _ in range(5)]
+    for t in threads:
+        t.start()
+    first = finish()
+    for t in threads:
+        t.join()
+    assert [i.state for i in first.instances] == ["MASTER", "BACKUP"]
+    assert len(results) == 5 and all(r is first for r in results)
+    assert int((d / "signals").read_text()) == 1
+    assert dump.read() is first and int((d / "signals").read_text()) == 1  # within min_signal_interval
+
+
 @pytest.mark.parametrize("fault,expect", [("error", "HTTP 500"), ("reject_auth", "HTTP 401"), ("hang", "no answer")])
 def test_maxscale_faults(cfg: Path, emulator: Emulator, standin: Callable[..., Path], fault: str, expect: str) -> None:
     control(emulator, "fault", {"mode": fault})
