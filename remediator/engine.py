@@ -279,7 +279,7 @@ class Reconciler:
         self.clock = clock
         self.runtimes = {name: ClusterRuntime() for name in cfg.clusters}
         self.coordinator = (
-            Coordinator(cfg.replicas, list(cfg.clusters), _authorization(cfg), cfg.policy.state_timeout)
+            Coordinator(cfg.replicas, list(cfg.clusters), cfg.auth, cfg.policy.state_timeout)
             if cfg.replicas is not None
             else None
         )
@@ -299,6 +299,10 @@ class Reconciler:
         largest = max(len(cl.nodes) for cl in cfg.clusters.values())
         self.pool = ThreadPoolExecutor(max_workers=max(8, 4 * largest), thread_name_prefix="observe")
         self._closed = False
+
+    @property
+    def replica_id(self) -> str | None:
+        return self.cfg.replicas.id if self.cfg.replicas is not None else None
 
     # -- reading live state ---------------------------------------------------------------
     def _read_state(self, cluster: str, node: NodeSettings, deadline: float) -> dict[str, Any]:
@@ -564,7 +568,7 @@ class Reconciler:
             result.plan["reason"] = f"{got.detail}: not running any of it; wanted: {result.plan['reason']}"
             self.metrics.skipped.labels(cluster, got.reason).inc()
             for action in result.plan["actions"]:
-                kind = "release_locks" if action["kind"] == "release" else action["kind"]
+                kind = _recorded(action["kind"])
                 result.results.append(self._record(cluster, action["node"], kind, "skipped", got.detail))
             log.warning("cluster %s: no correction: %s", cluster, got.detail)
             return False
@@ -574,8 +578,8 @@ class Reconciler:
 
     def _fence(self, cluster: str, deadline: float) -> None:
         """Replicas: right before a write, is the cluster's lock still ours? Raises LeaseLost."""
-        lease = self.runtimes[cluster].lease
-        if self.coordinator is not None and lease is not None:
+        lease = self.runtimes[cluster].lease  # only replicas take one
+        if lease is not None:
             lease.check(deadline)
 
     def _decide_and_act(
@@ -631,7 +635,7 @@ class Reconciler:
             self.metrics.skipped.labels(cluster, "lock_lost").inc()
             done = {(r["node"], r["action"]) for r in result.results}
             for action in plan.actions:
-                kind = "release_locks" if action.kind == "release" else action.kind
+                kind = _recorded(action.kind)
                 if (action.node, kind) not in done:
                     result.results.append(self._record(cluster, action.node, kind, "skipped", detail))
             log.warning("cluster %s: stopped before acting: %s", cluster, detail)
@@ -759,8 +763,7 @@ class Reconciler:
                 "circuit_open_until": wall + (open_until - now) if open_until > now else None,
                 "answered": dict(rt.answered_at),  # when this replica last got an answer from each MaxScale
             }
-        rid = self.cfg.replicas.id if self.cfg.replicas is not None else None
-        return {"replica": rid, "clusters": out}
+        return {"replica": self.replica_id, "clusters": out}
 
     def _run_correction(
         self, cluster: str, plan: Plan, readings: list[NodeReading], deadline: float, result: ReconcileResult
@@ -788,7 +791,7 @@ class Reconciler:
             )
             if changed:
                 self.metrics.skipped.labels(cluster, "state_changed").inc()
-                kind = "release_locks" if action.kind == "release" else action.kind
+                kind = _recorded(action.kind)
                 result.results.append(self._record(cluster, action.node, kind, "skipped", "state changed: " + changed))
                 result.status = 503
                 return fresh
@@ -946,7 +949,7 @@ class Reconciler:
                 "results": result.results,
                 "status": result.status,
                 "dry_run": self.cfg.dry_run,
-                "replica": self.cfg.replicas.id if self.cfg.replicas is not None else None,
+                "replica": self.replica_id,
                 "lock": result.lock,
             }
         )
@@ -956,7 +959,7 @@ class Reconciler:
         now = self.clock()
         out: dict[str, Any] = {"dry_run": self.cfg.dry_run, "clusters": {}}
         if self.coordinator is not None:
-            out["replica"] = self.coordinator.settings.id
+            out["replica"] = self.replica_id
             out["peers"] = {
                 url: {"readable": v.ok, "error": v.error, "read_at": v.read_at}
                 for url, v in self.coordinator.peer_views.items()
@@ -991,17 +994,9 @@ class Reconciler:
         return out
 
 
-def _authorization(cfg: RemediatorConfig) -> str | None:
-    """How this replica authenticates to its peers' ``/guardrails``: replicas share one config, so
-    they accept the same credentials."""
-    import base64
-
-    if cfg.auth.bearer_tokens:
-        return f"Bearer {cfg.auth.bearer_tokens[0]}"
-    if cfg.auth.basic_user is not None:
-        token = base64.b64encode(f"{cfg.auth.basic_user}:{cfg.auth.basic_password or ''}".encode()).decode()
-        return f"Basic {token}"
-    return None
+def _recorded(kind: str) -> str:
+    """A plan's action kind as actions are recorded and counted (``ACTIONS``)."""
+    return "release_locks" if kind == "release" else kind
 
 
 def _plan_json(plan: Plan) -> dict[str, Any]:

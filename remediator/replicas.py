@@ -29,12 +29,15 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import pymysql
 
 from mxha.transport import HttpJsonError, JsonHttpClient
+
+if TYPE_CHECKING:
+    from mxha.remediator.config import AuthSettings
 
 log = logging.getLogger("mxha.remediator.replicas")
 
@@ -59,7 +62,7 @@ class LockSettings:
 
     @property
     def majority(self) -> int:
-        return len(self.servers) // 2 + 1
+        return majority(len(self.servers))
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,11 @@ class ReplicaSettings:
 
     def servers_for(self, cluster: str) -> tuple[LockServer, ...]:
         return self.cluster_servers.get(cluster, self.lock.servers)
+
+
+def majority(count: int) -> int:
+    """How many of ``count`` lock servers make a majority."""
+    return count // 2 + 1
 
 
 def lock_name(cluster: str) -> str:
@@ -98,12 +106,17 @@ class _Held:
         self.lost: str | None = None
 
     def query(self, sql: str, args: tuple[Any, ...]) -> Any:
+        """One value; a failure marks the session lost (and is raised)."""
         with self.mutex:
             if self.lost is not None:
                 raise pymysql.err.OperationalError(0, self.lost)
-            with self.conn.cursor() as cur:
-                cur.execute(sql, args)
-                row = cur.fetchone()
+            try:
+                with self.conn.cursor() as cur:
+                    cur.execute(sql, args)
+                    row = cur.fetchone()
+            except pymysql.MySQLError as exc:
+                self.lost = f"{self.server}: {_short(exc)}"
+                raise
             return row[0] if row else None
 
     def close(self, release: str | None) -> None:
@@ -115,10 +128,7 @@ class _Held:
             except pymysql.MySQLError:
                 pass  # closing the connection frees the lock anyway
             finally:
-                try:
-                    self.conn.close()
-                except pymysql.MySQLError:
-                    pass
+                _close_quietly(self.conn)
                 self.lost = self.lost or "closed"
 
 
@@ -131,7 +141,6 @@ class Lease:
         self.name = lock_name(cluster)
         self.held = held
         self.total = total
-        self.acquired_at = time.monotonic()
         self._stop = threading.Event()
         interval = max(0.2, coordinator.settings.lock.session_timeout / 3)
         self._pinger = threading.Thread(target=self._ping_loop, args=(interval,), daemon=True, name="lock-ping")
@@ -146,32 +155,31 @@ class Lease:
             for h in self.held:
                 try:
                     h.query("SELECT 1", ())
-                except pymysql.MySQLError as exc:
-                    h.lost = h.lost or f"{h.server}: {_short(exc)}"
+                except pymysql.MySQLError:
+                    pass  # the session is marked lost; the next check counts it out
 
     def check(self, deadline: float) -> None:
         """Raise LeaseLost unless the lock is still ours on a majority, asked NOW."""
-        majority = self.coordinator.majority(self.cluster)
+        needed = self.coordinator.majority(self.cluster)
         if deadline - time.monotonic() <= 0:
             raise LeaseLost("the request budget was spent before the lock could be re-checked")
 
         def ask(h: _Held) -> bool:
             try:
                 return bool(h.query("SELECT IS_USED_LOCK(%s) = CONNECTION_ID()", (self.name,)))
-            except pymysql.MySQLError as exc:
-                h.lost = h.lost or f"{h.server}: {_short(exc)}"
-                return False
+            except pymysql.MySQLError:
+                return False  # marked lost, with why
 
         answers = list(self.coordinator.pool.map(ask, self.held))
         ours = sum(answers)
-        if ours < majority:
+        if ours < needed:
             lost = [
                 h.lost or f"{h.server}: the lock belongs to another session"
                 for h, a in zip(self.held, answers, strict=True)
                 if not a
             ]
             raise LeaseLost(
-                f"the lock is ours on {ours} of {self.total} servers, fewer than {majority}: {'; '.join(lost)}"
+                f"the lock is ours on {ours} of {self.total} servers, fewer than {needed}: {'; '.join(lost)}"
             )
 
     def release(self) -> None:
@@ -205,21 +213,23 @@ class _PeerView:
 
 
 class Coordinator:
-    def __init__(
-        self, settings: ReplicaSettings, clusters: list[str], authorization: str | None, timeout: float
-    ) -> None:
+    def __init__(self, settings: ReplicaSettings, clusters: list[str], auth: AuthSettings, timeout: float) -> None:
+        """``auth``: this replica's own webhook credentials; replicas share one config, so the peers
+        accept them on ``/guardrails`` (a bearer token as sent, basic auth by the client itself)."""
         self.settings = settings
         self.clusters = clusters
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lock")
-        # per cluster: (majority reachable?, servers answering, servers configured, when)
+        # per cluster: (majority reachable?, servers answering, servers configured), when last asked
         self.quorum: dict[str, tuple[bool, int, int]] = {}
         self._quorum_lock = threading.Lock()
         self.peer_clients = {
             p.url: JsonHttpClient(
                 p.url.rstrip("/") + "/guardrails",
+                user=auth.basic_user if not auth.bearer_tokens else None,
+                password=auth.basic_password if not auth.bearer_tokens else None,
                 connect_timeout=timeout,
                 read_timeout=timeout,
-                authorization=authorization,
+                authorization=f"Bearer {auth.bearer_tokens[0]}" if auth.bearer_tokens else None,
             )
             for p in settings.peers
         }
@@ -230,7 +240,7 @@ class Coordinator:
 
     # -- the lock --------------------------------------------------------------------------
     def majority(self, cluster: str) -> int:
-        return len(self.settings.servers_for(cluster)) // 2 + 1
+        return majority(len(self.settings.servers_for(cluster)))
 
     def _connect(self, server: LockServer, deadline: float) -> Any:
         lock = self.settings.lock
@@ -272,7 +282,7 @@ class Coordinator:
         holds it; a store that a majority cannot be reached on refuses at once. The sessions of one
         call are kept across its attempts, and closed unless they hold the lease."""
         servers = self.settings.servers_for(cluster)
-        majority = self.majority(cluster)
+        needed = self.majority(cluster)
         name = lock_name(cluster)
         sessions: dict[LockServer, Any] = {}
         try:
@@ -283,8 +293,8 @@ class Coordinator:
                         sessions[server] = conn
                 got = [s for s, (kind, _, _) in zip(servers, tries, strict=True) if kind == "got"]
                 answering = sum(1 for kind, _, _ in tries if kind != "error")
-                self._set_quorum(cluster, answering >= majority, answering, len(servers))
-                if len(got) >= majority:
+                self._set_quorum(cluster, answering >= needed, answering, len(servers))
+                if len(got) >= needed:
                     return Lease(self, cluster, [_Held(s, sessions.pop(s)) for s in got], len(servers))
                 for s in got:  # a minority is worth nothing: give it back at once
                     try:
@@ -293,11 +303,11 @@ class Coordinator:
                     except (pymysql.MySQLError, OSError):
                         _close_quietly(sessions.pop(s))
                 details = "; ".join(d for kind, _, d in tries if kind != "got")
-                if answering < majority:
+                if answering < needed:
                     return Refusal(
                         "lock_unavailable",
                         f"lock store unreachable: {answering} of {len(servers)} lock servers answered, "
-                        f"{majority} needed ({details})",
+                        f"{needed} needed ({details})",
                     )
                 if time.monotonic() + 0.25 >= deadline:
                     return Refusal("lock_busy", f"another replica holds the cluster's lock ({details})")
@@ -324,7 +334,7 @@ class Coordinator:
                 except RuntimeError:  # the pool was shut down: the remediator is stopping
                     return
                 for c in members:
-                    self._set_quorum(c, answering >= len(servers) // 2 + 1, answering, len(servers))
+                    self._set_quorum(c, answering >= majority(len(servers)), answering, len(servers))
             self._closed.wait(self.settings.lock.probe_seconds)
 
     def _answers(self, server: LockServer, deadline: float) -> bool:
