@@ -48,6 +48,12 @@ ALERTMANAGER_PORTS = ((9093, 9094), (9095, 9096))  # (web, cluster gossip) of Al
 LOCK_PORTS = (3306, 3307, 3308)  # the replicas' lock store: three mariadbd on the monitor
 
 
+def replica_name(stem: str, i: int, suffix: str = "") -> str:
+    """Replica ``i``'s file or process label: the first keeps the one-replica lab's names
+    (``remediator.yml``, ``audit.jsonl``, ``remediator``), the second is ``remediator2.yml`` and so on."""
+    return f"{stem}{'' if i == 1 else i}{suffix}"
+
+
 def node_table(count: int) -> dict[str, tuple[int, int]]:
     """node1 .11 priority 150, node2 .12 priority 100, node3 .13 priority 50."""
     return {f"node{i}": (10 + i, 200 - 50 * i) for i in range(1, count + 1)}
@@ -327,6 +333,19 @@ class Lab:
         )
         _wait(f"http://{addr}:8989/__emulator__/state", f"{name} MaxScale emulator", 15)
 
+    def restart_emulator_active(self, name: str) -> float:
+        """Restart ``name``'s MaxScale with passive=false persisted, as a real MaxScale keeps a runtime
+        change across a restart; returns the wall-clock time right before it starts again."""
+        assert self.harness is not None
+        state_file = self.harness.nodes[name].workdir / "maxscale.state"
+        self.stop_emulator(name)
+        doc = json.loads(state_file.read_text()) if state_file.exists() else {}
+        doc.setdefault("maxscale", {})["passive"] = False
+        state_file.write_text(json.dumps(doc))
+        started = time.time()
+        self.start_emulator(name)
+        return started
+
     def stop_emulator(self, name: str, hard: bool = False) -> None:
         import signal
 
@@ -445,7 +464,7 @@ class Lab:
             doc = {
                 **rem,
                 "listen_address": f"{mon}:{port}",
-                "audit_log": str(d / ("audit.jsonl" if i == 1 else f"audit{i}.jsonl")),
+                "audit_log": str(d / replica_name("audit", i, ".jsonl")),
                 "replicas": {
                     "id": f"rem{i}",
                     "lock": {
@@ -458,9 +477,7 @@ class Lab:
                     "peers": [f"http://{mon}:{p}" for p in REMEDIATOR_PORTS[: self.replicas] if p != port],
                 },
             }
-            (d / ("remediator.yml" if i == 1 else f"remediator{i}.yml")).write_text(
-                yaml.safe_dump(doc, sort_keys=False)
-            )
+            (d / replica_name("remediator", i, ".yml")).write_text(yaml.safe_dump(doc, sort_keys=False))
 
     def _start_lock_store(self) -> None:
         """Three real mariadbd on the monitor: the replicas' lock store (the lab's database servers are
@@ -477,32 +494,29 @@ class Lab:
             db = mariadb.MariaDB(d, mon.address, port, password, netns=mon.namespace)
             db.start(tpl)
             assert db.proc is not None
-            self.harness.record["processes"].append(
-                {"pid": db.proc.pid, "label": f"mariadb-{port}", "node": "monitor", "argv": [], "started": time.time()}
-            )
-            self.harness._save()
+            self.harness.adopt(db.proc.pid, f"mariadb-{port}", "monitor")
 
     def start_remediator(self) -> None:
         """Every replica (one, or two with ``--replicas 2``)."""
         assert self.harness is not None
         d = self.harness.nodes["monitor"].workdir
         for i, port in enumerate(REMEDIATOR_PORTS[: self.replicas], start=1):
-            cfg = d / ("remediator.yml" if i == 1 else f"remediator{i}.yml")
-            label = "remediator" if i == 1 else f"remediator{i}"
+            cfg = d / replica_name("remediator", i, ".yml")
+            label = replica_name("remediator", i)
             self.harness.start("monitor", [*MXHA, "remediator", "--config.file", str(cfg)], label=label)
             _wait(f"http://{self.layout.monitor}:{port}/healthz", label, 20)
 
     def restart_remediator(self) -> None:
         assert self.harness is not None
         for i in range(1, self.replicas + 1):
-            self.harness.stop_process("remediator" if i == 1 else f"remediator{i}")
+            self.harness.stop_process(replica_name("remediator", i))
         self.start_remediator()
 
     def audit_files(self) -> list[Path]:
         """Every replica's audit trail."""
         assert self.harness is not None
         d = self.harness.nodes["monitor"].workdir
-        return [d / ("audit.jsonl" if i == 1 else f"audit{i}.jsonl") for i in range(1, self.replicas + 1)]
+        return [d / replica_name("audit", i, ".jsonl") for i in range(1, self.replicas + 1)]
 
     def _start_alertmanager(self) -> None:
         """One Alertmanager, or with replicas a cluster of them joined by their own gossip."""
@@ -511,7 +525,7 @@ class Lab:
         mon = self.layout.monitor
         ports = ALERTMANAGER_PORTS[: self.replicas]
         for i, (web, gossip) in enumerate(ports, start=1):
-            data = d / ("am-data" if i == 1 else f"am-data{i}")
+            data = d / replica_name("am-data", i)
             data.mkdir(exist_ok=True)
             if len(ports) == 1:
                 cluster = ["--cluster.listen-address="]
@@ -529,7 +543,7 @@ class Lab:
                     *cluster,
                     "--log.level=warn",
                 ],
-                label="alertmanager" if i == 1 else f"alertmanager{i}",
+                label=replica_name("alertmanager", i),
             )
         for web, _ in ports:
             _wait(f"http://{mon}:{web}/-/ready", "Alertmanager", 30)

@@ -201,6 +201,12 @@ class Harness:
         self._save()
         return proc
 
+    def adopt(self, pid: int, label: str, node: str | None) -> None:
+        """Record a process started elsewhere (in its own process group), so ``stop_process`` and
+        ``teardown`` stop it by its pid like the ones ``start`` made."""
+        self.record["processes"].append({"pid": pid, "label": label, "node": node, "argv": [], "started": time.time()})
+        self._save()
+
     def start_keepalived(self, node: str, conf: Path, *, label: str | None = None) -> subprocess.Popen[bytes]:
         """Real keepalived (VRRP only) in a node's namespace, with pid files and TMPDIR (its dumps)
         in the node's workdir, so several keepalived on one host never share them."""

@@ -535,15 +535,9 @@ class RestartActiveBackup(Scenario):
     def inject_and_observe(self, sampler: Sampler) -> None:
         r = self.report
         assert self.lab.harness is not None
-        state_file = self.lab.harness.nodes["node2"].workdir / "maxscale.state"
         sampler.mark("inject: restart node2's MaxScale with passive=false persisted")
         t_inject = sampler.now()
-        self.lab.stop_emulator("node2")
-        doc = json.loads(state_file.read_text()) if state_file.exists() else {}
-        doc.setdefault("maxscale", {})["passive"] = False
-        state_file.write_text(json.dumps(doc))
-        inject_wall = time.time()
-        self.lab.start_emulator("node2")
+        inject_wall = self.lab.restart_emulator_active("node2")
         t_started = sampler.now()
         t_up = sampler.wait(
             "node2 back active", lambda s: s.nodes["node2"]["passive"] is False, timeout=10, since=t_inject
@@ -1078,14 +1072,9 @@ class Replicas(Scenario):
         t = sampler.wait("baseline", lambda s: is_baseline(s.nodes, self.lab.mode))
         r.check("back to baseline after the split brain", t is not None)
         # fault 2: node2's MaxScale restarted with passive=false persisted
-        state_file = self.lab.harness.nodes["node2"].workdir / "maxscale.state"
         sampler.mark("inject 2: restart node2's MaxScale with passive=false persisted")
         wall2, since2 = time.time(), sampler.now()
-        self.lab.stop_emulator("node2")
-        doc = json.loads(state_file.read_text()) if state_file.exists() else {}
-        doc.setdefault("maxscale", {})["passive"] = False
-        state_file.write_text(json.dumps(doc))
-        self.lab.start_emulator("node2")
+        self.lab.restart_emulator_active("node2")
         healed = sampler.wait(
             "node2 passive again",
             lambda s: s.nodes["node2"]["passive"] is True and s.active() == ["node1"],
