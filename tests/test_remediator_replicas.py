@@ -14,7 +14,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,35 @@ def lock_holder(server: mariadb.MariaDB) -> int | None:
         conn.close()
 
 
+def write_replica_config(
+    tmp: Path, rid: str, servers: list[str], peer: str, nodes: list[dict[str, Any]], policy: dict[str, Any], **lock: Any
+) -> Path:
+    """Replica ``rid``'s config file (cluster mx-prod, session timeout 2 s, the lock password in
+    ``tmp/lock.password``, a 30 s request budget): the tests' one way to write it."""
+    doc = {
+        "auth": {"bearer_token": TOKEN},
+        "audit_log": str(tmp / f"audit-{rid}.jsonl"),
+        "policy": policy,
+        "limits": {"request_budget_seconds": 30},
+        "replicas": {
+            "id": rid,
+            "lock": {
+                "servers": servers,
+                "user": mariadb.LOCK_USER,
+                "password_file": str(tmp / "lock.password"),
+                "session_timeout": 2,
+                "connect_timeout": 0.5,
+                **lock,
+            },
+            "peers": [peer],
+        },
+        "clusters": {"mx-prod": {"nodes": nodes}},
+    }
+    path = tmp / f"{rid}.yml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
 class Replicas:
     """Two remediator processes, r1 and r2, each the other's peer, over one split-brain-able pair."""
 
@@ -86,28 +115,9 @@ class Replicas:
 
     def config(self, rid: str) -> Path:
         other = "r2" if rid == "r1" else "r1"
-        doc = {
-            "auth": {"bearer_token": TOKEN},
-            "audit_log": str(self.tmp / f"audit-{rid}.jsonl"),
-            "policy": self.policy,
-            "limits": {"request_budget_seconds": 30},
-            "replicas": {
-                "id": rid,
-                "lock": {
-                    "servers": self.servers,
-                    "user": mariadb.LOCK_USER,
-                    "password_file": str(self.tmp / "lock.password"),
-                    "session_timeout": 2,
-                    "connect_timeout": 0.5,
-                    "probe_seconds": 0.5,
-                },
-                "peers": [f"http://127.0.0.1:{self.ports[other]}"],
-            },
-            "clusters": {"mx-prod": {"nodes": [self.node_entry(rid, n) for n in ("node1", "node2")]}},
-        }
-        path = self.tmp / f"{rid}.yml"
-        path.write_text(yaml.safe_dump(doc))
-        return path
+        nodes = [self.node_entry(rid, n) for n in ("node1", "node2")]
+        peer = f"http://127.0.0.1:{self.ports[other]}"
+        return write_replica_config(self.tmp, rid, self.servers, peer, nodes, self.policy, probe_seconds=0.5)
 
     def node_entry(self, rid: str, node: str) -> dict[str, Any]:
         if node in self.blind.get(rid, set()):  # cut off from this replica: nothing answers there
@@ -156,10 +166,24 @@ class Replicas:
 
 
 @pytest.fixture
-def replicas(make_emulator: Any, tmp_path: Path, lock_store: list[mariadb.MariaDB]) -> Iterator[Replicas]:
-    r = Replicas(make_emulator, tmp_path, [s.address for s in lock_store])
-    yield r
-    r.close()
+def make_replicas(
+    make_emulator: Any, tmp_path: Path, lock_store: list[mariadb.MariaDB]
+) -> Iterator[Callable[..., Replicas]]:
+    """Replicas over the lock store (or the ``servers`` given), with ``policy`` overrides; all closed at teardown."""
+    made: list[Replicas] = []
+
+    def make(servers: list[str] | None = None, **policy: Any) -> Replicas:
+        made.append(Replicas(make_emulator, tmp_path, servers or [s.address for s in lock_store], **policy))
+        return made[-1]
+
+    yield make
+    for r in made:
+        r.close()
+
+
+@pytest.fixture
+def replicas(make_replicas: Callable[..., Replicas]) -> Replicas:
+    return make_replicas()
 
 
 def in_threads(*calls: Any) -> list[Any]:
@@ -205,11 +229,11 @@ def test_two_replicas_each_asked_twice_make_one_correction_per_fault(
 
 # -- the lock store down ----------------------------------------------------------------------------
 def test_no_majority_of_lock_servers_means_no_action_said_so(
-    make_emulator: Any, tmp_path: Path, lock_store: list[mariadb.MariaDB]
+    make_replicas: Callable[..., Replicas], tmp_path: Path, lock_store: list[mariadb.MariaDB]
 ) -> None:
     # one server answers, one is closed, one hangs (SIGSTOPped mariadbd: connects are not answered)
     frozen = lock_store[2]
-    r = Replicas(make_emulator, tmp_path, [lock_store[0].address, f"127.0.0.1:{free_port()}", frozen.address])
+    r = make_replicas([lock_store[0].address, f"127.0.0.1:{free_port()}", frozen.address])
     try:
         frozen.signal(signal.SIGSTOP)
         r.start("r1")
@@ -232,11 +256,8 @@ def test_no_majority_of_lock_servers_means_no_action_said_so(
         assert PASSWORD not in text and PASSWORD not in resp.text
         audit = (tmp_path / "audit-r1.jsonl").read_text()
         assert "lock store unreachable" in audit and PASSWORD not in audit
-        # the store comes back: the next delivery corrects, and the gauge says so
-        frozen.signal(signal.SIGCONT)
     finally:
-        frozen.signal(signal.SIGCONT)
-        r.close()
+        frozen.signal(signal.SIGCONT)  # the module's other tests use this server
 
 
 def test_quorum_gauge_follows_the_store_without_a_correction(replicas: Replicas) -> None:
@@ -318,42 +339,32 @@ def test_a_frozen_holder_finds_out_before_it_acts_and_does_not_act(
 
 
 # -- shared guardrails -------------------------------------------------------------------------------
-def test_the_circuit_breaker_counts_the_peer_replicas_actions(
-    make_emulator: Any, tmp_path: Path, lock_store: list[mariadb.MariaDB]
-) -> None:
-    r = Replicas(make_emulator, tmp_path, [s.address for s in lock_store], circuit_max_actions=2)
-    try:
-        r.start()
-        for rid in ("r1", "r2"):
-            r.split_brain()
-            assert r.post(rid).status_code == 200 and r.passive("node2")
+def test_the_circuit_breaker_counts_the_peer_replicas_actions(make_replicas: Callable[..., Replicas]) -> None:
+    r = make_replicas(circuit_max_actions=2)
+    r.start()
+    for rid in ("r1", "r2"):
         r.split_brain()
-        resp = r.post("r1")  # its own 1 action + r2's 1 + this one's 1 > 2
-        result = clusters_of(resp)
-        assert result["guard"] == "circuit_open", result
-        assert result["verdict"] == "circuit-open" and resp.status_code == 200
-        assert len(r.patches("node2")) == 2 and not r.passive("node2")
-    finally:
-        r.close()
+        assert r.post(rid).status_code == 200 and r.passive("node2")
+    r.split_brain()
+    resp = r.post("r1")  # its own 1 action + r2's 1 + this one's 1 > 2
+    result = clusters_of(resp)
+    assert result["guard"] == "circuit_open", result
+    assert result["verdict"] == "circuit-open" and resp.status_code == 200
+    assert len(r.patches("node2")) == 2 and not r.passive("node2")
 
 
-def test_the_cooldown_counts_the_peer_replicas_actions(
-    make_emulator: Any, tmp_path: Path, lock_store: list[mariadb.MariaDB]
-) -> None:
-    r = Replicas(make_emulator, tmp_path, [s.address for s in lock_store], cooldown_seconds=60)
-    try:
-        r.start()
-        r.split_brain()
-        assert r.post("r1").status_code == 200 and r.passive("node2")
-        r.split_brain()
-        resp = r.post("r2")  # r2 never acted itself: only r1's action can hold it back
-        assert resp.status_code == 503 and clusters_of(resp)["guard"] == "cooldown", resp.text
-        assert len(r.patches("node2")) == 1
-        doc = requests.get(f"http://127.0.0.1:{r.ports['r1']}/guardrails", headers=AUTH, timeout=5).json()
-        assert doc["replica"] == "r1" and [a["node"] for a in doc["clusters"]["mx-prod"]["actions"]] == ["node2"]
-        assert requests.get(f"http://127.0.0.1:{r.ports['r1']}/guardrails", timeout=5).status_code == 401
-    finally:
-        r.close()
+def test_the_cooldown_counts_the_peer_replicas_actions(make_replicas: Callable[..., Replicas]) -> None:
+    r = make_replicas(cooldown_seconds=60)
+    r.start()
+    r.split_brain()
+    assert r.post("r1").status_code == 200 and r.passive("node2")
+    r.split_brain()
+    resp = r.post("r2")  # r2 never acted itself: only r1's action can hold it back
+    assert resp.status_code == 503 and clusters_of(resp)["guard"] == "cooldown", resp.text
+    assert len(r.patches("node2")) == 1
+    doc = requests.get(f"http://127.0.0.1:{r.ports['r1']}/guardrails", headers=AUTH, timeout=5).json()
+    assert doc["replica"] == "r1" and [a["node"] for a in doc["clusters"]["mx-prod"]["actions"]] == ["node2"]
+    assert requests.get(f"http://127.0.0.1:{r.ports['r1']}/guardrails", timeout=5).status_code == 401
 
 
 # -- configuration ------------------------------------------------------------------------------------

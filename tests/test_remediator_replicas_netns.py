@@ -16,11 +16,10 @@ from typing import Any
 
 import pytest
 import requests
-import yaml
 from conftest import control
 from helpers import StateServer
-from test_remediator import TOKEN, payload
-from test_remediator_replicas import AUTH, PASSWORD, lock_holder
+from test_remediator import payload
+from test_remediator_replicas import AUTH, PASSWORD, lock_holder, write_replica_config
 
 from mxha.lab import mariadb
 from mxha.lab.netns import Harness, have_netns, run
@@ -65,37 +64,19 @@ class PartitionLab:
 
     def start_replica(self, rid: str) -> None:
         other = "r2" if rid == "r1" else "r1"
-        doc = {
-            "auth": {"bearer_token": TOKEN},
-            "audit_log": str(self.tmp / f"audit-{rid}.jsonl"),
-            "policy": {"cooldown_seconds": 0, "recheck_seconds": 0},
-            "limits": {"request_budget_seconds": 30},
-            "replicas": {
-                "id": rid,
-                "lock": {
-                    "servers": [db.address for db in self.dbs],
-                    "user": mariadb.LOCK_USER,
-                    "password_file": str(self.tmp / "lock.password"),
-                    "session_timeout": SESSION_TIMEOUT,
-                    "connect_timeout": 0.5,
-                },
-                "peers": [self.url(other)],
-            },
-            "clusters": {
-                "mx-prod": {
-                    "nodes": [
-                        {
-                            "name": n,
-                            "state_url": self.states[n].url,
-                            "maxscale": {"url": self.emulators[n].url, "password": "mariadb", "read_timeout": 5.0},
-                        }
-                        for n in ("node1", "node2")
-                    ]
-                }
-            },
-        }
-        cfg = self.tmp / f"{rid}.yml"
-        cfg.write_text(yaml.safe_dump(doc))
+        nodes = [
+            {
+                "name": n,
+                "state_url": self.states[n].url,
+                "maxscale": {"url": self.emulators[n].url, "password": "mariadb", "read_timeout": 5.0},
+            }
+            for n in ("node1", "node2")
+        ]
+        servers = [db.address for db in self.dbs]
+        policy = {"cooldown_seconds": 0, "recheck_seconds": 0}
+        cfg = write_replica_config(
+            self.tmp, rid, servers, self.url(other), nodes, policy, session_timeout=SESSION_TIMEOUT
+        )
         addr = self.h.nodes[rid].address
         argv = [sys.executable, "-m", "mxha", "remediator", "--config.file", str(cfg)]
         self.h.start(rid, [*argv, "--web.listen-address", f"{addr}:9844"], label=f"remediator-{rid}")
