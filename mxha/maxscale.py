@@ -241,7 +241,7 @@ def status_from_documents(
 
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future, ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
@@ -268,18 +268,13 @@ def read_status(client: MaxScaleClient, deadline: float, *, servers: bool = Fals
     pool = reader_pool()
     futures = {name: pool.submit(call, deadline) for name, call in calls.items()}
     attrs = client.get_maxscale(deadline)  # its error first: it says most about the node
-    return status_from_documents(attrs, *_collect(futures, deadline))
-
-
-def _collect(futures: dict[str, Future[Any]], deadline: float) -> list[Any]:
-    """The futures' results in order, each waited for until ``deadline`` (plus a margin for the pool)."""
-    out = []
+    results: dict[str, Any] = {}
     for name, future in futures.items():
         try:  # each read ends by the deadline by itself; the margin is for the pool
-            out.append(future.result(timeout=max(0.0, deadline - time.monotonic()) + 0.1))
+            results[name] = future.result(timeout=max(0.0, deadline - time.monotonic()) + 0.1)
         except TimeoutError as exc:  # concurrent.futures.TimeoutError is this one since 3.11
             raise MaxScaleError(f"GET /v1/{name}: no answer in time", kind="timeout") from exc
-    return out + [None] * (2 - len(out))
+    return status_from_documents(attrs, results["monitors"], results.get("servers"))
 
 
 def state_has_running(state: str) -> bool:
