@@ -54,7 +54,8 @@ class HttpJsonError(Exception):
     ``kind`` says what happened: ``connect`` (refused or unreachable), ``timeout``, ``closed``
     (the peer hung up), ``auth`` (401/403), ``http`` (another unexpected status), ``document``
     (not the JSON expected), ``tls``. ``answered`` says whether any byte of an answer arrived;
-    ``error_kind`` is the category published in ``/state``.
+    ``error_kind`` is the category published in ``/state``. ``sent`` says whether the whole request
+    left us: a write that was sent and got no complete answer may have been applied, or may still be.
     """
 
     def __init__(
@@ -65,11 +66,13 @@ class HttpJsonError(Exception):
         details: tuple[str, ...] = (),
         kind: str = "http",
         answered: bool | None = None,
+        sent: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.details = details
         self.kind = kind
+        self.sent = sent
         if answered is None:
             answered = kind not in ("connect", "timeout", "closed")
         self.answered = answered
@@ -232,6 +235,10 @@ AnyConnection = _Connection | _TLSConnection
 class _StaleConnection(Exception):
     """A reused connection turned out closed; the request is sent again on a fresh one."""
 
+    def __init__(self, sent: bool = False) -> None:
+        super().__init__()
+        self.sent = sent
+
 
 @dataclass
 class JsonHttpClient:
@@ -342,7 +349,9 @@ class JsonHttpClient:
             except _StaleConnection as exc:
                 conn.close()
                 if not reused:  # a fresh connection that drops us is a real failure
-                    raise self._error(f"{what}: connection closed by the peer", kind="closed") from exc.__cause__
+                    raise self._error(
+                        f"{what}: connection closed by the peer", kind="closed", sent=exc.sent
+                    ) from exc.__cause__
                 conn, reused = self._new_connection(connect_timeout), False
             except BaseException:
                 conn.close()
@@ -404,23 +413,26 @@ class JsonHttpClient:
         except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
             # an idle keep-alive connection the server closed: nothing was answered
             if sent and not conn.clock.received:
-                raise _StaleConnection() from exc
+                raise _StaleConnection(sent=True) from exc
             raise self._error(
-                f"{what}: {type(exc).__name__}: {exc}", kind="closed", answered=conn.clock.received
+                f"{what}: {type(exc).__name__}: {exc}", kind="closed", answered=conn.clock.received, sent=sent
             ) from exc
         except TimeoutError as exc:  # HttpJsonError and _StaleConnection pass through untouched
             if conn.clock.received:
                 raise self._error(
-                    f"{what}: answer not complete by the deadline", kind="timeout", answered=True
+                    f"{what}: answer not complete by the deadline", kind="timeout", answered=True, sent=True
                 ) from exc
-            raise self._error(f"{what}: no answer within the read timeout or deadline", kind="timeout") from exc
+            raise self._error(
+                f"{what}: no answer within the read timeout or deadline", kind="timeout", sent=True
+            ) from exc
         except (http.client.HTTPException, OSError) as exc:  # ssl.SSLError is an OSError
             if _is_tls_error(exc):
-                raise self._error(f"{what}: TLS: {exc}", kind="tls", answered=True) from exc
+                raise self._error(f"{what}: TLS: {exc}", kind="tls", answered=True, sent=sent) from exc
             raise self._error(
                 f"{what}: {type(exc).__name__}: {exc}",
                 kind="document" if conn.clock.received else "closed",
                 answered=conn.clock.received,
+                sent=sent,
             ) from exc
 
 

@@ -44,6 +44,9 @@ class PolicySettings:
     # MaxScale's no-relock back-off after release-locks ("1 minute", fixed in its source); the
     # remediator remembers releases (its own and the hooks') for this long
     relock_backoff_seconds: float = 60.0
+    # a mode change sent without an answer may still be applied this long after: its node is watched
+    # every probe_seconds, and no other node is promoted while a promotion of it may still land
+    unsettled_write_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ def parse_remediator_config(doc: dict[str, Any]) -> RemediatorConfig:
         probe_seconds=pol.number("probe_seconds", 1.0, minimum=0.1, maximum=60),
         lock_handover_seconds=pol.number("lock_handover_seconds", 5.0, minimum=0.1, maximum=60),
         relock_backoff_seconds=pol.number("relock_backoff_seconds", 60.0, minimum=0, maximum=3600),
+        unsettled_write_seconds=pol.number("unsettled_write_seconds", 10.0, minimum=0, maximum=3600),
     )
     pol.finish()
     clusters_raw = top.section("clusters")

@@ -17,7 +17,13 @@ from mxha.remediator.config import NodeSettings
 
 
 class DriverError(RuntimeError):
-    pass
+    """A change that did not give its answer. ``may_land``: it was sent and no answer came, so
+    MaxScale may have applied it, or may still apply it later (no fencing token exists in its REST
+    API); otherwise it is known not to have been applied (refused, or answered with an error)."""
+
+    def __init__(self, message: str, *, may_land: bool = False) -> None:
+        super().__init__(message)
+        self.may_land = may_land
 
 
 class Driver(Protocol):
@@ -34,7 +40,7 @@ class RestDriver:
         try:
             self.client.set_passive(passive, deadline=deadline)
         except MaxScaleError as exc:
-            raise DriverError(str(exc)) from exc
+            raise DriverError(str(exc), may_land=exc.sent and exc.status is None) from exc
 
     def release_locks(self, monitor: str, deadline: float) -> str:
         try:
@@ -88,10 +94,14 @@ class MaxctrlDriver:
         except FileNotFoundError as exc:
             raise DriverError(f"maxctrl not found at {self.node.maxctrl_path}") from exc
         except subprocess.TimeoutExpired as exc:
-            raise DriverError(f"maxctrl {' '.join(command)} timed out") from exc
+            # maxctrl may have sent the request before it was stopped
+            raise DriverError(f"maxctrl {' '.join(command)} timed out", may_land=True) from exc
         if proc.returncode != 0:
             detail = " ".join((proc.stderr.strip() or proc.stdout.strip()).split())[:500]
-            raise DriverError(f"maxctrl {' '.join(command)} exited {proc.returncode}: {detail}")
+            # its own -t timeout (an HTTP client timeout inside maxctrl): the request may have been sent
+            raise DriverError(
+                f"maxctrl {' '.join(command)} exited {proc.returncode}: {detail}", may_land="timeout" in detail.lower()
+            )
         return proc.stdout.strip()
 
     def set_passive(self, passive: bool, deadline: float) -> None:

@@ -55,6 +55,7 @@ SKIP_REASONS = (
     "lock_unavailable",  # replicas: a majority of the lock servers did not answer
     "lock_lost",  # replicas: the lock was no longer ours when re-checked right before a write
     "peer_sees_node",  # replicas: a promotion over a node counted down, which a peer replica still reaches
+    "unsettled_write",  # a promotion of another node, sent without an answer, may still land
 )
 NEED_LEASE = "need-lease"  # _decide_and_act: take the cluster's lock (replicas), read again, decide again
 
@@ -94,6 +95,15 @@ class Streak:
     last: float
 
 
+@dataclass(frozen=True)
+class UnsettledWrite:
+    """A mode change sent to a node that gave no answer: MaxScale may still apply it."""
+
+    action: str  # demote or promote
+    until: float  # on the reconciler's clock: watched until then, or until it is seen applied
+    until_wall: float  # the same, wall-clock, for peer replicas
+
+
 @dataclass
 class ClusterRuntime:
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -109,6 +119,7 @@ class ClusterRuntime:
     lease: Lease | None = None  # replicas: the cluster's lock, while a correction holds it
     own_actions: collections.deque[tuple[str, float]] = field(default_factory=collections.deque)  # (node, wall)
     recent: collections.deque[dict[str, Any]] = field(default_factory=lambda: collections.deque(maxlen=50))
+    unsettled: dict[str, UnsettledWrite] = field(default_factory=dict)  # by node
     recheck: threading.Timer | None = None
     recheck_due: float = float("inf")
     recheck_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -395,6 +406,8 @@ class Reconciler:
         else:
             status = UNKNOWN
         down_for = self._evidence(cluster, name, status, budget_only=ms["status"] == "budget")
+        if status == OK:
+            self._settle(cluster, name, ms.get("passive"))
         obs = NodeObservation(
             name,
             state.get("vrrp_state"),
@@ -423,6 +436,32 @@ class Reconciler:
             ms.get("error_kind"),
             tuple(ms.get("monitors_with_locks", ())),
         )
+
+    def _settle(self, cluster: str, name: str, passive: bool | None) -> None:
+        """Forget an unsettled write on ``name`` once its mode is read as the write wanted, or its
+        watch has ended."""
+        rt = self.runtimes[cluster]
+        pending = rt.unsettled.get(name)
+        if pending is None:
+            return
+        landed = passive is (pending.action == "demote")
+        if landed or self.clock() >= pending.until:
+            del rt.unsettled[name]
+            log.info(
+                "cluster %s: the %s of %s sent without an answer %s",
+                cluster,
+                pending.action,
+                name,
+                "is applied" if landed else "was not seen applied within unsettled_write_seconds",
+            )
+
+    def _unsettled(self, cluster: str) -> dict[str, UnsettledWrite]:
+        """The unsettled writes still watched (expired ones dropped)."""
+        rt = self.runtimes[cluster]
+        now = self.clock()
+        for name in [n for n, w in rt.unsettled.items() if now >= w.until]:
+            del rt.unsettled[name]
+        return rt.unsettled
 
     def _backoff_left(self, cluster: str, name: str, now: float) -> float:
         """Seconds left (0: none) of MaxScale's no-relock back-off after OUR last release on the node."""
@@ -476,7 +515,7 @@ class Reconciler:
                 self._audit(result, triggers)  # probes are audited only when something changed
         finally:
             rt.lock.release()
-        if rt.streaks or rt.counted_down:
+        if rt.streaks or rt.counted_down or self._unsettled(cluster):
             self._schedule_recheck(cluster, self.cfg.policy.probe_seconds)
         acted = any(r["result"] == "success" for r in result.results)
         if acted or result.status != 200:
@@ -508,7 +547,7 @@ class Reconciler:
         if self._closed:
             return
         now = time.monotonic()
-        kind = "probe" if rt.streaks or rt.counted_down else "recheck"
+        kind = "probe" if rt.streaks or rt.counted_down or rt.unsettled else "recheck"
         trigger = {"status": kind, "alertname": "", "cluster": cluster, "fingerprint": ""}
         try:
             self.reconcile(cluster, [trigger], now, now + self.cfg.request_budget_seconds)
@@ -663,9 +702,24 @@ class Reconciler:
         the peers' own recent actions count as if they were ours (read while holding the lock)."""
         rt = self.runtimes[cluster]
         now = self.clock()
-        theirs, their_times, circuit_until, seen = self._peer_guardrails(
+        theirs, their_times, circuit_until, seen, their_unsettled = self._peer_guardrails(
             cluster, now, deadline, result, observe=bool(plan.over_down)
         )
+        promoted = {a.node for a in plan.actions if a.kind == "promote"}
+        if promoted:
+            # a promotion sent to another node without an answer may still land: promoting now could
+            # leave two active (MaxScale's REST API has no fencing token to stop the late one)
+            pending = {n: "by this replica" for n, w in self._unsettled(cluster).items() if w.action == "promote"}
+            for node, replica in their_unsettled.items():
+                pending.setdefault(node, f"by peer replica {replica}")
+            others = sorted(n for n in pending if n not in promoted)
+            if others:
+                if result is not None:
+                    note = "; ".join(
+                        f"a promotion of {n} sent {pending[n]} got no answer and may still land" for n in others
+                    )
+                    result.plan["notes"] = [*result.plan.get("notes", []), note]
+                return "unsettled_write", 503
         for node in plan.over_down:
             # our silence is not theirs: a node a peer replica got an answer from within the grace is
             # not down, and promoting over it would leave two active (views differ, e.g. a partition
@@ -728,12 +782,13 @@ class Reconciler:
         deadline: float | None,
         result: ReconcileResult | None,
         observe: bool = False,
-    ) -> tuple[dict[str, float], list[float], float, dict[str, tuple[float, str]]]:
+    ) -> tuple[dict[str, float], list[float], float, dict[str, tuple[float, str]], dict[str, str]]:
         """Peer replicas' recent actions on the cluster, on our clock: ({node: its last action}, every
-        action's time, the latest circuit_open_until any of them reports), and when each of them last
-        got an answer from each node (wall-clock, with the replica's id)."""
+        action's time, the latest circuit_open_until any of them reports), when each of them last
+        got an answer from each node (wall-clock, with the replica's id), and the nodes a promotion
+        sent by one of them without an answer may still land on (with the replica's id)."""
         if self.coordinator is None or not self.coordinator.settings.peers:
-            return {}, [], float("-inf"), {}
+            return {}, [], float("-inf"), {}, {}
         # a peer asked to look first needs its own read's time too
         wait = self.cfg.policy.state_timeout * (2 if observe else 1) + (0.5 if observe else 0)
         limit = min(deadline or float("inf"), time.monotonic() + wait)
@@ -747,7 +802,8 @@ class Reconciler:
             at = now - (wall - when)
             last[node] = max(last.get(node, float("-inf")), at)
             times.append(at)
-        return last, times, now + (facts.circuit_open_until - wall), facts.answered
+        unsettled = {node: replica for node, (until, replica) in facts.unsettled_promotions.items() if until > wall}
+        return last, times, now + (facts.circuit_open_until - wall), facts.answered, unsettled
 
     def guardrails(self) -> dict[str, Any]:
         """What peer replicas read (``GET /guardrails``): this replica's OWN recent actions per cluster,
@@ -762,6 +818,10 @@ class Reconciler:
                 "actions": [{"node": n, "at": at} for n, at in list(rt.own_actions) if wall - at <= keep],
                 "circuit_open_until": wall + (open_until - now) if open_until > now else None,
                 "answered": dict(rt.answered_at),  # when this replica last got an answer from each MaxScale
+                # mode changes it sent without an answer, which may still land (watched until then)
+                "unsettled": [
+                    {"node": n, "action": w.action, "until": w.until_wall} for n, w in sorted(rt.unsettled.items())
+                ],
             }
         return {"replica": self.replica_id, "clusters": out}
 
@@ -780,7 +840,7 @@ class Reconciler:
                 for later in plan.actions[plan.actions.index(action) + 1 :]:
                     result.results.append(
                         self._record(
-                            cluster, later.node, later.kind, "skipped", f"demotion of {action.node} did not happen"
+                            cluster, later.node, later.kind, "skipped", f"demotion of {action.node} not confirmed"
                         )
                     )
                 self.metrics.skipped.labels(cluster, "demotion_failed").inc()
@@ -859,10 +919,11 @@ class Reconciler:
             self._fence(cluster, deadline)
             try:
                 driver.set_passive(passive, deadline)
-            except (DriverError, MaxScaleError) as exc:
-                # a change whose answer was lost (a timeout) may still have been applied: ask
-                if client.get_maxscale(deadline)["parameters"].get("passive") is not passive:
-                    raise
+            except DriverError as exc:
+                # a change whose answer was lost may have been applied, or may still be: ask
+                applied = self._applied(cluster, action, exc, deadline)
+                if applied is not None:
+                    return applied
                 log.warning(
                     "cluster %s: %s %s: applied, though its answer was lost (%s)", cluster, action.kind, node, exc
                 )
@@ -878,6 +939,29 @@ class Reconciler:
             except (DriverError, MaxScaleError) as exc:
                 self._record(cluster, node, "release_locks", "failure", str(exc)[:300])
         return outcome
+
+    def _applied(self, cluster: str, action: Action, exc: DriverError, deadline: float) -> dict[str, Any] | None:
+        """After a mode change gave no answer: None when MaxScale now reports the new mode (applied),
+        else the failure's record. A change that was sent and got no answer is recorded with
+        ``outcome: unknown`` and watched for ``unsettled_write_seconds`` (it may land later)."""
+        passive = action.kind == "demote"
+        try:
+            now_passive = self.clients[(cluster, action.node)].get_maxscale(deadline)["parameters"].get("passive")
+            seen = f"read {'passive' if now_passive else 'active'} right after" if now_passive is not None else ""
+        except MaxScaleError as read_exc:
+            now_passive, seen = None, f"its mode could not be read right after ({read_exc})"
+        if now_passive is passive:
+            return None
+        if not exc.may_land:
+            return self._record(cluster, action.node, action.kind, "failure", str(exc)[:300])
+        pol = self.cfg.policy
+        self.runtimes[cluster].unsettled[action.node] = UnsettledWrite(
+            action.kind, self.clock() + pol.unsettled_write_seconds, time.time() + pol.unsettled_write_seconds
+        )
+        reason = f"outcome unknown: {exc}; {seen}; it may still be applied (watched {pol.unsettled_write_seconds:g}s)"
+        entry = self._record(cluster, action.node, action.kind, "failure", reason[:400])
+        entry["outcome"] = "unknown"
+        return entry
 
     def _release(self, cluster: str, node: str, reading: NodeReading, deadline: float) -> str:
         """release-locks on every monitor of ``node`` that uses locks; remembered for the back-off
@@ -982,6 +1066,11 @@ class Reconciler:
                 },
                 "not_answering_for": {n: round(now - s.since, 3) for n, s in sorted(rt.streaks.items())},
                 "counted_down": sorted(rt.counted_down),
+                "unsettled_writes": {
+                    n: {"action": w.action, "watched_for_seconds": round(max(0.0, w.until - now), 3)}
+                    for n, w in sorted(rt.unsettled.items())
+                    if w.until > now
+                },
                 "last_observed": last.observations if last else None,
                 "last_plan": last.plan if last else None,
                 "last_guard": last.guard if last else None,

@@ -201,6 +201,8 @@ class PeerFacts:
     actions: list[tuple[str, float]] = field(default_factory=list)  # (node, when)
     circuit_open_until: float = float("-inf")
     answered: dict[str, tuple[float, str]] = field(default_factory=dict)  # node -> (last answer, replica)
+    # node -> (until, replica): a promotion a peer sent without an answer, which may still land
+    unsettled_promotions: dict[str, tuple[float, str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -378,6 +380,15 @@ class Coordinator:
             until = entry.get("circuit_open_until")
             if isinstance(until, (int, float)):
                 facts.circuit_open_until = max(facts.circuit_open_until, float(until))
+            for w in entry.get("unsettled", []):
+                if (
+                    isinstance(w, dict)
+                    and w.get("action") == "promote"
+                    and isinstance(w.get("node"), str)
+                    and isinstance(w.get("until"), (int, float))
+                    and float(w["until"]) > facts.unsettled_promotions.get(w["node"], (float("-inf"), ""))[0]
+                ):
+                    facts.unsettled_promotions[w["node"]] = (float(w["until"]), replica)
             answered = entry.get("answered")
             if view.ok and isinstance(answered, dict):  # only what a peer says NOW about reachability
                 for node, at in answered.items():

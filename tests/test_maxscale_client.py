@@ -115,6 +115,31 @@ def test_deadline_caps_a_slow_answer(emulator: Emulator) -> None:
     assert time.monotonic() - t0 < 1.5
 
 
+def test_a_write_says_whether_it_may_have_been_applied(emulator: Emulator) -> None:
+    """A PATCH sent and never answered may land later (sent, no status); one refused, rejected or
+    never sent cannot: the remediator watches only the former."""
+    from mxha.remediator.drivers import DriverError, RestDriver
+
+    control(emulator, "fault", {"mode": "slow", "delay": 1.0, "methods": ["PATCH"]})
+    driver = RestDriver(client_for(emulator, read_timeout=5))
+    with pytest.raises(DriverError) as info:
+        driver.set_passive(True, deadline=time.monotonic() + 0.3)
+    assert info.value.may_land, info.value
+    with pytest.raises(DriverError) as info:
+        driver.set_passive(True, deadline=time.monotonic() - 0.1)  # the budget was spent: never sent
+    assert not info.value.may_land and "before sending" in str(info.value)
+    control(emulator, "fault", {"mode": "error", "methods": ["PATCH"]})
+    with pytest.raises(DriverError) as info:
+        driver.set_passive(True, deadline=time.monotonic() + 1)  # MaxScale said no
+    assert not info.value.may_land
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(DriverError) as info:
+        RestDriver(MaxScaleClient(f"http://127.0.0.1:{port}")).set_passive(True, deadline=time.monotonic() + 1)
+    assert not info.value.may_land and "cannot connect" in str(info.value)
+
+
 def test_connection_refused() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

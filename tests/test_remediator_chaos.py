@@ -11,7 +11,10 @@ against the audit trail and the requests the remediator made, and checked:
   promotion over a node counted down after the grace (the documented trade-off, counted apart,
   with how fast that node was demoted once it answered again);
 - no action of the remediator turned a state with one active into one with none, except a
-  correction dropped half-way because the state changed under it (counted apart);
+  correction dropped half-way because the state changed under it, or a demotion sent without an
+  answer that MaxScale applied after the remediator gave up on it (its audit record says
+  ``outcome: unknown``; no promotion follows a demotion not confirmed; both counted apart, the
+  latter with how long until a node was active again);
 - both only where nothing changed behind its back between its last read and its action (a
   change inside that window is a race no reader can see, and is counted apart);
 - once the faults stop, with a valid candidate, it ends with exactly one active.
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import os
 import random
 import threading
 import time
@@ -35,7 +39,7 @@ from typing import Any
 from conftest import control
 from test_remediator import Cluster, payload, post
 
-SEED = 20261127
+SEED = int(os.environ.get("MXHA_CHAOS_SEED", "20261127"))  # set it to replay or explore a schedule
 CHAOS_SECONDS = 40.0
 NODES = ("node1", "node2")
 MAXSCALE_FAULTS = ["none"] * 14 + ["slow", "hang", "drip", "reject_auth", "error", "refuse"]
@@ -262,22 +266,40 @@ def check_timeline(
         return j < len(behind_back[node]) and behind_back[node][j] <= before
 
     def record_of(node: str, action: str, at: float) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The audit entry of the action that made the change at ``at``: recorded after it, or, for a
+        change sent without an answer (``outcome: unknown``), recorded before MaxScale applied it."""
         for t, r, rec in results:
             if r["node"] == node and r["action"] == action and r["result"] == "success" and 0 <= t - at < 2.0:
                 return r, rec
+        for t, r, rec in results:
+            if r["node"] == node and r["action"] == action and r.get("outcome") == "unknown" and -2.0 < t - at < 2.0:
+                return r, rec
         return None
+
+    def nearby(node: str, at: float) -> list[str]:
+        """What the audit says of ``node`` around ``at``: for a violation's message."""
+        return [
+            f"{t - at:+.3f}s {r['action']} {r['result']} {r.get('reason', '')[:120]!r}"
+            for t, r, _ in results
+            if r["node"] == node and abs(t - at) < 3.0
+        ]
 
     passive = {n: False for n in NODES}
     violations: list[str] = []
     counts: Counter[str] = Counter()
     over_down_pending: dict[str, float] = {}
     demoted_after_return: list[float] = []
+    none_since: float | None = None  # a late demotion left none active from then
+    active_again_after_late_demotion: list[float] = []
     answered_again = {
         n: sorted(t for t, node, what in chaos_log if node == n and what == "answers again") for n in NODES
     }
     for t, node, value, via in timeline:
         before = dict(passive)
         passive[node] = value
+        if none_since is not None and any(p is False for p in passive.values()):
+            active_again_after_late_demotion.append(round(t - none_since, 3))
+            none_since = None
         if via != "rest":
             if value is True:
                 over_down_pending.pop(node, None)  # made passive behind our back: nothing left to measure
@@ -293,7 +315,9 @@ def check_timeline(
                 elif changed_behind_back(other, t):
                     counts["race: other node changed after its last read"] += 1
                 else:
-                    violations.append(f"{t:.3f} promoted {node} while {other} was active")
+                    violations.append(
+                        f"{t:.3f} promoted {node} while {other} was active; audit of {node} nearby: {nearby(node, t)}"
+                    )
         else:  # a demotion
             if node in over_down_pending:
                 back = [a for a in answered_again[node] if a >= over_down_pending[node]]
@@ -303,6 +327,11 @@ def check_timeline(
             if before[node] is False and not any(passive[n] is False for n in NODES):
                 found = record_of(node, "demote", t)
                 rec = found[1] if found else None
+                if found is not None and found[0].get("outcome") == "unknown":
+                    counts["demotion sent without an answer, applied late: no promotion followed"] += 1
+                    if not any(r["action"] == "promote" and r["result"] == "success" for r in rec["results"]):
+                        none_since = t
+                    continue
                 promoted = rec is not None and any(
                     r["action"] == "promote" and r["result"] == "success" for r in rec["results"]
                 )
@@ -317,7 +346,10 @@ def check_timeline(
                 elif keeper and changed_behind_back(keeper, t):
                     counts["race: keeper changed after its last read"] += 1
                 else:
-                    violations.append(f"{t:.3f} demoted {node}, the only active one (keeper {keeper})")
+                    violations.append(
+                        f"{t:.3f} demoted {node}, the only active one (keeper {keeper}); audit of {node} nearby: "
+                        f"{nearby(node, t)}"
+                    )
     guards = Counter(rec.get("guard") for rec in audit if rec.get("guard"))
     verdicts = Counter(rec["plan"]["verdict"] for rec in audit)
     actions = Counter(r["result"] for rec in audit if not rec["shared"] for r in rec["results"])
@@ -325,6 +357,7 @@ def check_timeline(
         "violations": violations,
         "classified": dict(counts),
         "demoted_after_answering_again_s": demoted_after_return,
+        "active_again_after_late_demotion_s": active_again_after_late_demotion,
         "reconciles": sum(1 for rec in audit if not rec["shared"]),
         "verdicts": dict(verdicts),
         "refusals_by_guard": dict(guards),
@@ -366,3 +399,36 @@ def test_the_checker_flags_what_it_must(tmp_path: Path) -> None:
     reads = {"node1": [9.9, 19.9], "node2": [9.9, 19.95]}
     report = check_timeline(timeline, audit, reads, [])
     assert report["classified"] == {"race: other node changed after its last read": 1}, report
+
+
+def test_the_checker_tells_a_late_demotion_from_a_violation(tmp_path: Path) -> None:
+    """A demotion that lands after its answer was lost counts apart only when the audit says its outcome
+    was unknown (and no promotion followed it); the same change with an ordinary failure is a violation."""
+    audit = tmp_path / "audit.jsonl"
+    demote = {"time": 20.0, "node": "node2", "action": "demote", "result": "failure", "reason": "x"}
+    record = {
+        "shared": False,
+        "plan": {"verdict": "corrected", "keep": "node1"},
+        "guard": None,
+        "results": [
+            {**demote, "outcome": "unknown"},
+            {"time": 20.0, "node": "node1", "action": "promote", "result": "skipped", "reason": "not confirmed"},
+        ],
+    }
+    timeline = [
+        (1.0, "node1", True, "control"),
+        (1.0, "node2", False, "control"),
+        (20.2, "node2", True, "rest"),  # landed 0.2 s after the remediator gave up on it
+        (20.9, "node1", False, "rest"),
+    ]
+    record2 = {**record, "results": [{"time": 20.91, "node": "node1", "action": "promote", "result": "success"}]}
+    audit.write_text(json.dumps(record) + "\n" + json.dumps(record2) + "\n")
+    reads = {"node1": [19.9], "node2": [19.9]}
+    report = check_timeline(timeline, audit, reads, [])
+    assert report["violations"] == [], report
+    assert report["classified"] == {"demotion sent without an answer, applied late: no promotion followed": 1}
+    assert report["active_again_after_late_demotion_s"] == [0.7]
+    record["results"][0] = demote  # an ordinary failure: MaxScale said no, so it cannot have landed
+    audit.write_text(json.dumps(record) + "\n" + json.dumps(record2) + "\n")
+    report = check_timeline(timeline, audit, reads, [])
+    assert len(report["violations"]) == 1 and "audit of node2 nearby" in report["violations"][0], report

@@ -447,3 +447,32 @@ def test_a_replica_that_cannot_reach_a_node_does_not_promote_over_it_while_a_pee
     assert "peer replica r1 got an answer from node1" in notes, status["clusters"]["mx-prod"]["last_plan"]
     bad = requests.get(f"http://127.0.0.1:{replicas.ports['r1']}/guardrails?observe=nope", headers=AUTH, timeout=5)
     assert bad.status_code == 400 and bad.json()["status"] == "error"
+
+
+def test_a_peer_replicas_promotion_sent_without_an_answer_holds_back_another_promotion(
+    make_replicas: Callable[..., Replicas],
+) -> None:
+    """r1 promotes node1 and gets no answer (the PATCH hangs): it may still land. VRRP then moves to
+    node2; r2, asked to promote node2, reads r1's unsettled write and refuses until r1's watch ends."""
+    r = make_replicas(unsettled_write_seconds=8)
+    r.start()
+    r.states["node1"].set("MASTER", True, 150)
+    r.states["node2"].set("BACKUP", False, 100)
+    for n in ("node1", "node2"):
+        control(r.emulators[n], "maxscale", {"passive": True})
+    control(r.emulators["node1"], "fault", {"mode": "hang", "methods": ["PATCH"]})
+    first = clusters_of(r.post("r1"))  # node1's read_timeout (5 s) ends the PATCH with no answer
+    assert [(a["node"], a["action"], a.get("outcome")) for a in first["actions"]] == [("node1", "promote", "unknown")]
+    control(r.emulators["node1"], "fault", {"mode": "none"})  # the hung PATCH is dropped: it never lands
+    r.states["node1"].set("BACKUP", False, 150)
+    r.states["node2"].set("MASTER", True, 100)
+    held = r.post("r2")
+    result = clusters_of(held)
+    assert held.status_code == 503 and result["guard"] == "unsettled_write", result
+    status = requests.get(f"http://127.0.0.1:{r.ports['r2']}/status", headers=AUTH, timeout=5).json()
+    notes = " ".join(status["clusters"]["mx-prod"]["last_plan"]["notes"])
+    assert "a promotion of node1 sent by peer replica r1 got no answer" in notes, notes
+    assert r.patches("node2") == [] and r.passive("node1") and r.passive("node2")
+    # once r1's watch ends with nothing landed, node2 is promoted (by r1's own probe or r2's next delivery)
+    wait_for(lambda: r.post("r2").status_code == 200 and not r.passive("node2"), 20, "node2 promoted after the watch")
+    assert r.passive("node1")

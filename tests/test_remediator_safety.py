@@ -287,6 +287,97 @@ def test_a_dripping_or_hanging_peer_cannot_hold_a_reconcile_past_the_budget(clus
     control(cluster.emulators["node2"], "fault", {"mode": "none"})
 
 
+# -- 5b. a change sent without an answer may still land -------------------------------------------------
+def _late_patch(c: Cluster, node: str) -> None:
+    """``node``'s next PATCH is applied 1.5 s late, after a 1 s request budget: the remediator sends it and
+    gets no answer; the fault itself ends after 1 s, so later reads and writes are prompt."""
+    control(c.emulators[node], "fault", {"mode": "slow", "delay": 1.5, "methods": ["PATCH"], "duration": 1.0})
+
+
+def _sample_active(c: Cluster, stop: threading.Event, seen: list[tuple[float, bool, bool]]) -> None:
+    """Both modes every 10 ms, read in-process (as fast as the emulators change them)."""
+    while not stop.is_set():
+        modes = []
+        for n in ("node1", "node2"):
+            with c.emulators[n].state.lock:
+                modes.append(bool(c.emulators[n].state.passive))
+        seen.append((time.monotonic(), modes[0], modes[1]))
+        time.sleep(0.01)
+
+
+def test_a_demotion_that_lands_after_its_answer_was_lost_is_healed_without_an_alert(
+    make_emulator: Any, tmp_path: Path
+) -> None:
+    # recheck_seconds 0: only the watch on the unsettled write looks again (no Alertmanager resend)
+    c = Cluster(make_emulator, tmp_path, probe_seconds=0.2, recheck_seconds=0)
+    try:
+        c.states["node1"].set("MASTER", True, 150)
+        c.states["node2"].set("BACKUP", False, 100)
+        c.set_passive("node1", True)  # the correction: demote node2, promote node1
+        _late_patch(c, "node2")
+        client = c.app(limits={"request_budget_seconds": 1.0})
+        resp = post(client, payload())
+        assert resp.status_code == 500
+        assert actions(resp) == [("node2", "demote", "failure"), ("node1", "promote", "skipped")]
+        demote = resp.json["clusters"]["mx-prod"]["actions"][0]
+        assert demote["outcome"] == "unknown" and "may still be applied" in demote["reason"], demote
+        assert resp.json["clusters"]["mx-prod"]["actions"][1]["reason"] == "demotion of node2 not confirmed"
+        # VRRP moves before the late demotion lands: node2 becomes the rightful keeper, active: "ok"
+        c.states["node1"].set("BACKUP", False, 150)
+        c.states["node2"].set("MASTER", True, 100)
+        status = client.get("/status", headers=AUTH).json["clusters"]["mx-prod"]
+        assert status["unsettled_writes"]["node2"]["action"] == "demote", status
+        assert wait_until(lambda: c.passive("node2") is True, 3)  # the late demotion lands: none active
+        landed = time.monotonic()
+        assert wait_until(lambda: c.passive("node2") is False, 3)  # the watch saw it: node2 promoted again
+        assert time.monotonic() - landed < 1.5
+        assert c.passive("node1") is True
+        assert client.get("/status", headers=AUTH).json["clusters"]["mx-prod"]["unsettled_writes"] == {}
+        audit = [json.loads(line) for line in c.audit.read_text().splitlines()]
+        assert any(r["triggers"][0]["status"] == "probe" and r["results"] for r in audit), audit
+    finally:
+        c.close()
+
+
+def test_no_other_node_is_promoted_while_a_promotion_sent_without_an_answer_may_land(
+    make_emulator: Any, tmp_path: Path
+) -> None:
+    c = Cluster(make_emulator, tmp_path, probe_seconds=0.2, recheck_seconds=0)
+    stop, seen = threading.Event(), []  # type: ignore[var-annotated]
+    sampler = threading.Thread(target=_sample_active, args=(c, stop, seen))
+    try:
+        c.states["node1"].set("MASTER", True, 150)
+        c.states["node2"].set("BACKUP", False, 100)
+        c.set_passive("node1", True)
+        c.set_passive("node2", True)  # the correction: promote node1
+        _late_patch(c, "node1")
+        client = c.app(limits={"request_budget_seconds": 1.0})
+        sampler.start()
+        resp = post(client, payload())
+        assert actions(resp) == [("node1", "promote", "failure")], resp.json
+        assert resp.json["clusters"]["mx-prod"]["actions"][0]["outcome"] == "unknown"
+        # VRRP moves to node2 before node1's promotion lands: promoting node2 now could make two active
+        c.states["node1"].set("BACKUP", False, 150)
+        c.states["node2"].set("MASTER", True, 100)
+        assert wait_until(lambda: c.passive("node1") is False, 3)  # node1's promotion lands late
+        assert wait_until(lambda: (c.passive("node1"), c.passive("node2")) == (True, False), 4)
+        time.sleep(0.3)
+        stop.set()
+        sampler.join()
+        two = [t for t, p1, p2 in seen if not p1 and not p2]
+        assert two == [], f"two active for {len(two) * 10} ms"
+        audit = [json.loads(line) for line in c.audit.read_text().splitlines()]
+        guards = [r["guard"] for r in audit if r["guard"]]
+        assert "unsettled_write" in guards, [(r["plan"]["verdict"], r["guard"]) for r in audit]
+        notes = [n for r in audit if r["guard"] == "unsettled_write" for n in r["plan"]["notes"]]
+        assert any("a promotion of node1 sent by this replica got no answer" in n for n in notes), notes
+    finally:
+        stop.set()
+        if sampler.is_alive():
+            sampler.join()
+        c.close()
+
+
 # -- 6. empty secrets -----------------------------------------------------------------------------
 def _base_config(tmp_path: Path, auth: dict[str, Any]) -> dict[str, Any]:
     return {
