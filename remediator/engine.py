@@ -927,11 +927,19 @@ class Reconciler:
                 log.warning(
                     "cluster %s: %s %s: applied, though its answer was lost (%s)", cluster, action.kind, node, exc
                 )
-            if client.get_maxscale(deadline)["parameters"].get("passive") is not passive:
-                raise DriverError("MaxScale did not report the new mode after the change")
+            try:
+                read_back = client.get_maxscale(deadline)["parameters"].get("passive")
+            except MaxScaleError as exc:
+                # MaxScale acknowledged the change: it is applied. What follows (the re-read before a
+                # promotion) sees the node's reachability change and decides with that.
+                note = f"acknowledged by MaxScale; reading it back failed: {exc}"[:300]
+                outcome = self._record(cluster, node, action.kind, "success", note)
+            else:
+                if read_back is not passive:
+                    raise DriverError("MaxScale did not report the new mode after the change")
+                outcome = self._record(cluster, node, action.kind, "success")
         except (DriverError, MaxScaleError) as exc:
             return self._record(cluster, node, action.kind, "failure", str(exc)[:300])
-        outcome = self._record(cluster, node, action.kind, "success")
         if action.release_locks:  # the policy asks only when this node holds them and the keeper can take them
             try:
                 self._fence(cluster, deadline)

@@ -26,6 +26,7 @@ from test_remediator import AUTH, TOKEN, Cluster, payload, post
 
 from mxha.config import ConfigError
 from mxha.lab.emulator import Emulator
+from mxha.lab.emulator.model import Fault
 from mxha.remediator.config import parse_remediator_config
 
 MXHA = [sys.executable, "-m", "mxha"]
@@ -337,6 +338,35 @@ def test_a_demotion_that_lands_after_its_answer_was_lost_is_healed_without_an_al
         assert any(r["triggers"][0]["status"] == "probe" and r["results"] for r in audit), audit
     finally:
         c.close()
+
+
+def test_an_acknowledged_demotion_whose_read_back_fails_is_applied_and_the_promotion_waits(
+    cluster: Cluster,
+) -> None:
+    """MaxScale answers the PATCH, then stops answering usably: the demotion happened (MaxScale said so),
+    and the promotion waits, since node2's mode can no longer be read."""
+    cluster.states["node1"].set("MASTER", True, 150)
+    cluster.states["node2"].set("BACKUP", False, 100)
+    cluster.set_passive("node1", True)
+    st = cluster.emulators["node2"].state
+    applied = st.set_passive
+
+    def then_fail(passive: bool, via: str) -> None:
+        applied(passive, via)
+        if via == "rest":
+            st.fault = Fault("error", methods=("GET",))  # every read from now on: HTTP 500
+
+    st.set_passive = then_fail  # type: ignore[method-assign]
+    client = cluster.app()
+    resp = post(client, payload())
+    assert actions(resp) == [("node2", "demote", "success"), ("node1", "promote", "skipped")], resp.json
+    got = resp.json["clusters"]["mx-prod"]["actions"]
+    assert "acknowledged by MaxScale; reading it back failed" in got[0]["reason"], got
+    assert "state changed: node2 maxscale 'ok' -> 'unknown'" in got[1]["reason"], got
+    assert (cluster.passive("node1"), cluster.passive("node2")) == (True, True)
+    with st.lock:
+        st.fault = Fault()
+    assert actions(post(client, payload())) == [("node1", "promote", "success")]
 
 
 def test_no_other_node_is_promoted_while_a_promotion_sent_without_an_answer_may_land(
