@@ -7,7 +7,9 @@ One node: real keepalived (2 VRRP instances), the MaxScale emulator, the exporte
 it. Scrapes are SPACED (0.35 s apart, above `min_signal_interval` 0.3 s, so every scrape makes
 keepalived write a fresh dump, as under Prometheus), with Prometheus's request headers
 (OpenMetrics accept, gzip), once on a new connection per scrape and once on a kept-alive one
-(Prometheus keeps them); then back to back (inside `min_signal_interval`: served from the cache);
+(Prometheus keeps them), by a client as lean as Prometheus's (raw sockets, `measure.Scraper`: a
+Python HTTP library would add a millisecond or two of its own to every figure); then back to back
+(inside `min_signal_interval`: served from the cache);
 then the spaced series again with MaxScale answering from memory (`bench/static_maxscale.py`,
 the recorded documents), which is the exporter's own share without the emulator's.
 It prints the split of a scrape, each part timed in this process against the same keepalived and
@@ -18,6 +20,7 @@ exposition; plus the exporter's CPU per scrape (from /proc) and its RSS; and the
 from __future__ import annotations
 
 import argparse
+import gzip
 import os
 import shutil
 import statistics
@@ -27,19 +30,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import requests
 import yaml
-from measure import cpu_seconds, pct, rss_mib  # bench/, the scripts' own folder
+from measure import Scraper, cpu_seconds, pct, rss_mib  # bench/, the scripts' own folder
 
 REPO = Path(__file__).resolve().parents[1]
 MXHA = [sys.executable, "-m", "mxha"]
-PROMETHEUS_HEADERS = {
-    "Accept": "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
-    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
-    "Accept-Encoding": "gzip",
-    "User-Agent": "Prometheus/2.45.3",
-    "X-Prometheus-Scrape-Timeout-Seconds": "10",
-}
 
 
 IDLE_SECONDS = 5.0
@@ -53,20 +48,34 @@ def table(title: str, header: list[str], rows: list[list[Any]]) -> None:
         print("| " + " | ".join(str(c) for c in row) + " |")
 
 
-def scrape_series(url: str, rounds: int, gap: float, keep_alive: bool) -> list[float]:
-    session = requests.Session() if keep_alive else None
+INSIDE = ("mxha_keepalived_read_duration_seconds", "mxha_maxscale_read_duration_seconds")
+
+
+def scrape_series(
+    address: str, rounds: int, gap: float, keep_alive: bool
+) -> tuple[list[float], dict[str, list[float]]]:
+    """Latencies (ms) of ``rounds`` scrapes, and the exporter's own account of each (its read durations)."""
+    scraper = Scraper(address, 9843, keep_alive)
     lat = []
+    inside: dict[str, list[float]] = {name: [] for name in INSIDE}
     for _ in range(rounds):
-        t0 = time.perf_counter()
-        if session is not None:
-            r = session.get(url, headers=PROMETHEUS_HEADERS, timeout=5)
-        else:
-            r = requests.get(url, headers={**PROMETHEUS_HEADERS, "Connection": "close"}, timeout=5)
-        lat.append((time.perf_counter() - t0) * 1000)
-        assert r.status_code == 200 and "mxha_keepalived_up 1" in r.text, r.text[:300]
+        elapsed, status, headers, body = scraper.scrape()
+        lat.append(elapsed)
+        text = (gzip.decompress(body) if headers.get("content-encoding") == "gzip" else body).decode()
+        assert status == 200 and "mxha_keepalived_up 1" in text, text[:300]
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name in inside:
+                inside[name].append(float(value) * 1000)
         if gap:
             time.sleep(gap)
-    return lat
+    scraper.close()
+    return lat, inside
+
+
+def scraped(address: str) -> str:
+    """One scrape's text (for the set-up waits)."""
+    return Scraper(address, 9843, keep_alive=False).text()
 
 
 def split(node_dir: Path, address: str, samples: int) -> list[list[Any]]:
@@ -182,9 +191,9 @@ def main() -> int:
         )
         url = f"http://{node.address}:9843/metrics"
         wait_for_url(url, "exporter", 20)
-        wait_for(lambda: "mxha_keepalived_up 1" in requests.get(url, timeout=2).text, 15, "keepalived read")
+        wait_for(lambda: "mxha_keepalived_up 1" in scraped(node.address), 15, "keepalived read")
         time.sleep(4)  # MASTER settles
-        scrape_series(url, 20, 0.35, True)  # warm up
+        scrape_series(node.address, 20, 0.35, True)  # warm up
         # the exporter's own loops (the health check every check.interval) use CPU with no scrape at
         # all: measured alone, then subtracted, so "per scrape" is what a scrape costs
         time.sleep(1.0)
@@ -193,17 +202,22 @@ def main() -> int:
         background = (cpu_seconds(proc.pid) - idle_cpu0) / (time.monotonic() - idle_t0)  # CPU s per s
         rows = []
         results: dict[str, list[float]] = {}
+        inside_rows = []
         for label, keep, gap in (
             ("spaced 0.35 s, new connection per scrape (fresh dump each)", False, 0.35),
             ("spaced 0.35 s, kept-alive connection (fresh dump each)", True, 0.35),
             ("back to back, kept-alive (cached within min_signal_interval)", True, 0.0),
         ):
             cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
-            lat = scrape_series(url, args.rounds, gap, keep)
+            lat, inside = scrape_series(node.address, args.rounds, gap, keep)
             cpu = (cpu_seconds(proc.pid) - cpu0) / args.rounds * 1000
             own = cpu - background * (time.monotonic() - t0) / args.rounds * 1000
             results[label] = lat
             rows.append([label, f"{statistics.median(lat):.2f}", f"{pct(lat, 99):.2f}", f"{cpu:.2f}", f"{own:.2f}"])
+            if gap:
+                inside_rows.append(
+                    [label] + [f"{statistics.median(v):.2f} / {pct(v, 99):.2f}" for v in inside.values()]
+                )
         # the same, with MaxScale answering from memory: what is the exporter's (and keepalived's) own
         h.stop_process("emulator")
         h.start(
@@ -211,23 +225,31 @@ def main() -> int:
             [sys.executable, str(REPO / "bench" / "static_maxscale.py"), node.address, "8989"],
             label="static-maxscale",
         )
-        wait_for(lambda: "mxha_maxscale_up 1" in requests.get(url, timeout=2).text, 15, "static MaxScale read")
+        wait_for(lambda: "mxha_maxscale_up 1" in scraped(node.address), 15, "static MaxScale read")
         for label, keep in (
             ("spaced 0.35 s, new connection, MaxScale answering from memory", False),
             ("spaced 0.35 s, kept-alive, MaxScale answering from memory", True),
         ):
             cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
-            lat = scrape_series(url, args.rounds, 0.35, keep)
+            lat, inside = scrape_series(node.address, args.rounds, 0.35, keep)
             cpu = (cpu_seconds(proc.pid) - cpu0) / args.rounds * 1000
             own = cpu - background * (time.monotonic() - t0) / args.rounds * 1000
             results[label] = lat
             rows.append([label, f"{statistics.median(lat):.2f}", f"{pct(lat, 99):.2f}", f"{cpu:.2f}", f"{own:.2f}"])
+            inside_rows.append([label] + [f"{statistics.median(v):.2f} / {pct(v, 99):.2f}" for v in inside.values()])
         rss = rss_mib(proc.pid)
         table(
             "Exporter scrape (ms), Prometheus's headers; CPU per scrape from /proc (ms): the process's, and "
             f"the scrape's own (the idle process's {background * 1000:.1f} ms/s of health-check loop subtracted)",
             ["series", "median", "p99", "process CPU per scrape", "scrape's own CPU"],
             rows,
+        )
+        table(
+            "Inside the exporter (ms, median / p99), as it reports itself in each scrape: its time on keepalived "
+            "(signal to a complete new dump, parsed: keepalived's own share alone, the peer exporter's whole job) "
+            "and on MaxScale (the three documents, read while keepalived writes)",
+            ["series", "keepalived", "MaxScale"],
+            inside_rows,
         )
         table(
             "Split of a fresh scrape (ms), each part alone (the exporter signals keepalived, reads the three "

@@ -336,3 +336,118 @@ def test_a_body_that_arrives_after_the_headers_of_a_closing_answer_is_read() -> 
         assert doc == {"data": {"id": "x"}}
     finally:
         srv.close()
+
+
+class CannedPeer:
+    """A peer on loopback that answers each request with the next of ``answers`` (raw bytes, as sent;
+    one saying ``Connection: close`` closes after it); ``None`` closes the connection instead.
+    Counts the connections it accepted."""
+
+    def __init__(self, answers: list[bytes | None]) -> None:
+        import threading
+
+        self.answers = list(answers)
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(8)
+        self.url = f"http://127.0.0.1:{self.srv.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while self.answers:
+            try:
+                conn, _ = self.srv.accept()
+            except OSError:
+                return
+            self.connections += 1
+            buf = b""
+            with conn:
+                while self.answers:
+                    while b"\r\n\r\n" not in buf:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        buf += chunk
+                    if b"\r\n\r\n" not in buf:
+                        break
+                    head, _, buf = buf.partition(b"\r\n\r\n")
+                    length = [
+                        int(x.split(b":")[1]) for x in head.split(b"\r\n") if x.lower().startswith(b"content-length")
+                    ]
+                    while length and len(buf) < length[0]:
+                        buf += conn.recv(65536)
+                    self.requests.append(head)
+                    buf = buf[length[0] :] if length else buf
+                    answer = self.answers.pop(0)
+                    if answer is None:
+                        break
+                    conn.sendall(answer)
+                    if b"connection: close" in answer.lower():
+                        break
+
+    def close(self) -> None:
+        self.srv.close()
+
+
+def test_the_wire_reads_chunked_interim_and_read_to_close_answers() -> None:
+    from mxha.transport import JsonHttpClient
+
+    peer = CannedPeer(
+        [
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b'5;ext=1\r\n{"a":\r\n3\r\n 1}\r\n0\r\nX-Trailer: yes\r\n\r\n',
+            b'HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{"b": 2}',
+            b'HTTP/1.0 200 OK\r\n\r\n{"c": 3}',  # no length: the body ends when the peer closes
+        ]
+    )
+    try:
+        client = JsonHttpClient(peer.url, keep_alive=True)
+        deadline = time.monotonic() + 3
+        assert client.get_json("/x", deadline) == {"a": 1}
+        assert client.get_json("/x", deadline) == {"b": 2}
+        assert client.get_json("/x", deadline) == {"c": 3}
+        assert peer.connections == 1  # kept alive across the first two; the third closes it
+        assert client._idle == []
+        first = peer.requests[0].decode()
+        assert first.startswith("GET /x HTTP/1.1\r\n") and f"Host: {peer.url[7:]}" in first
+    finally:
+        peer.close()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"SPDY/9 200 OK\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n",
+    ],
+)
+def test_a_peer_that_answers_with_broken_http_answered_and_is_unknown(answer: bytes) -> None:
+    """Bytes came back, so the peer is alive: never "no answer" (which may count toward down)."""
+    from mxha.transport import JsonHttpClient
+
+    peer = CannedPeer([answer])
+    try:
+        with pytest.raises(MaxScaleError) as info:
+            MaxScaleClient(peer.url).get_maxscale(deadline=time.monotonic() + 2)
+        assert info.value.kind == "document" and info.value.answered and info.value.error_kind == "document"
+        assert JsonHttpClient  # the same wire serves every client
+    finally:
+        peer.close()
+
+
+def test_a_peer_that_closes_mid_body_answered_and_one_that_closes_at_once_did_not() -> None:
+    peer = CannedPeer([b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{"a"', None])
+    try:
+        with pytest.raises(MaxScaleError) as info:
+            MaxScaleClient(peer.url).get_maxscale(deadline=time.monotonic() + 2)
+        assert info.value.kind == "closed" and info.value.error_kind == "document", info.value
+        with pytest.raises(MaxScaleError) as info:
+            MaxScaleClient(peer.url).get_maxscale(deadline=time.monotonic() + 2)
+        assert info.value.kind == "closed" and info.value.error_kind == "no_answer" and info.value.sent
+    finally:
+        peer.close()
