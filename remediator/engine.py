@@ -438,29 +438,25 @@ class Reconciler:
         )
 
     def _settle(self, cluster: str, name: str, passive: bool | None) -> None:
-        """Forget an unsettled write on ``name`` once its mode is read as the write wanted, or its
-        watch has ended."""
+        """Forget an unsettled write on ``name`` once its mode is read as the write wanted (its
+        watch ending is ``_unsettled``'s)."""
         rt = self.runtimes[cluster]
         pending = rt.unsettled.get(name)
-        if pending is None:
-            return
-        landed = passive is (pending.action == "demote")
-        if landed or self.clock() >= pending.until:
+        if pending is not None and passive is (pending.action == "demote"):
             del rt.unsettled[name]
-            log.info(
-                "cluster %s: the %s of %s sent without an answer %s",
-                cluster,
-                pending.action,
-                name,
-                "is applied" if landed else "was not seen applied within unsettled_write_seconds",
-            )
+            log.info("cluster %s: the %s of %s sent without an answer is applied", cluster, pending.action, name)
 
     def _unsettled(self, cluster: str) -> dict[str, UnsettledWrite]:
-        """The unsettled writes still watched (expired ones dropped)."""
+        """The unsettled writes still watched (those whose watch has ended dropped)."""
         rt = self.runtimes[cluster]
         now = self.clock()
         for name in [n for n, w in rt.unsettled.items() if now >= w.until]:
-            del rt.unsettled[name]
+            log.info(
+                "cluster %s: the %s of %s sent without an answer was not seen applied within unsettled_write_seconds",
+                cluster,
+                rt.unsettled.pop(name).action,
+                name,
+            )
         return rt.unsettled
 
     def _backoff_left(self, cluster: str, name: str, now: float) -> float:
@@ -820,7 +816,8 @@ class Reconciler:
                 "answered": dict(rt.answered_at),  # when this replica last got an answer from each MaxScale
                 # mode changes it sent without an answer, which may still land (watched until then)
                 "unsettled": [
-                    {"node": n, "action": w.action, "until": w.until_wall} for n, w in sorted(rt.unsettled.items())
+                    {"node": n, "action": w.action, "until": w.until_wall}
+                    for n, w in sorted(list(rt.unsettled.items()))
                 ],
             }
         return {"replica": self.replica_id, "clusters": out}
@@ -920,24 +917,27 @@ class Reconciler:
             try:
                 driver.set_passive(passive, deadline)
             except DriverError as exc:
-                # a change whose answer was lost may have been applied, or may still be: ask
-                applied = self._applied(cluster, action, exc, deadline)
-                if applied is not None:
-                    return applied
+                # a change whose answer was lost may have been applied, or may still be: ask (that
+                # read is the read-back)
+                failed = self._applied(cluster, action, exc, deadline)
+                if failed is not None:
+                    return failed
                 log.warning(
                     "cluster %s: %s %s: applied, though its answer was lost (%s)", cluster, action.kind, node, exc
                 )
-            try:
-                read_back = client.get_maxscale(deadline)["parameters"].get("passive")
-            except MaxScaleError as exc:
-                # MaxScale acknowledged the change: it is applied. What follows (the re-read before a
-                # promotion) sees the node's reachability change and decides with that.
-                note = f"acknowledged by MaxScale; reading it back failed: {exc}"[:300]
-                outcome = self._record(cluster, node, action.kind, "success", note)
-            else:
-                if read_back is not passive:
-                    raise DriverError("MaxScale did not report the new mode after the change")
                 outcome = self._record(cluster, node, action.kind, "success")
+            else:
+                try:
+                    read_back = client.get_maxscale(deadline)["parameters"].get("passive")
+                except MaxScaleError as exc:
+                    # MaxScale acknowledged the change: it is applied. What follows (the re-read before a
+                    # promotion) sees the node's reachability change and decides with that.
+                    note = f"acknowledged by MaxScale; reading it back failed: {exc}"[:300]
+                    outcome = self._record(cluster, node, action.kind, "success", note)
+                else:
+                    if read_back is not passive:
+                        raise DriverError("MaxScale did not report the new mode after the change")
+                    outcome = self._record(cluster, node, action.kind, "success")
         except (DriverError, MaxScaleError) as exc:
             return self._record(cluster, node, action.kind, "failure", str(exc)[:300])
         if action.release_locks:  # the policy asks only when this node holds them and the keeper can take them
@@ -955,7 +955,11 @@ class Reconciler:
         passive = action.kind == "demote"
         try:
             now_passive = self.clients[(cluster, action.node)].get_maxscale(deadline)["parameters"].get("passive")
-            seen = f"read {'passive' if now_passive else 'active'} right after" if now_passive is not None else ""
+            seen = (
+                f"read {'passive' if now_passive else 'active'} right after"
+                if now_passive is not None
+                else "its mode was not in the document read right after"
+            )
         except MaxScaleError as read_exc:
             now_passive, seen = None, f"its mode could not be read right after ({read_exc})"
         if now_passive is passive:
@@ -1076,7 +1080,7 @@ class Reconciler:
                 "counted_down": sorted(rt.counted_down),
                 "unsettled_writes": {
                     n: {"action": w.action, "watched_for_seconds": round(max(0.0, w.until - now), 3)}
-                    for n, w in sorted(rt.unsettled.items())
+                    for n, w in sorted(list(rt.unsettled.items()))  # read-only here: the reconciles own it
                     if w.until > now
                 },
                 "last_observed": last.observations if last else None,
