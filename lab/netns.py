@@ -225,6 +225,10 @@ class Harness:
             "--dont-fork",
             "--log-console",
             "--log-detail",
+            # the console (stderr, kept in the process log) only: with no syslog daemon on the
+            # host, glibc's syslog falls back to writing /dev/console, which made each JSON dump
+            # ("Printing VRRP as JSON") take 1.3 ms instead of 0.4 (strace: the console write)
+            "--no-syslog",
         ]
         return self.start(node, argv, label=label or f"keepalived-{node}", env={"TMPDIR": str(d)})
 
