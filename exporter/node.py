@@ -20,7 +20,7 @@ from mxha.exporter.keepalived import (
     json_signal_number,
 )
 from mxha.healthcheck import CheckResult, run_check
-from mxha.maxscale import MaxScaleClient, MaxScaleError, MonitorView, ServerView, status_from_documents
+from mxha.maxscale import MaxScaleClient, MaxScaleError, MonitorView, ServerView, begin_status
 from mxha.model import (
     CheckView,
     InstanceState,
@@ -202,32 +202,35 @@ def _parse_http_date(value: Any) -> float | None:
         return None
 
 
-def read_maxscale(client: MaxScaleClient, timeout: float) -> MaxScaleReading:
-    """MaxScale's three documents, one after the other on the kept-alive connection, under one
-    deadline: in the scrape's own thread, while keepalived writes its dump (no thread hand-offs,
-    which cost more CPU than the reads)."""
+def begin_maxscale(client: MaxScaleClient, timeout: float) -> Callable[[], MaxScaleReading]:
+    """Send MaxScale's three requests now (``read_status``: side by side, one deadline, in this
+    thread); the call returned takes the answers. The scrape's thread meanwhile waits for nothing:
+    keepalived writes its dump and the kernel is asked for its addresses."""
     started = time.monotonic()
     now = time.time()
-    deadline = started + timeout
-    try:
-        attrs = client.get_maxscale(deadline)  # its error first: it says most about the node
-        status = status_from_documents(attrs, client.get_monitors(deadline), client.get_servers(deadline))
-    except MaxScaleError as exc:
-        return MaxScaleReading(False, str(exc), now, time.monotonic() - started, error_kind=exc.error_kind)
-    return MaxScaleReading(
-        up=True,
-        error=None,
-        read_at=now,
-        duration_seconds=time.monotonic() - started,
-        passive=status.passive,
-        config_sync=status.config_sync,
-        version=status.version,
-        commit=status.commit,
-        activated_at=_parse_http_date(status.activated_at),
-        servers=status.servers,
-        monitors=status.monitors,
-        lock_mode=status.lock_mode,
-    )
+    finish = begin_status(client, started + timeout, servers=True)
+
+    def reading() -> MaxScaleReading:
+        try:
+            status = finish()
+        except MaxScaleError as exc:
+            return MaxScaleReading(False, str(exc), now, time.monotonic() - started, error_kind=exc.error_kind)
+        return MaxScaleReading(
+            up=True,
+            error=None,
+            read_at=now,
+            duration_seconds=time.monotonic() - started,
+            passive=status.passive,
+            config_sync=status.config_sync,
+            version=status.version,
+            commit=status.commit,
+            activated_at=_parse_http_date(status.activated_at),
+            servers=status.servers,
+            monitors=status.monitors,
+            lock_mode=status.lock_mode,
+        )
+
+    return reading
 
 
 def make_keepalived_source(cfg: NodeConfig) -> tuple[KeepalivedSource, SignalDumpReader]:
@@ -329,12 +332,17 @@ class NodeReader:
         return replace(snap, check=self.check_result, time=time.time())
 
     def _read(self) -> Snapshot:
-        # keepalived is signalled first and writes its dump while this thread reads MaxScale; then the
-        # dump is waited for. One thread, no hand-offs (they cost more CPU than the reads themselves).
+        # Everything slow is started first and waited for last, in one thread (hand-offs to other
+        # threads cost more CPU than the reads): keepalived is signalled, MaxScale's requests sent;
+        # while both answer, the kernel's addresses and the notify record are read; then MaxScale's
+        # answers are taken, then the dump.
         ka_started = time.monotonic()
         finish_keepalived = begin_read(self.keepalived)
         ka_spent = time.monotonic() - ka_started
-        ms = read_maxscale(self.client, self.maxscale_timeout)
+        finish_maxscale = begin_maxscale(self.client, self.maxscale_timeout)
+        local, vip_error = self._local_addresses()
+        notify = self.notify_state.read()
+        ms = finish_maxscale()
         ka_resumed = time.monotonic()
         ka_state: KeepalivedState | None = None
         ka_error: str | None = None
@@ -354,7 +362,7 @@ class NodeReader:
             ka_error = f"{type(exc).__name__}: {exc}"
         ka_duration = ka_spent + (time.monotonic() - ka_resumed)  # our time on keepalived, not MaxScale's
         governing = self.governing_instance(ka_state)
-        vips, vip_error = self._vips(ka_state, governing)
+        vips = self._vips(ka_state, governing, local)
         return Snapshot(
             node=self.cfg.node,
             time=time.time(),
@@ -369,11 +377,19 @@ class NodeReader:
             check_max_age=self.cfg.check.max_age,
             maxscale=ms,
             signals_sent=self.dump.signals_sent if self.dump else 0,
-            notify=self.notify_state.read(),
+            notify=notify,
             mode=self.cfg.mode,
         )
 
-    def _vips(self, state: KeepalivedState | None, governing: str | None) -> tuple[tuple[VipReading, ...], str | None]:
+    def _local_addresses(self) -> tuple[set[str] | None, str | None]:
+        try:
+            return self.addresses(), None
+        except VipLookupError as exc:
+            return None, str(exc)
+
+    def _vips(
+        self, state: KeepalivedState | None, governing: str | None, local: set[str] | None
+    ) -> tuple[VipReading, ...]:
         """The VIPs keepalived declares (remembered across a failed read: the list is config, the
         presence is asked of the kernel every time) plus the configured ones."""
         if state is not None:
@@ -382,8 +398,6 @@ class NodeReader:
         for address in self.cfg.keepalived.vips:
             if not any(a == address for _, a in wanted):
                 wanted[(governing or self.cfg.keepalived.governing_instance or "", address)] = True
-        try:
-            local = self.addresses()
-        except VipLookupError as exc:
-            return (), str(exc)
-        return tuple(VipReading(addr, inst, gov, addr in local) for (inst, addr), gov in sorted(wanted.items())), None
+        if local is None:  # the kernel could not be asked: no presence is claimed either way
+            return ()
+        return tuple(VipReading(addr, inst, gov, addr in local) for (inst, addr), gov in sorted(wanted.items()))

@@ -1,16 +1,14 @@
 """MaxScale REST API client shared by the exporter, the keepalived hooks and the remediator.
 
-Built on ``http.client`` on purpose: ``mxha check`` runs this in a fresh process every
-check interval, and importing ``requests`` alone costs more CPU than the whole check.
+On ``mxha.transport`` (standard-library sockets) on purpose: ``mxha check`` runs this in a fresh
+process every check interval, and importing ``requests`` alone costs more CPU than the whole check.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from mxha.transport import HttpJsonError, JsonHttpClient, Response, error_details
@@ -46,10 +44,7 @@ class MaxScaleClient(JsonHttpClient):
     error_class: type[HttpJsonError] = field(default=MaxScaleError, repr=False)
 
     def _get_data(self, path: str, deadline: float | None = None) -> Any:
-        doc = self.request("GET", path, expect=(200,), deadline=deadline).document
-        if not isinstance(doc, dict) or "data" not in doc:
-            raise MaxScaleError(f"GET {path}: answer has no 'data'", status=200, kind="document")
-        return doc["data"]
+        return _data(path, self.request("GET", path, expect=(200,), deadline=deadline).document)
 
     # -- API -----------------------------------------------------------------------------
     def ping(self, deadline: float | None = None) -> None:
@@ -57,23 +52,13 @@ class MaxScaleClient(JsonHttpClient):
         self.request("GET", "/v1/", expect=(200,), deadline=deadline)
 
     def get_maxscale(self, deadline: float | None = None) -> dict[str, Any]:
-        data = self._get_data("/v1/maxscale", deadline)
-        attrs = data.get("attributes") if isinstance(data, dict) else None
-        if not isinstance(attrs, dict) or not isinstance(attrs.get("parameters"), dict):
-            raise MaxScaleError("GET /v1/maxscale: no attributes.parameters", status=200, kind="document")
-        return attrs
+        return maxscale_attributes(self._get_data("/v1/maxscale", deadline))
 
     def get_servers(self, deadline: float | None = None) -> list[dict[str, Any]]:
-        data = self._get_data("/v1/servers", deadline)
-        if not isinstance(data, list):
-            raise MaxScaleError("GET /v1/servers: 'data' is not a list", status=200, kind="document")
-        return [s for s in data if isinstance(s, dict)]
+        return _objects("/v1/servers", self._get_data("/v1/servers", deadline))
 
     def get_monitors(self, deadline: float | None = None) -> list[dict[str, Any]]:
-        data = self._get_data("/v1/monitors", deadline)
-        if not isinstance(data, list):
-            raise MaxScaleError("GET /v1/monitors: 'data' is not a list", status=200, kind="document")
-        return [m for m in data if isinstance(m, dict)]
+        return _objects("/v1/monitors", self._get_data("/v1/monitors", deadline))
 
     def set_passive(self, passive: bool, deadline: float | None = None) -> None:
         """PATCH /v1/maxscale with a JSON boolean (what ``maxctrl alter maxscale passive`` sends)."""
@@ -103,6 +88,26 @@ class MaxScaleClient(JsonHttpClient):
                 return outcome
             raise
         return "released"
+
+
+def _data(path: str, doc: Any) -> Any:
+    if not isinstance(doc, dict) or "data" not in doc:
+        raise MaxScaleError(f"GET {path}: answer has no 'data'", status=200, kind="document")
+    return doc["data"]
+
+
+def maxscale_attributes(data: Any) -> dict[str, Any]:
+    """``/v1/maxscale``'s ``data.attributes`` (with its ``parameters``), or a document error."""
+    attrs = data.get("attributes") if isinstance(data, dict) else None
+    if not isinstance(attrs, dict) or not isinstance(attrs.get("parameters"), dict):
+        raise MaxScaleError("GET /v1/maxscale: no attributes.parameters", status=200, kind="document")
+    return attrs
+
+
+def _objects(path: str, data: Any) -> list[dict[str, Any]]:
+    if not isinstance(data, list):
+        raise MaxScaleError(f"GET {path}: 'data' is not a list", status=200, kind="document")
+    return [item for item in data if isinstance(item, dict)]
 
 
 def release_outcome(text: str) -> str | None:
@@ -240,41 +245,34 @@ def status_from_documents(
     )
 
 
-if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
+def begin_status(client: MaxScaleClient, deadline: float, *, servers: bool = False) -> Callable[[], MaxScaleStatus]:
+    """Send the requests for MaxScale's documents now, each on a connection of its own; the call
+    returned reads the answers (side by side: the caller waits for the slowest, not the sum; one
+    thread, no hand-offs), all under ``deadline``. It raises the first MaxScaleError in the order
+    /v1/maxscale, /v1/monitors, /v1/servers (the first says most about the node); the answers not
+    read then are dropped with their connections."""
+    paths = ["/v1/maxscale", "/v1/monitors"] + (["/v1/servers"] if servers else [])
+    pending = [client.begin("GET", path, expect=(200,), deadline=deadline) for path in paths]
 
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
+    def answer(i: int) -> Any:
+        return _data(paths[i], pending[i].result().document)
 
+    def finish() -> MaxScaleStatus:
+        try:
+            attrs = maxscale_attributes(answer(0))
+            monitors = _objects(paths[1], answer(1))
+            server_docs = _objects(paths[2], answer(2)) if servers else None
+        finally:
+            for p in pending:
+                p.abandon()
+        return status_from_documents(attrs, monitors, server_docs)
 
-def reader_pool() -> ThreadPoolExecutor:
-    """Threads kept for reading documents side by side: starting two threads per scrape costs more
-    than the reads themselves."""
-    global _POOL
-    from concurrent.futures import ThreadPoolExecutor  # not on `mxha check`'s path
-
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="maxscale-read")
-        return _POOL
+    return finish
 
 
 def read_status(client: MaxScaleClient, deadline: float, *, servers: bool = False) -> MaxScaleStatus:
-    """Read MaxScale's documents side by side (the caller waits for the slowest, not the sum), each
-    under ``deadline``; raise the first MaxScaleError, the one from ``/v1/maxscale`` first."""
-    calls: dict[str, Callable[[float | None], Any]] = {"monitors": client.get_monitors}
-    if servers:
-        calls["servers"] = client.get_servers
-    pool = reader_pool()
-    futures = {name: pool.submit(call, deadline) for name, call in calls.items()}
-    attrs = client.get_maxscale(deadline)  # its error first: it says most about the node
-    results: dict[str, Any] = {}
-    for name, future in futures.items():
-        try:  # each read ends by the deadline by itself; the margin is for the pool
-            results[name] = future.result(timeout=max(0.0, deadline - time.monotonic()) + 0.1)
-        except TimeoutError as exc:  # concurrent.futures.TimeoutError is this one since 3.11
-            raise MaxScaleError(f"GET /v1/{name}: no answer in time", kind="timeout") from exc
-    return status_from_documents(attrs, results["monitors"], results.get("servers"))
+    """``begin_status``, answers and all."""
+    return begin_status(client, deadline, servers=servers)()
 
 
 def state_has_running(state: str) -> bool:

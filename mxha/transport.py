@@ -175,9 +175,6 @@ class _Connection:
         self.context = context
         self.sock: socket.socket | None = None
         self._buf = b""
-        hostport = f"[{host}]" if ":" in host else host
-        default = 443 if context is not None else 80
-        self.host_header = hostport if port == default else f"{hostport}:{port}"
 
     def connect(self) -> None:
         raw = _connect(self.host, self.port, self.connect_timeout)
@@ -330,6 +327,9 @@ class JsonHttpClient:
 
             self.user, self.password = unquote(parts.username), unquote(parts.password or "")
         self.shown_url = redact_url(self.url)
+        hostport = f"[{self._host}]" if ":" in self._host else self._host
+        default = 443 if self._scheme == "https" else 80
+        self._host_header = hostport if self._port == default else f"{hostport}:{self._port}"
         self._auth: str | None = None
         if self.user is not None:
             token = base64.b64encode(f"{self.user}:{self.password or ''}".encode()).decode("ascii")
@@ -355,20 +355,8 @@ class JsonHttpClient:
     def _new_connection(self, connect_timeout: float) -> _Connection:
         return _Connection(self._host, self._port, connect_timeout, _Clock(self.read_timeout), self._ssl)
 
-    def request(
-        self,
-        method: str,
-        path: str | None = None,
-        body: Any = None,
-        *,
-        expect: tuple[int, ...] = (200, 204),
-        deadline: float | None = None,
-    ) -> Response:
-        """Send one request; raise ``error_class`` unless the status is in ``expect``.
-
-        ``path`` is appended to the URL's own path (None: the URL as configured, query and all).
-        ``deadline`` (a ``time.monotonic()`` value) ends the whole call, whatever the peer does.
-        """
+    def _prepare(self, method: str, path: str | None, body: Any, deadline: float | None) -> tuple[str, bytes, float]:
+        """(what the call is called in errors, the request's bytes, the connect timeout)."""
         if path is None:
             target = self._path or "/"
             shown = target  # never the query: it may carry a token
@@ -384,45 +372,60 @@ class JsonHttpClient:
             if remaining <= 0:
                 raise self._error(f"{what}: deadline passed before sending", kind="timeout")
             connect_timeout = min(connect_timeout, remaining)
-        headers = {
-            "Accept": "application/json",
-            "Connection": "keep-alive" if self.keep_alive else "close",
-        }
+        head = [
+            f"{method} {target} HTTP/1.1",
+            f"Host: {self._host_header}",
+            "Accept-Encoding: identity",
+            "Accept: application/json",
+            f"Connection: {'keep-alive' if self.keep_alive else 'close'}",
+        ]
         if self._auth is not None:
-            headers["Authorization"] = self._auth
-        payload: bytes | None = None
+            head.append(f"Authorization: {self._auth}")
+        payload = b""
         if body is not None:
             payload = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        conn, reused = self._take()
-        while True:
-            conn.clock.deadline, conn.clock.received = deadline, False
-            try:
-                status, resp_headers, raw, will_close = self._exchange(conn, what, target, payload, headers)
-                break
-            except _StaleConnection as exc:
-                conn.close()
-                if not reused:  # a fresh connection that drops us is a real failure
-                    raise self._error(
-                        f"{what}: connection closed by the peer", kind="closed", sent=exc.sent
-                    ) from exc.__cause__
-                conn, reused = self._new_connection(connect_timeout), False
-            except BaseException:
-                conn.close()
-                raise
-        self._give_back(conn, will_close)
-        document: Any = None
-        if raw.strip():
-            try:
-                document = json.loads(raw)
-            except ValueError as exc:
-                raise self._error(
-                    f"{what}: HTTP {status} with a body that is not JSON", status=status, kind="document"
-                ) from exc
-        if status not in expect:
-            kind = "auth" if status in (401, 403) else "http"
-            raise self._error(f"{what}: HTTP {status}", status=status, details=error_details(document), kind=kind)
-        return Response(status, resp_headers, document)
+            head += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
+        return what, ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload, connect_timeout
+
+    def begin(
+        self,
+        method: str,
+        path: str | None = None,
+        body: Any = None,
+        *,
+        expect: tuple[int, ...] = (200, 204),
+        deadline: float | None = None,
+    ) -> PendingRequest:
+        """Send one request now, on a connection of its own; ``result()`` of what is returned reads
+        the answer. Several begun before any is read are answered side by side, in ONE thread: the
+        caller waits for the slowest, not the sum. A failure to send is kept and raised by ``result()``.
+        """
+        try:
+            what, request, connect_timeout = self._prepare(method, path, body, deadline)
+        except HttpJsonError as exc:
+            return PendingRequest.failed(exc)
+        pending = PendingRequest(self, what, request, expect, deadline, connect_timeout)
+        try:
+            pending.advance(until_sent=True)
+        except HttpJsonError as exc:
+            pending.error = exc
+        return pending
+
+    def request(
+        self,
+        method: str,
+        path: str | None = None,
+        body: Any = None,
+        *,
+        expect: tuple[int, ...] = (200, 204),
+        deadline: float | None = None,
+    ) -> Response:
+        """Send one request; raise ``error_class`` unless the status is in ``expect``.
+
+        ``path`` is appended to the URL's own path (None: the URL as configured, query and all).
+        ``deadline`` (a ``time.monotonic()`` value) ends the whole call, whatever the peer does.
+        """
+        return self.begin(method, path, body, expect=expect, deadline=deadline).result()
 
     def get_json(self, path: str | None = None, deadline: float | None = None) -> Any:
         """GET a JSON document (200 only)."""
@@ -440,42 +443,35 @@ class JsonHttpClient:
     def _give_back(self, conn: _Connection, will_close: bool) -> None:
         if self.keep_alive and not will_close and conn.sock is not None:
             with self._idle_lock:
-                if len(self._idle) < 4:
+                if len(self._idle) < MAX_IDLE_CONNECTIONS:
                     self._idle.append(conn)
                     return
         conn.close()
 
-    def _exchange(
-        self, conn: _Connection, what: str, target: str, payload: bytes | None, headers: dict[str, str]
-    ) -> tuple[int, dict[str, str], bytes, bool]:
-        method = what.split(" ", 1)[0]
-        head = [f"{method} {target} HTTP/1.1", f"Host: {conn.host_header}", "Accept-Encoding: identity"]
-        head += [f"{k}: {v}" for k, v in headers.items()]
-        if payload is not None:
-            head.append(f"Content-Length: {len(payload)}")
-        request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (payload or b"")
-        sent = False
+    def _send(self, conn: _Connection, what: str, request: bytes) -> None:
         try:
-            try:
-                if conn.sock is None:
-                    conn.connect()
-                conn.send(request)
-                sent = True
-            except (BrokenPipeError, ConnectionResetError) as exc:
-                raise _StaleConnection() from exc
-            except OSError as exc:
-                if isinstance(exc, TimeoutError):
-                    raise self._error(f"{what}: connect timed out", kind="timeout") from exc
-                if _is_tls_error(exc):
-                    raise self._error(f"{what}: TLS: {exc}", kind="tls", answered=True) from exc
-                raise self._error(f"{what}: cannot connect to {self.shown_url}: {exc}", kind="connect") from exc
-            return conn.response(method)
+            if conn.sock is None:
+                conn.connect()
+            conn.send(request)
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise _StaleConnection() from exc
+        except OSError as exc:
+            if isinstance(exc, TimeoutError):
+                raise self._error(f"{what}: connect timed out", kind="timeout") from exc
+            if _is_tls_error(exc):
+                raise self._error(f"{what}: TLS: {exc}", kind="tls", answered=True) from exc
+            raise self._error(f"{what}: cannot connect to {self.shown_url}: {exc}", kind="connect") from exc
+
+    def _receive(self, conn: _Connection, what: str) -> tuple[int, dict[str, str], bytes, bool]:
+        """The answer to a request sent whole on ``conn``."""
+        try:
+            return conn.response(what.split(" ", 1)[0])
         except (_Closed, ConnectionResetError, BrokenPipeError) as exc:
             # an idle keep-alive connection the server closed: nothing was answered
-            if sent and not conn.clock.received:
+            if not conn.clock.received:
                 raise _StaleConnection(sent=True) from exc
             why = "connection closed mid-answer" if isinstance(exc, _Closed) else f"{type(exc).__name__}: {exc}"
-            raise self._error(f"{what}: {why}", kind="closed", answered=conn.clock.received, sent=sent) from exc
+            raise self._error(f"{what}: {why}", kind="closed", answered=True, sent=True) from exc
         except TimeoutError as exc:  # HttpJsonError and _StaleConnection pass through untouched
             if conn.clock.received:
                 raise self._error(
@@ -488,13 +484,110 @@ class JsonHttpClient:
             raise self._error(f"{what}: {exc}", kind="document", answered=True, sent=True) from exc
         except OSError as exc:  # ssl.SSLError is an OSError
             if _is_tls_error(exc):
-                raise self._error(f"{what}: TLS: {exc}", kind="tls", answered=True, sent=sent) from exc
+                raise self._error(f"{what}: TLS: {exc}", kind="tls", answered=True, sent=True) from exc
             raise self._error(
                 f"{what}: {type(exc).__name__}: {exc}",
                 kind="document" if conn.clock.received else "closed",
                 answered=conn.clock.received,
-                sent=sent,
+                sent=True,
             ) from exc
+
+
+MAX_IDLE_CONNECTIONS = 4  # kept per peer: the three documents read side by side, and one spare
+
+
+class PendingRequest:
+    """One request on its own connection: sent by ``JsonHttpClient.begin``, answered by ``result()``.
+
+    A reused keep-alive connection the peer had closed is replaced once, transparently (the
+    request is sent again on a new one), in either half. ``abandon()`` closes the connection of a
+    request whose answer will not be read (another one failed first): never handed back mid-answer.
+    """
+
+    def __init__(
+        self,
+        client: JsonHttpClient,
+        what: str,
+        request: bytes,
+        expect: tuple[int, ...],
+        deadline: float | None,
+        connect_timeout: float,
+    ) -> None:
+        self.client = client
+        self.what = what
+        self.request = request
+        self.expect = expect
+        self.deadline = deadline
+        self.connect_timeout = connect_timeout
+        self.error: HttpJsonError | None = None
+        self._conn: _Connection | None = None
+        self._reused = False
+        self._on_wire = False
+        self._conn, self._reused = client._take()
+        self._conn.clock.deadline, self._conn.clock.received = deadline, False
+
+    @classmethod
+    def failed(cls, error: HttpJsonError) -> PendingRequest:
+        pending = cls.__new__(cls)
+        pending.error, pending._conn = error, None
+        return pending
+
+    def advance(self, *, until_sent: bool) -> tuple[int, dict[str, str], bytes, bool] | None:
+        """Send the request (if not yet), then (unless ``until_sent``) read its answer."""
+        conn = self._conn
+        assert conn is not None
+        while True:
+            try:
+                if not self._on_wire:
+                    self.client._send(conn, self.what, self.request)
+                    self._on_wire = True
+                if until_sent:
+                    return None
+                return self.client._receive(conn, self.what)
+            except _StaleConnection as exc:
+                conn.close()
+                if not self._reused:  # a fresh connection that drops us is a real failure
+                    self._conn = None
+                    raise self.client._error(
+                        f"{self.what}: connection closed by the peer", kind="closed", sent=exc.sent
+                    ) from exc.__cause__
+                conn = self._conn = self.client._new_connection(self.connect_timeout)
+                conn.clock.deadline, conn.clock.received = self.deadline, False
+                self._reused, self._on_wire = False, False
+            except BaseException:
+                conn.close()
+                self._conn = None
+                raise
+
+    def result(self) -> Response:
+        """The answer; raises the client's error class unless its status is expected."""
+        if self.error is not None:
+            raise self.error
+        answer = self.advance(until_sent=False)
+        assert answer is not None and self._conn is not None
+        status, resp_headers, raw, will_close = answer
+        self.client._give_back(self._conn, will_close)
+        self._conn = None
+        document: Any = None
+        if raw.strip():
+            try:
+                document = json.loads(raw)
+            except ValueError as exc:
+                raise self.client._error(
+                    f"{self.what}: HTTP {status} with a body that is not JSON", status=status, kind="document"
+                ) from exc
+        if status not in self.expect:
+            kind = "auth" if status in (401, 403) else "http"
+            raise self.client._error(
+                f"{self.what}: HTTP {status}", status=status, details=error_details(document), kind=kind
+            )
+        return Response(status, resp_headers, document)
+
+    def abandon(self) -> None:
+        """Close the connection if the answer was not read (no-op once ``result()`` has run)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 def _is_tls_error(exc: BaseException) -> bool:

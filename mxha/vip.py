@@ -100,7 +100,8 @@ def addresses_from_ip_json(text: str) -> set[str]:
 def local_addresses() -> set[str]:
     """Every address on a local interface of this network namespace, normalised."""
     try:
-        return {str(ipaddress.ip_address(a)) for a in local_addresses_netlink()}
+        # inet_ntop's IPv4 form is already the canonical one; IPv6 is written as ipaddress writes it
+        return {a if ":" not in a else str(ipaddress.ip_address(a)) for a in local_addresses_netlink()}
     except (OSError, VipLookupError):
         try:
             proc = subprocess.run(["ip", "-j", "addr"], capture_output=True, text=True, timeout=2, check=True)

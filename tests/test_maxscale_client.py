@@ -451,3 +451,105 @@ def test_a_peer_that_closes_mid_body_answered_and_one_that_closes_at_once_did_no
         assert info.value.kind == "closed" and info.value.error_kind == "no_answer" and info.value.sent
     finally:
         peer.close()
+
+
+class RoutedPeer:
+    """A keep-alive HTTP/1.1 peer on loopback, a thread per connection, answering by path from
+    ``routes`` (path -> (status, document)); with ``barrier`` set, each request is answered only once
+    that many requests are waiting at once (a client that waits for one answer before sending the
+    next request never gets one)."""
+
+    def __init__(self, routes: dict[str, tuple[int, Any]], barrier: int = 0) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        peer = self
+        self.routes = routes
+        self.barrier = threading.Barrier(barrier, timeout=2) if barrier else None
+        self.connections = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                peer.connections += 1
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                if peer.barrier is not None:
+                    peer.barrier.wait()
+                status, doc = peer.routes[self.path]
+                body = json.dumps(doc).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def maxscale_routes(passive: bool) -> dict[str, tuple[int, Any]]:
+    return {
+        "/v1/maxscale": (200, {"data": {"attributes": {"parameters": {"passive": passive}, "version": "24.02.4"}}}),
+        "/v1/monitors": (200, {"data": [{"id": "MariaDB-Monitor", "attributes": {"module": "mariadbmon"}}]}),
+        "/v1/servers": (200, {"data": [{"id": "server1", "attributes": {"state": "Master, Running"}}]}),
+    }
+
+
+def test_read_status_sends_every_request_before_reading_any_answer() -> None:
+    """The peer answers only when all three requests are in: a client reading one document after
+    the other would wait at the first; side by side (in the caller's thread) it gets all three."""
+    import threading
+
+    from mxha.maxscale import read_status
+
+    peer = RoutedPeer(maxscale_routes(passive=True), barrier=3)
+    try:
+        client = MaxScaleClient(peer.url, keep_alive=True, read_timeout=3)
+
+        def ours() -> set[threading.Thread]:  # every thread but the peer's connection handlers
+            return {t for t in threading.enumerate() if "process_request" not in t.name}
+
+        threads = ours()
+        for _ in range(3):  # and again on the kept-alive connections
+            status = read_status(client, time.monotonic() + 3, servers=True)
+            assert status.passive is True and [s.name for s in status.servers] == ["server1"]
+            assert ours() == threads  # no thread of its own
+        assert peer.connections == 3  # one connection per document, kept
+        with pytest.raises(MaxScaleError) as info:  # one at a time never passes the peer's barrier
+            client.get_maxscale(time.monotonic() + 3)
+        assert info.value.error_kind == "no_answer"
+    finally:
+        peer.close()
+
+
+def test_read_status_raises_maxscales_error_first_and_drops_the_unread_answers() -> None:
+    from mxha.maxscale import read_status
+
+    routes = maxscale_routes(passive=False)
+    routes["/v1/maxscale"] = (401, {"errors": [{"detail": "Access denied"}]})
+    routes["/v1/servers"] = (500, {"errors": [{"detail": "boom"}]})
+    peer = RoutedPeer(routes)
+    try:
+        client = MaxScaleClient(peer.url, keep_alive=True)
+        with pytest.raises(MaxScaleError) as info:
+            read_status(client, time.monotonic() + 2, servers=True)
+        assert info.value.error_kind == "auth" and "Access denied" in str(info.value)
+        peer.routes.update(maxscale_routes(passive=True))
+        # the answers left unread went with their connections: nothing stale is read as an answer
+        for _ in range(3):
+            status = read_status(client, time.monotonic() + 2, servers=True)
+            assert status.passive is True and [m.name for m in status.monitors] == ["MariaDB-Monitor"]
+    finally:
+        peer.close()
