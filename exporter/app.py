@@ -3,16 +3,22 @@ app served by waitress (no framework: the exporter must stay small and fast)."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qs
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.exposition import choose_encoder, gzip_accepted
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from mxha.config import NodeConfig, load_node_config, parse_listen_address
+from mxha.exporter import exposition
 from mxha.exporter.collector import NodeCollector
 from mxha.exporter.node import NodeReader, make_keepalived_source
 from mxha.serving import serve_until_signalled
@@ -22,38 +28,6 @@ log = logging.getLogger("mxha.exporter")
 MAX_BODY_BYTES = 4096
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-
-
-OPENMETRICS = "application/openmetrics-text"
-
-
-def fast_openmetrics_accept(accept: str) -> str | None:
-    """The Accept header with ``escaping=allow-utf-8`` added to its OpenMetrics entries that ask for
-    the default (underscores) escaping; None when there is nothing to change.
-
-    prometheus_client (0.22+) escapes every sample name character by character for ``underscores``
-    (about a third of our exposition's CPU); for names that are valid legacy names, as every name
-    this exporter produces is, both escapings give the same bytes (tested), so the cheaper one is
-    asked for and the Content-Type put back (``openmetrics_content_type``)."""
-    parts = accept.split(",")
-    changed = False
-    for i, part in enumerate(parts):
-        tokens = [t.strip() for t in part.split(";")]
-        if tokens[0] != OPENMETRICS:
-            continue
-        escaping = [t for t in tokens if t.startswith("escaping=")]
-        if escaping and escaping != ["escaping=underscores"]:
-            continue
-        parts[i] = ";".join([t for t in tokens if not t.startswith("escaping=")] + ["escaping=allow-utf-8"])
-        changed = True
-    return ",".join(parts) if changed else None
-
-
-def openmetrics_content_type(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    return [
-        (k, v.replace("escaping=allow-utf-8", "escaping=underscores") if k.lower() == "content-type" else v)
-        for k, v in headers
-    ]
 
 
 def _json(start: StartResponse, status: str, doc: Any) -> list[bytes]:
@@ -78,15 +52,9 @@ class ExporterApp:
         if method not in ("GET", "HEAD"):
             return _json(start, "405 Method Not Allowed", {"error": "only GET"})
         if path == "/metrics":
-            # prometheus_client's own app: OpenMetrics negotiation, gzip, name[] filtering
-            faster = fast_openmetrics_accept(environ.get("HTTP_ACCEPT", ""))
-            if faster is None:
+            if method != "GET":  # prometheus_client's answer (405 with Allow) for anything else
                 return self.metrics_app(environ, start)  # type: ignore[no-any-return]
-
-            def start_underscores(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
-                return start(status, openmetrics_content_type(headers), *exc)
-
-            return self.metrics_app({**environ, "HTTP_ACCEPT": faster}, start_underscores)  # type: ignore[no-any-return]
+            return self.metrics(environ, start)
         if path == "/state":
             return _json(start, "200 OK", self.reader.snapshot().to_state().to_json())
         if path == "/check":
@@ -103,6 +71,25 @@ class ExporterApp:
             start("200 OK", [("Content-Type", "text/html"), ("Content-Length", str(len(body)))])
             return [body]
         return _json(start, "404 Not Found", {"error": f"no route {path}"})
+
+    def metrics(self, environ: dict[str, Any], start: StartResponse) -> list[bytes]:
+        """What prometheus_client's WSGI app answers (its negotiation, ``name[]``, gzip), with the
+        text written by ``exposition.write`` when it can (the same bytes, a fraction of the CPU)."""
+        encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
+        params = parse_qs(environ.get("QUERY_STRING", ""))
+        source: Collector = self.registry
+        if "name[]" in params:
+            source = self.registry.restricted_registry(params["name[]"])
+        families = list(source.collect())  # one snapshot, whichever writer writes it
+        output = exposition.write(families, content_type)
+        if output is None:
+            output = encoder(_Families(families))
+        headers = [("Content-Type", content_type)]
+        if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", "")):
+            output = gzip.compress(output)
+            headers.append(("Content-Encoding", "gzip"))
+        start("200 OK", headers)
+        return [output]
 
     def check(self, start: StartResponse) -> list[bytes]:
         """The cached health check; older than ``check.max_age`` counts as failed (fail safe)."""
@@ -125,6 +112,16 @@ class ExporterApp:
                 "duration_seconds": result.duration_seconds,
             },
         )
+
+
+class _Families(Collector):
+    """Families already collected, for prometheus_client's writers."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
 
 
 def build(cfg: NodeConfig) -> tuple[ExporterApp, NodeReader]:
