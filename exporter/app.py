@@ -21,7 +21,7 @@ from mxha.config import NodeConfig, load_node_config, parse_listen_address
 from mxha.exporter import exposition
 from mxha.exporter.collector import NodeCollector
 from mxha.exporter.node import NodeReader, make_keepalived_source
-from mxha.serving import serve_until_signalled
+from mxha.serving import fewer_malloc_arenas, hand_back_free_memory, serve_until_signalled
 
 log = logging.getLogger("mxha.exporter")
 
@@ -133,6 +133,7 @@ def build(cfg: NodeConfig) -> tuple[ExporterApp, NodeReader]:
 def main(config_file: str, listen_address: str | None) -> int:
     from waitress import create_server
 
+    fewer_malloc_arenas()
     cfg = load_node_config(config_file)
     host, port = parse_listen_address(listen_address or cfg.listen_address, 9843)
     app, reader = build(cfg)
@@ -151,5 +152,6 @@ def main(config_file: str, listen_address: str | None) -> int:
         clear_untrusted_proxy_headers=True,
     )
     log.info("exporter for node %s on http://%s:%d (keepalived source %s)", cfg.node, host, port, cfg.keepalived.source)
+    hand_back_free_memory()
 
     return serve_until_signalled(server, stop)
