@@ -888,7 +888,11 @@ class CircuitBreaker(Scenario):
         stop = threading.Event()
 
         def saboteur() -> None:
-            while not stop.wait(0.1):  # faster than the hooks' own once-a-check-interval fix
+            # far faster than the hooks' own once-a-check-interval fix: node2 is passive for the
+            # saboteur's period after each fix, and Alertmanager's 12 s cadence is a multiple of the
+            # 1 s check interval, so a remediator read that once fell in that window kept falling in
+            # it (a CI run saw 4 demotions in 90 s, the breaker never opened, with a 0.1 s period)
+            while not stop.wait(0.02):
                 try:
                     emu = requests.get(
                         f"http://{self.lab.layout.node('node2')}:8989/__emulator__/state", timeout=1
