@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from measure import Scraper, cpu_seconds, pct, rss_mib  # bench/, the scripts' own folder
+from measure import PROMETHEUS_ACCEPT, Scraper, pct, rss_mib, threads_cpu_seconds  # bench/, the scripts' own folder
 
 REPO = Path(__file__).resolve().parents[1]
 MXHA = [sys.executable, "-m", "mxha"]
@@ -80,13 +80,15 @@ def scraped(address: str) -> str:
 
 def split(node_dir: Path, address: str, samples: int) -> list[list[Any]]:
     """Each part of a scrape on its own, in this process, against the same keepalived and emulator."""
-    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.exposition import choose_encoder
 
     from mxha.config import load_node_config
+    from mxha.exporter import exposition
     from mxha.exporter.collector import NodeCollector
     from mxha.exporter.keepalived import SignalDumpReader, json_signal_number, parse_json_dump
     from mxha.exporter.node import NodeReader
-    from mxha.maxscale import MaxScaleClient
+    from mxha.maxscale import MaxScaleClient, read_status
     from mxha.vip import local_addresses
 
     signum = json_signal_number()
@@ -98,7 +100,9 @@ def split(node_dir: Path, address: str, samples: int) -> list[list[Any]]:
         json_signum=signum,
         min_interval=0,
     )
-    parts: dict[str, list[float]] = {k: [] for k in ("dump", "parse", "vip", "maxscale", "monitors", "servers", "expo")}
+    keys = ("dump", "parse", "vip", "maxscale", "monitors", "servers", "side", "expo", "gzip")
+    parts: dict[str, list[float]] = {k: [] for k in keys}
+    content_type = choose_encoder(PROMETHEUS_ACCEPT)[1]
     text = (node_dir / "keepalived.json").read_text()
     client = MaxScaleClient(f"http://{address}:8989", keep_alive=True)
     cfg = load_node_config(str(node_dir / "bench.yml"))
@@ -123,15 +127,21 @@ def split(node_dir: Path, address: str, samples: int) -> list[list[Any]]:
         t5 = time.perf_counter()
         client.get_servers()
         t6 = time.perf_counter()
-        generate_latest(registry_fixed)
+        read_status(client, time.monotonic() + 2, servers=True)
+        t6b = time.perf_counter()
+        body = exposition.write(list(registry_fixed.collect()), content_type)
         t7 = time.perf_counter()
+        gzip.compress(body or b"")
+        t8 = time.perf_counter()
         parts["dump"].append((t1 - t0 - (t2 - t1)) * 1000)
         parts["parse"].append((t2 - t1) * 1000)
         parts["vip"].append((t3 - t2) * 1000)
         parts["maxscale"].append((t4 - t3) * 1000)
         parts["monitors"].append((t5 - t4) * 1000)
         parts["servers"].append((t6 - t5) * 1000)
-        parts["expo"].append((t7 - t6) * 1000)
+        parts["side"].append((t6b - t6) * 1000)
+        parts["expo"].append((t7 - t6b) * 1000)
+        parts["gzip"].append((t8 - t7) * 1000)
         time.sleep(0.05)
     names = {
         "dump": "signal -> new dump on disk (keepalived's, plus our wait)",
@@ -140,7 +150,9 @@ def split(node_dir: Path, address: str, samples: int) -> list[list[Any]]:
         "maxscale": "GET /v1/maxscale (emulator answering included)",
         "monitors": "GET /v1/monitors (emulator answering included)",
         "servers": "GET /v1/servers (emulator answering included)",
-        "expo": "exposition (collectors + text format)",
+        "side": "the three GETs side by side, as a scrape reads them (read_status)",
+        "expo": "exposition (collectors + OpenMetrics text, exposition.write)",
+        "gzip": "gzip of the exposition",
     }
     return [[names[k], f"{statistics.median(v):.2f}", f"{pct(v, 99):.2f}"] for k, v in parts.items()]
 
@@ -197,9 +209,9 @@ def main() -> int:
         # the exporter's own loops (the health check every check.interval) use CPU with no scrape at
         # all: measured alone, then subtracted, so "per scrape" is what a scrape costs
         time.sleep(1.0)
-        idle_cpu0, idle_t0 = cpu_seconds(proc.pid), time.monotonic()
+        idle_cpu0, idle_t0 = threads_cpu_seconds(proc.pid), time.monotonic()
         time.sleep(IDLE_SECONDS)
-        background = (cpu_seconds(proc.pid) - idle_cpu0) / (time.monotonic() - idle_t0)  # CPU s per s
+        background = (threads_cpu_seconds(proc.pid) - idle_cpu0) / (time.monotonic() - idle_t0)  # CPU s per s
         rows = []
         results: dict[str, list[float]] = {}
         inside_rows = []
@@ -208,9 +220,9 @@ def main() -> int:
             ("spaced 0.35 s, kept-alive connection (fresh dump each)", True, 0.35),
             ("back to back, kept-alive (cached within min_signal_interval)", True, 0.0),
         ):
-            cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+            cpu0, t0 = threads_cpu_seconds(proc.pid), time.monotonic()
             lat, inside = scrape_series(node.address, args.rounds, gap, keep)
-            cpu = (cpu_seconds(proc.pid) - cpu0) / args.rounds * 1000
+            cpu = (threads_cpu_seconds(proc.pid) - cpu0) / args.rounds * 1000
             own = cpu - background * (time.monotonic() - t0) / args.rounds * 1000
             results[label] = lat
             rows.append([label, f"{statistics.median(lat):.2f}", f"{pct(lat, 99):.2f}", f"{cpu:.2f}", f"{own:.2f}"])
@@ -230,9 +242,9 @@ def main() -> int:
             ("spaced 0.35 s, new connection, MaxScale answering from memory", False),
             ("spaced 0.35 s, kept-alive, MaxScale answering from memory", True),
         ):
-            cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+            cpu0, t0 = threads_cpu_seconds(proc.pid), time.monotonic()
             lat, inside = scrape_series(node.address, args.rounds, 0.35, keep)
-            cpu = (cpu_seconds(proc.pid) - cpu0) / args.rounds * 1000
+            cpu = (threads_cpu_seconds(proc.pid) - cpu0) / args.rounds * 1000
             own = cpu - background * (time.monotonic() - t0) / args.rounds * 1000
             results[label] = lat
             rows.append([label, f"{statistics.median(lat):.2f}", f"{pct(lat, 99):.2f}", f"{cpu:.2f}", f"{own:.2f}"])
@@ -247,13 +259,14 @@ def main() -> int:
         table(
             "Inside the exporter (ms, median / p99), as it reports itself in each scrape: its time on keepalived "
             "(signal to a complete new dump, parsed: keepalived's own share alone, the peer exporter's whole job) "
-            "and on MaxScale (the three documents, read while keepalived writes)",
+            "and on MaxScale (the three documents side by side, read while keepalived writes)",
             ["series", "keepalived", "MaxScale"],
             inside_rows,
         )
         table(
-            "Split of a fresh scrape (ms), each part alone (the exporter signals keepalived, reads the three "
-            "MaxScale documents one after the other while keepalived writes its dump, then takes the dump)",
+            "Split of a fresh scrape (ms), each part alone (a scrape signals keepalived, sends the three "
+            "MaxScale requests, asks the kernel for its addresses while they are answered, takes MaxScale's "
+            "answers, then the dump; then writes and compresses the exposition)",
             ["part", "median", "p99"],
             split(d, node.address, max(50, args.rounds // 3)),
         )
