@@ -252,7 +252,13 @@ def begin_status(client: MaxScaleClient, deadline: float, *, servers: bool = Fal
     /v1/maxscale, /v1/monitors, /v1/servers (the first says most about the node); the answers not
     read then are dropped with their connections."""
     paths = ["/v1/maxscale", "/v1/monitors"] + (["/v1/servers"] if servers else [])
-    pending = [client.begin("GET", path, expect=(200,), deadline=deadline) for path in paths]
+    pending = []
+    for path in paths:
+        pending.append(client.begin("GET", path, expect=(200,), deadline=deadline))
+        if pending[-1].error is not None:
+            # its error (or an earlier answer's) is what finish() raises: the rest need not be
+            # sent, and a MaxScale that does not accept connections costs one connect, not three
+            break
 
     def answer(i: int) -> Any:
         return _data(paths[i], pending[i].result().document)

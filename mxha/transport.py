@@ -431,14 +431,14 @@ class JsonHttpClient:
         """GET a JSON document (200 only)."""
         return self.request("GET", path, expect=(200,), deadline=deadline).document
 
-    def _take(self) -> tuple[_Connection, bool]:
+    def _take(self, connect_timeout: float) -> tuple[_Connection, bool]:
         if self.keep_alive:
             with self._idle_lock:
                 while self._idle:
                     conn = self._idle.pop()
                     if conn.sock is not None:
                         return conn, True
-        return self._new_connection(self.connect_timeout), False
+        return self._new_connection(connect_timeout), False
 
     def _give_back(self, conn: _Connection, will_close: bool) -> None:
         if self.keep_alive and not will_close and conn.sock is not None:
@@ -523,7 +523,7 @@ class PendingRequest:
         self._conn: _Connection | None = None
         self._reused = False
         self._on_wire = False
-        self._conn, self._reused = client._take()
+        self._conn, self._reused = client._take(connect_timeout)  # a new one connects within the deadline
         self._conn.clock.deadline, self._conn.clock.received = deadline, False
 
     @classmethod

@@ -525,7 +525,7 @@ def test_read_status_sends_every_request_before_reading_any_answer() -> None:
         for _ in range(3):  # and again on the kept-alive connections
             status = read_status(client, time.monotonic() + 3, servers=True)
             assert status.passive is True and [s.name for s in status.servers] == ["server1"]
-            assert ours() == threads  # no thread of its own
+            assert not ours() - threads  # no thread of its own (others' threads may end meanwhile)
         assert peer.connections == 3  # one connection per document, kept
         with pytest.raises(MaxScaleError) as info:  # one at a time never passes the peer's barrier
             client.get_maxscale(time.monotonic() + 3)
@@ -553,3 +553,38 @@ def test_read_status_raises_maxscales_error_first_and_drops_the_unread_answers()
             assert status.passive is True and [m.name for m in status.monitors] == ["MariaDB-Monitor"]
     finally:
         peer.close()
+
+
+def test_read_status_of_a_maxscale_that_takes_no_connections_ends_by_the_deadline() -> None:
+    """A listener whose accept queue is full drops new SYNs, as a black-holed host does: each
+    connect would wait its whole connect_timeout. The reads end by the deadline, not after three
+    connect timeouts one after the other."""
+    from mxha.maxscale import read_status
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(0)
+    port = srv.getsockname()[1]
+    fillers = []
+    for _ in range(3):  # fill the accept queue (never accepted)
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+        fillers.append(s)
+    time.sleep(0.2)
+    try:
+        probe = socket.socket()
+        probe.settimeout(0.3)
+        with pytest.raises(TimeoutError):  # the premise: a connect here hangs
+            probe.connect(("127.0.0.1", port))
+        probe.close()
+        client = MaxScaleClient(f"http://127.0.0.1:{port}", connect_timeout=2.0, read_timeout=2.0, keep_alive=True)
+        t0 = time.monotonic()
+        with pytest.raises(MaxScaleError) as info:
+            read_status(client, time.monotonic() + 0.5, servers=True)
+        assert info.value.error_kind == "no_answer"
+        assert time.monotonic() - t0 < 1.5  # one connect cut at the deadline; not 3 x 2 s
+    finally:
+        for s in fillers:
+            s.close()
+        srv.close()
