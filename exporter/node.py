@@ -20,7 +20,7 @@ from mxha.exporter.keepalived import (
     json_signal_number,
 )
 from mxha.healthcheck import CheckResult, run_check
-from mxha.maxscale import MaxScaleClient, MaxScaleError, MonitorView, ServerView, begin_status
+from mxha.maxscale import MaxScaleClient, MaxScaleError, MaxScaleStatus, MonitorView, ServerView, begin_status
 from mxha.model import (
     CheckView,
     InstanceState,
@@ -65,6 +65,24 @@ class MaxScaleReading:
     error_kind: str | None = None  # mxha.transport.ERROR_KINDS, while not up
 
     lock_mode: str = "none"
+
+    @classmethod
+    def of(cls, status: MaxScaleStatus, read_at: float, duration_seconds: float) -> MaxScaleReading:
+        """The reading of a MaxScale that answered: its documents' view."""
+        return cls(
+            up=True,
+            error=None,
+            read_at=read_at,
+            duration_seconds=duration_seconds,
+            passive=status.passive,
+            config_sync=status.config_sync,
+            version=status.version,
+            commit=status.commit,
+            activated_at=_parse_http_date(status.activated_at),
+            servers=status.servers,
+            monitors=status.monitors,
+            lock_mode=status.lock_mode,
+        )
 
     @property
     def locks(self) -> str | None:
@@ -215,20 +233,7 @@ def begin_maxscale(client: MaxScaleClient, timeout: float) -> Callable[[], MaxSc
             status = finish()
         except MaxScaleError as exc:
             return MaxScaleReading(False, str(exc), now, time.monotonic() - started, error_kind=exc.error_kind)
-        return MaxScaleReading(
-            up=True,
-            error=None,
-            read_at=now,
-            duration_seconds=time.monotonic() - started,
-            passive=status.passive,
-            config_sync=status.config_sync,
-            version=status.version,
-            commit=status.commit,
-            activated_at=_parse_http_date(status.activated_at),
-            servers=status.servers,
-            monitors=status.monitors,
-            lock_mode=status.lock_mode,
-        )
+        return MaxScaleReading.of(status, now, time.monotonic() - started)
 
     return reading
 

@@ -76,19 +76,7 @@ def fixture_snapshots() -> Iterator[tuple[str, Snapshot]]:
                 monitor_docs if isinstance(monitor_docs, list) else [monitor_docs],
                 body_of(servers),
             )
-            reading = MaxScaleReading(
-                True,
-                None,
-                base.time,
-                0.002,
-                passive=status.passive,
-                config_sync=status.config_sync,
-                version=status.version,
-                commit=status.commit,
-                servers=status.servers,
-                monitors=status.monitors,
-                lock_mode=status.lock_mode,
-            )
+            reading = MaxScaleReading.of(status, base.time, 0.002)
             snap = replace(base, keepalived=KeepalivedState(instances, (), "json", base.time), maxscale=reading)
             yield f"{dump.parent.parent.name}/{dump.parent.name}/{view}", snap
     yield "keepalived-down", replace(base, keepalived=None, keepalived_error="keepalived not running")
