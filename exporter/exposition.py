@@ -29,7 +29,7 @@ _LEGACY_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _INT_VALUES = {0: "0.0", 1: "1.0"}  # most samples are these ints; the rest: ``floatToGoString``
 
 
-def escaping_of(content_type: str) -> str:
+def _escaping_of(content_type: str) -> str:
     """The escaping a negotiated Content-Type names (prometheus_client's default: underscores)."""
     for token in content_type.split(";"):
         key, _, value = token.strip().partition("=")
@@ -54,7 +54,7 @@ def write(metrics: Iterable[Metric], content_type: str) -> bytes | None:
     """``metrics`` in the format ``content_type`` names (OpenMetrics 1.0.0 or text 0.0.4), or None
     when prometheus_client's writer must do it (see the module's docstring)."""
     openmetrics = content_type.startswith(OPENMETRICS)
-    if escaping_of(content_type) not in _NAMES_UNCHANGED:
+    if _escaping_of(content_type) not in _NAMES_UNCHANGED:
         return None
     if openmetrics and "version=1.0.0" not in content_type:
         return None

@@ -399,10 +399,10 @@ class NodeReader:
         presence is asked of the kernel every time) plus the configured ones."""
         if state is not None:
             self._known_vips = {(i.name, v.address): i.name == governing for i in state.instances for v in i.vips}
+        if local is None:  # the kernel could not be asked: no presence is claimed either way
+            return ()
         wanted = dict(self._known_vips)
         for address in self.cfg.keepalived.vips:
             if not any(a == address for _, a in wanted):
                 wanted[(governing or self.cfg.keepalived.governing_instance or "", address)] = True
-        if local is None:  # the kernel could not be asked: no presence is claimed either way
-            return ()
         return tuple(VipReading(addr, inst, gov, addr in local) for (inst, addr), gov in sorted(wanted.items()))

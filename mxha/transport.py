@@ -521,16 +521,19 @@ class PendingRequest:
         self.connect_timeout = connect_timeout
         self.error: HttpJsonError | None = None
         self._conn: _Connection | None = None
-        self._reused = False
-        self._on_wire = False
-        self._conn, self._reused = client._take(connect_timeout)  # a new one connects within the deadline
-        self._conn.clock.deadline, self._conn.clock.received = deadline, False
+        self._use(*client._take(connect_timeout))  # a new one connects within the deadline
 
     @classmethod
     def failed(cls, error: HttpJsonError) -> PendingRequest:
         pending = cls.__new__(cls)
         pending.error, pending._conn = error, None
         return pending
+
+    def _use(self, conn: _Connection, reused: bool) -> _Connection:
+        """Carry the request on ``conn`` from now on: nothing of it sent there yet, under its deadline."""
+        conn.clock.deadline, conn.clock.received = self.deadline, False
+        self._conn, self._reused, self._on_wire = conn, reused, False
+        return conn
 
     def advance(self, *, until_sent: bool) -> tuple[int, dict[str, str], bytes, bool] | None:
         """Send the request (if not yet), then (unless ``until_sent``) read its answer."""
@@ -551,9 +554,7 @@ class PendingRequest:
                     raise self.client._error(
                         f"{self.what}: connection closed by the peer", kind="closed", sent=exc.sent
                     ) from exc.__cause__
-                conn = self._conn = self.client._new_connection(self.connect_timeout)
-                conn.clock.deadline, conn.clock.received = self.deadline, False
-                self._reused, self._on_wire = False, False
+                conn = self._use(self.client._new_connection(self.connect_timeout), reused=False)
             except BaseException:
                 conn.close()
                 self._conn = None
