@@ -146,6 +146,41 @@ def test_links_self_follow_the_host_header(emulator: Emulator) -> None:
     assert servers["data"][0]["links"]["self"] == f"{emulator.url}/v1/servers/server1/"
 
 
+def test_documents_lay_live_values_over_templates_they_never_write(make_emulator: Any) -> None:
+    """Documents share the recorded templates (copying them per request was most of the emulator's
+    time): every state a document shows is the live one, and the templates stay as recorded."""
+    from mxha.lab.emulator.model import load_template
+
+    emulator = make_emulator(lock_mode="majority_of_all", nodename="mx1")
+    paths = ["/v1/maxscale", "/v1/servers", "/v1/servers/server2", "/v1/monitors", "/v1/monitors/MariaDB-Monitor"]
+
+    def fetch() -> dict[str, Any]:
+        return {p: requests.get(emulator.url + p, auth=AUTH, timeout=5).json()["data"] for p in paths}
+
+    before = fetch()
+    control(emulator, "servers", {"server1": "Down", "server2": "Master, Running"})
+    control(emulator, "maxscale", {"passive": True})
+    control(emulator, "monitor", {"cooperative_monitoring_locks": "none"})
+    after = fetch()
+    assert [d["attributes"]["state"] for d in before["/v1/servers"]] == ["Master, Running", "Slave, Running"]
+    assert [d["attributes"]["state"] for d in after["/v1/servers"]] == ["Down", "Master, Running"]
+    assert after["/v1/servers/server2"]["attributes"]["state"] == "Master, Running"
+    assert [d["attributes"]["parameters"]["port"] for d in after["/v1/servers"]] == [3306, 3307]
+    assert before["/v1/servers"][0]["attributes"]["lock_held"] is True
+    assert after["/v1/servers"][0]["attributes"]["lock_held"] is None
+    diag = after["/v1/monitors/MariaDB-Monitor"]["attributes"]["monitor_diagnostics"]
+    assert (diag["master"], diag["primary"]) == ("server2", None)
+    assert before["/v1/monitors"][0]["attributes"]["monitor_diagnostics"]["primary"] is True
+    assert [s["read_only"] for s in diag["server_info"]] == [True, False]
+    assert after["/v1/maxscale"]["attributes"]["parameters"]["passive"] is True
+    assert after["/v1/maxscale"]["attributes"]["system"]["os"]["nodename"] == "mx1"
+    server = emulator._server
+    assert server is not None
+    assert server.server_template == load_template("server.json")
+    assert server.monitor_template == load_template("monitor.json")
+    assert emulator.state.maxscale_template == load_template("maxscale.json")
+
+
 def test_v1_prefix_is_optional_and_trailing_slash_ignored(emulator: Emulator) -> None:
     a = requests.get(f"{emulator.url}/maxscale/", auth=AUTH, timeout=5)
     assert a.status_code == 200 and a.json()["data"]["id"] == "maxscale"

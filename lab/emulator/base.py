@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import logging
 import time
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
@@ -39,7 +40,8 @@ class HandlerBase(BaseHTTPRequestHandler):
 
     # -- plumbing ------------------------------------------------------------------------
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        log.debug("%s %s", self.address_string(), format % args)
+        if log.isEnabledFor(logging.DEBUG):  # every request is logged: format it only when it is kept
+            log.debug("%s %s", self.address_string(), format % args)
 
     @property
     def st(self) -> EmulatorState:

@@ -119,11 +119,12 @@ class EmulatorHandler(DocumentsMixin, ControlMixin):
             self._modules(seg[2], seg[3] if len(seg) > 3 else None, query)
         elif head == "servers" and len(seg) <= 2 and method in ("GET", "HEAD"):
             if len(seg) == 1:
+                base = self._base()
                 self._send(
                     200,
                     {
-                        "data": [self._server_doc(s) for s in self.st.servers.values()],
-                        "links": {"self": f"{self._base()}/v1/servers/"},
+                        "data": [self._server_doc(s, base) for s in self.st.servers.values()],
+                        "links": {"self": f"{base}/v1/servers/"},
                     },
                 )
             elif seg[1] in self.st.servers:
