@@ -340,6 +340,110 @@ def test_garbage_never_crashes_it(emulator: Emulator, raw: bytes) -> None:
     assert requests.get(f"{emulator.url}/v1/maxscale", auth=AUTH, timeout=5).status_code == 200
 
 
+BASIC = b"Authorization: Basic YWRtaW46bWFyaWFkYg==\r\n"  # admin:mariadb
+
+
+def _answers(sock: socket.socket, count: int) -> list[tuple[int, dict[str, str], bytes]]:
+    """Read ``count`` answers (status, headers, body) off a connection."""
+    stream = sock.makefile("rb")
+    out = []
+    for _ in range(count):
+        status = int(stream.readline().split()[1])
+        headers = {}
+        while (line := stream.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        out.append((status, headers, stream.read(int(headers.get("content-length", "0")))))
+    return out
+
+
+def _closed(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+
+
+@pytest.mark.parametrize(
+    ("head", "host"),
+    [
+        (
+            b"GET /v1/maxscale HTTP/1.1\r\nhost: h:1\r\n"
+            + BASIC.lower().replace(b"basic ywrtaw46bwfyawfkyg==", b"Basic YWRtaW46bWFyaWFkYg==")
+            + b"\r\n",
+            "h:1",
+        ),
+        (b"GET /v1/maxscale HTTP/1.1\r\nHOST: h:2\r\nHost: other:3\r\n" + BASIC + b"\r\n", "h:2"),
+        (b"GET /v1/maxscale HTTP/1.1\r\nHost: h:4\r\nAuthorization:\r\n\tBasic YWRtaW46bWFyaWFkYg==\r\n\r\n", "h:4"),
+    ],
+    ids=["names-in-any-case", "first-of-repeated-wins", "folded-line"],
+)
+def test_request_heads_as_clients_write_them(emulator: Emulator, head: bytes, host: str) -> None:
+    with socket.create_connection(("127.0.0.1", emulator.port), timeout=3) as sock:
+        sock.sendall(head + head)  # pipelined: two answers, in order, on one kept-alive connection
+        answers = _answers(sock, 2)
+        assert not _closed(sock)
+    for status, headers, body in answers:
+        assert status == 200, body
+        assert headers["content-type"] == "application/json"
+        assert json.loads(body)["links"]["self"] == f"http://{host}/v1/maxscale/"
+
+
+@pytest.mark.parametrize(
+    ("head", "stays_open"),
+    [
+        (b"GET /v1/maxscale HTTP/1.0\r\n" + BASIC + b"\r\n", False),
+        (b"GET /v1/maxscale HTTP/1.0\r\nConnection: keep-alive\r\n" + BASIC + b"\r\n", True),
+        (b"GET /v1/maxscale HTTP/1.1\r\nConnection: close\r\n" + BASIC + b"\r\n", False),
+        (b"GET /v1/maxscale HTTP/1.1\r\nConnection: Keep-Alive\r\n" + BASIC + b"\r\n", True),
+    ],
+    ids=["1.0", "1.0-keep-alive", "1.1-close", "1.1-keep-alive"],
+)
+def test_connections_close_when_the_request_says_so(emulator: Emulator, head: bytes, stays_open: bool) -> None:
+    with socket.create_connection(("127.0.0.1", emulator.port), timeout=1) as sock:
+        sock.sendall(head)
+        assert _answers(sock, 1)[0][0] == 200
+        assert _closed(sock) is not stays_open
+
+
+def test_expect_100_continue_is_answered_before_the_body_is_sent(emulator: Emulator) -> None:
+    body = b'{"data": {"attributes": {"parameters": {"passive": true}}}}'
+    with socket.create_connection(("127.0.0.1", emulator.port), timeout=3) as sock:
+        sock.sendall(
+            b"PATCH /v1/maxscale HTTP/1.1\r\nHost: x\r\n"
+            + BASIC
+            + b"Expect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+        )
+        assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n")
+        sock.sendall(body)
+        assert _answers(sock, 1)[0][0] == 204
+    assert control(emulator, "state")["passive"] is True
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"GET /v1/maxscale HTTP/1.1\r\nHost x\r\n\r\n", 400),
+        (b"GET /v1/maxscale HTTP/1.1\r\n : x\r\n\r\n", 400),
+        (b"GET /v1/maxscale HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(101)) + b"\r\n", 431),
+        (b"GET /v1/maxscale HTTP/1.1\r\nX: " + b"y" * 70000 + b"\r\n\r\n", 431),
+        (b"GET /v1/maxscale HTTP/2.0\r\n\r\n", 505),
+        (b"GET /v1/maxscale HTTP/one\r\n\r\n", 400),
+        (b"GET /v1/maxscale\r\n\r\n", 400),
+        (b"GET /v1/maxscale HTTP/1.1 extra\r\n\r\n", 400),
+    ],
+    ids=["no-colon", "no-name", "101-headers", "long-line", "http2", "bad-version", "no-version", "four-words"],
+)
+def test_malformed_heads_get_an_error_and_a_closed_connection(emulator: Emulator, raw: bytes, status: int) -> None:
+    with socket.create_connection(("127.0.0.1", emulator.port), timeout=3) as sock:
+        sock.sendall(raw)
+        assert _answers(sock, 1)[0][0] == status
+        assert _closed(sock)
+    assert requests.get(f"{emulator.url}/v1/maxscale", auth=AUTH, timeout=5).status_code == 200
+
+
 def test_cli_listens_on_default_port_and_stops_listening_on_sigusr1(tmp_path: Path) -> None:
     port = 18000 + (int(time.time() * 1000) % 1000)
     proc = subprocess.Popen(
