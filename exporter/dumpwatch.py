@@ -11,7 +11,6 @@ wrong answer.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import select
 
@@ -30,11 +29,10 @@ class DumpWatch:
 
     @staticmethod
     def open(folder: str) -> DumpWatch | None:
-        name = ctypes.util.find_library("c")
-        if name is None:
-            return None
         try:
-            libc = ctypes.CDLL(name, use_errno=True)
+            # the process's own symbols, libc's among them: ctypes.util.find_library would run
+            # ldconfig in a subprocess and keep its module (a third of a MiB) for one lookup
+            libc = ctypes.CDLL(None, use_errno=True)
             fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
             if fd < 0:
                 return None

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mxha.maxscale import MaxScaleClient
-from mxha.policy import MODES
+from mxha.model import MODES
 
 
 class ConfigError(Exception):

@@ -13,6 +13,9 @@ from typing import Any
 
 from mxha.maxscale import MonitorView, ServerLock, ServerView
 
+# How a pair keeps one MaxScale in charge: `passive` on all but one, or cooperative monitoring locks.
+MODES = ("passive", "locks")
+
 # why a MaxScale is not up (mxha.transport.ERROR_KINDS); "unknown" from an exporter too old to say
 ERROR_KINDS = ("no_answer", "auth", "http", "document", "tls", "unknown")
 
@@ -290,9 +293,6 @@ def _parse(doc: Any) -> NodeState:
         notify=notify,
         mode=doc["mode"] if doc.get("mode") in MODES else "passive",
     )
-
-
-MODES = ("passive", "locks")
 
 
 def _opt_list(doc: dict[str, Any], key: str) -> list[Any]:

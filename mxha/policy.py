@@ -129,9 +129,6 @@ def _tie_refusal(candidates: list[NodeObservation]) -> Plan:
     )
 
 
-MODES = ("passive", "locks")
-
-
 def mode_contradictions(nodes: list[NodeObservation], mode: str) -> list[str]:
     """What the nodes report that contradicts the cluster's configured ``mode`` (empty: none).
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mxha.config import ConfigError, MaxScaleSettings, Section, load_yaml, parse_maxscale, read_secret
-from mxha.policy import MODES
+from mxha.model import MODES
 from mxha.remediator.replicas import LockServer, LockSettings, PeerReplica, ReplicaSettings
 
 
