@@ -3,13 +3,14 @@ namespace).
 
     sudo .venv/bin/python bench/exporter.py [--rounds 300]
 
-One node: real keepalived (2 VRRP instances), the MaxScale emulator, the exporter as users run
-it. Scrapes are SPACED (0.35 s apart, above `min_signal_interval` 0.3 s, so every scrape makes
-keepalived write a fresh dump, as under Prometheus), with Prometheus's request headers
-(OpenMetrics accept, gzip), once on a new connection per scrape and once on a kept-alive one
-(Prometheus keeps them), by a client as lean as Prometheus's (raw sockets, `measure.Scraper`: a
-Python HTTP library would add a millisecond or two of its own to every figure); then back to back
-(inside `min_signal_interval`: served from the cache);
+One node: real keepalived (2 VRRP instances), the MaxScale emulator, the exporter as users run it
+(a wheel of this tree in a venv of its own, its console script: `measure.user_install`). Scrapes
+are SPACED (0.35 s apart, above `min_signal_interval` 0.3 s, so every scrape makes keepalived write
+a fresh dump, as under Prometheus), with Prometheus's request headers (OpenMetrics accept, gzip),
+once on a new connection per scrape and once on a kept-alive one (Prometheus keeps them), by a
+client as lean as Prometheus's (raw sockets, `measure.Scraper`: a Python HTTP library would add a
+millisecond or two of its own to every figure); then back to back (inside `min_signal_interval`:
+served from the cache);
 then the spaced series again with MaxScale answering from memory (`bench/static_maxscale.py`,
 the recorded documents), which is the exporter's own share without the emulator's.
 It prints the split of a scrape, each part timed in this process against the same keepalived and
@@ -31,7 +32,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from measure import PROMETHEUS_ACCEPT, Scraper, pct, rss_mib, threads_cpu_seconds  # bench/, the scripts' own folder
+from measure import (
+    PROMETHEUS_ACCEPT,
+    Scraper,
+    pct,
+    rss_mib,
+    threads_cpu_seconds,
+    user_install,
+)  # bench/, the scripts' own folder
 
 REPO = Path(__file__).resolve().parents[1]
 MXHA = [sys.executable, "-m", "mxha"]
@@ -198,8 +206,11 @@ def main() -> int:
             label="emulator",
         )
         wait_for_url(f"http://{node.address}:8989/__emulator__/state", "emulator", 15)
+        exporter = user_install(work / "install")  # the exporter as users install it (the lab stays on .venv)
         proc = h.start(
-            "n", [*MXHA, "exporter", "--config.file", str(spec.config_file), "--log.level", "warning"], label="exp"
+            "n",
+            [str(exporter), "exporter", "--config.file", str(spec.config_file), "--log.level", "warning"],
+            label="exp",
         )
         url = f"http://{node.address}:9843/metrics"
         wait_for_url(url, "exporter", 20)
