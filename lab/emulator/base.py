@@ -49,14 +49,8 @@ class RequestHeaders:
         index = self._first.get(name.lower())
         return default if index is None else self._items[index][1]
 
-    def __getitem__(self, name: str) -> str | None:
-        return self.get(name)
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._first
-
-    def items(self) -> list[tuple[str, str]]:
-        return list(self._items)
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 class HandlerBase(BaseHTTPRequestHandler):
@@ -70,8 +64,8 @@ class HandlerBase(BaseHTTPRequestHandler):
         return self.server_version
 
     protocol_version = "HTTP/1.1"
-    # An unreadable request line is answered with a status line and headers, as MaxScale's HTTP
-    # library does; http.server's default (0.9) would send a bare HTML body.
+    # An unreadable request line is answered with an HTTP/1.x status line and headers;
+    # http.server's default (0.9) would send a bare HTML body.
     default_request_version = "HTTP/1.0"
     disable_nagle_algorithm = True
     # A response's head and body leave in one write (handle_one_request flushes after each request):
@@ -217,7 +211,7 @@ class HandlerBase(BaseHTTPRequestHandler):
                 self.send_error(431, "Too many headers")
                 return False
             text = str(line, "iso-8859-1").rstrip("\r\n")
-            if text[:1] in (" ", "\t") and headers.items():
+            if text[:1] in (" ", "\t") and headers:
                 headers.extend_last(text.strip())
                 continue
             name, colon, value = text.partition(":")
