@@ -88,9 +88,6 @@ def scraped(address: str) -> str:
 
 def split(node_dir: Path, address: str, samples: int) -> list[list[Any]]:
     """Each part of a scrape on its own, in this process, against the same keepalived and emulator."""
-    from prometheus_client import CollectorRegistry
-    from prometheus_client.exposition import choose_encoder
-
     from mxha.config import load_node_config
     from mxha.exporter import exposition
     from mxha.exporter.collector import NodeCollector
@@ -110,17 +107,14 @@ def split(node_dir: Path, address: str, samples: int) -> list[list[Any]]:
     )
     keys = ("dump", "parse", "vip", "maxscale", "monitors", "servers", "side", "expo", "gzip")
     parts: dict[str, list[float]] = {k: [] for k in keys}
-    content_type = choose_encoder(PROMETHEUS_ACCEPT)[1]
+    content_type = exposition.negotiate(PROMETHEUS_ACCEPT)
     text = (node_dir / "keepalived.json").read_text()
     client = MaxScaleClient(f"http://{address}:8989", keep_alive=True)
     cfg = load_node_config(str(node_dir / "bench.yml"))
     node = NodeReader(cfg, reader, client=client, dump=reader)
     node.run_check_once()
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(NodeCollector(node.snapshot))
     snap = node.snapshot()
-    registry_fixed = CollectorRegistry(auto_describe=False)
-    registry_fixed.register(NodeCollector(lambda: snap))
+    collector_fixed = NodeCollector(lambda: snap)
     for _ in range(samples):
         t0 = time.perf_counter()
         reader.read()  # signal -> new complete dump -> parsed
@@ -137,7 +131,7 @@ def split(node_dir: Path, address: str, samples: int) -> list[list[Any]]:
         t6 = time.perf_counter()
         read_status(client, time.monotonic() + 2, servers=True)
         t6b = time.perf_counter()
-        body = exposition.write(list(registry_fixed.collect()), content_type)
+        body = exposition.write(list(collector_fixed.collect()), content_type)
         t7 = time.perf_counter()
         gzip.compress(body or b"")
         t8 = time.perf_counter()

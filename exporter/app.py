@@ -12,11 +12,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
-from prometheus_client import CollectorRegistry, make_wsgi_app
-from prometheus_client.exposition import choose_encoder, gzip_accepted
-from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import Collector
-
 from mxha.config import NodeConfig, load_node_config, parse_listen_address
 from mxha.exporter import exposition
 from mxha.exporter.collector import NodeCollector
@@ -30,11 +25,16 @@ MAX_BODY_BYTES = 4096
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 
-def _json(start: StartResponse, status: str, doc: Any) -> list[bytes]:
+def _json(start: StartResponse, status: str, doc: Any, headers: tuple[tuple[str, str], ...] = ()) -> list[bytes]:
     body = json.dumps(doc).encode()
     start(
         status,
-        [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Cache-Control", "no-store")],
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+            *headers,
+        ],
     )
     return [body]
 
@@ -42,9 +42,8 @@ def _json(start: StartResponse, status: str, doc: Any) -> list[bytes]:
 class ExporterApp:
     def __init__(self, reader: NodeReader) -> None:
         self.reader = reader
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(NodeCollector(reader.snapshot))
-        self.metrics_app = make_wsgi_app(self.registry)
+        self.collector = NodeCollector(reader.snapshot)
+        self.names = frozenset(name for family in self.collector.describe() for name in family.names())
 
     def __call__(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
@@ -52,8 +51,8 @@ class ExporterApp:
         if method not in ("GET", "HEAD"):
             return _json(start, "405 Method Not Allowed", {"error": "only GET"})
         if path == "/metrics":
-            if method != "GET":  # prometheus_client's answer (405 with Allow) for anything else
-                return self.metrics_app(environ, start)  # type: ignore[no-any-return]
+            if method != "GET":
+                return _json(start, "405 Method Not Allowed", {"error": "only GET"}, (("Allow", "GET"),))
             return self.metrics(environ, start)
         if path == "/state":
             return _json(start, "200 OK", self.reader.snapshot().to_state().to_json())
@@ -73,19 +72,17 @@ class ExporterApp:
         return _json(start, "404 Not Found", {"error": f"no route {path}"})
 
     def metrics(self, environ: dict[str, Any], start: StartResponse) -> list[bytes]:
-        """What prometheus_client's WSGI app answers (its negotiation, ``name[]``, gzip), with the
-        text written by ``exposition.write`` when it can (the same bytes, a fraction of the CPU)."""
-        encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
+        """What prometheus_client's WSGI app answers (its negotiation, ``name[]``, gzip), written by
+        ``exposition`` (the same bytes; prometheus_client imported only for what it leaves)."""
         params = parse_qs(environ.get("QUERY_STRING", ""))
-        source: Collector = self.registry
-        if "name[]" in params:
-            source = self.registry.restricted_registry(params["name[]"])
-        families = list(source.collect())  # one snapshot, whichever writer writes it
-        output = exposition.write(families, content_type)
-        if output is None:
-            output = encoder(_Families(families))
+        families: list[exposition.Family] = []
+        if "name[]" not in params:
+            families = list(self.collector.collect())
+        elif self.names.intersection(params["name[]"]):  # nothing it could yield asked for: no read
+            families = list(exposition.restrict(self.collector.collect(), set(params["name[]"])))
+        output, content_type = exposition.encode(families, environ.get("HTTP_ACCEPT"))
         headers = [("Content-Type", content_type)]
-        if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", "")):
+        if exposition.gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING")):
             output = gzip.compress(output)
             headers.append(("Content-Encoding", "gzip"))
         start("200 OK", headers)
@@ -112,16 +109,6 @@ class ExporterApp:
                 "duration_seconds": result.duration_seconds,
             },
         )
-
-
-class _Families(Collector):
-    """Families already collected, for prometheus_client's writers."""
-
-    def __init__(self, families: list[Metric]) -> None:
-        self.families = families
-
-    def collect(self) -> Iterable[Metric]:
-        return self.families
 
 
 def build(cfg: NodeConfig) -> tuple[ExporterApp, NodeReader]:

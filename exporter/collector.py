@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
-
+from mxha.exporter.exposition import Family
 from mxha.exporter.keepalived import STATES
 from mxha.exporter.node import Snapshot
 from mxha.maxscale import SERVER_STATE_FLAGS
@@ -54,166 +52,169 @@ METRICS: dict[str, str] = {
 }
 
 
-def _g(name: str, labels: list[str] | None = None) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, METRICS[name], labels=labels)
+def _g(name: str, labels: tuple[str, ...] = ()) -> Family:
+    return Family(name, METRICS[name], "gauge", labels)
+
+
+def _c(name: str, labels: tuple[str, ...] = ()) -> Family:
+    """A counter: ``name`` is its sample's, with ``_total``."""
+    return Family(name.removesuffix("_total"), METRICS[name], "counter", labels)
 
 
 class KeepalivedCollector:
     """keepalived: whether it was read, each VRRP instance's state and priorities, its scripts."""
 
-    def render(self, snap: Snapshot) -> Iterator[Metric]:
+    def render(self, snap: Snapshot) -> Iterator[Family]:
         ka = snap.keepalived
         up = _g("mxha_keepalived_up")
-        up.add_metric([], 1 if ka is not None else 0)
+        up.add([], 1 if ka is not None else 0)
         dur = _g("mxha_keepalived_read_duration_seconds")
-        dur.add_metric([], snap.keepalived_duration)
-        sig = CounterMetricFamily("mxha_keepalived_signals", METRICS["mxha_keepalived_signals_total"])
-        sig.add_metric([], snap.signals_sent)
+        dur.add([], snap.keepalived_duration)
+        sig = _c("mxha_keepalived_signals_total")
+        sig.add([], snap.signals_sent)
         yield from (up, dur, sig)
         if ka is None:
             return
-        state = _g("mxha_vrrp_state", ["vrrp_instance", "vrid", "interface", "state"])
-        prio = _g("mxha_vrrp_priority", ["vrrp_instance", "vrid"])
-        base = _g("mxha_vrrp_base_priority", ["vrrp_instance", "vrid"])
-        last = _g("mxha_vrrp_last_transition_timestamp_seconds", ["vrrp_instance", "vrid"])
-        became = CounterMetricFamily(
-            "mxha_vrrp_became_master", METRICS["mxha_vrrp_became_master_total"], labels=["vrrp_instance", "vrid"]
-        )
+        state = _g("mxha_vrrp_state", ("vrrp_instance", "vrid", "interface", "state"))
+        prio = _g("mxha_vrrp_priority", ("vrrp_instance", "vrid"))
+        base = _g("mxha_vrrp_base_priority", ("vrrp_instance", "vrid"))
+        last = _g("mxha_vrrp_last_transition_timestamp_seconds", ("vrrp_instance", "vrid"))
+        became = _c("mxha_vrrp_became_master_total", ("vrrp_instance", "vrid"))
         for inst in ka.instances:
             vrid = str(inst.vrid)
             for s in STATES:
-                state.add_metric([inst.name, vrid, inst.interface, s], 1 if inst.state == s else 0)
-            prio.add_metric([inst.name, vrid], inst.priority)
-            base.add_metric([inst.name, vrid], inst.base_priority)
+                state.add([inst.name, vrid, inst.interface, s], 1 if inst.state == s else 0)
+            prio.add([inst.name, vrid], inst.priority)
+            base.add([inst.name, vrid], inst.base_priority)
             if inst.last_transition is not None:
-                last.add_metric([inst.name, vrid], inst.last_transition)
+                last.add([inst.name, vrid], inst.last_transition)
             if inst.became_master is not None:
-                became.add_metric([inst.name, vrid], inst.became_master)
+                became.add([inst.name, vrid], inst.became_master)
         yield from (state, prio, base, last, became)
         if ka.scripts:
-            scripts = _g("mxha_vrrp_script_status", ["script"])
+            scripts = _g("mxha_vrrp_script_status", ("script",))
             for script in ka.scripts:
                 if script.status is not None:
-                    scripts.add_metric([script.name], 1 if script.status == "GOOD" else 0)
+                    scripts.add([script.name], 1 if script.status == "GOOD" else 0)
             yield scripts
 
 
 class VipCollector:
     """The kernel: which VIPs are on this host now."""
 
-    def render(self, snap: Snapshot) -> Iterator[Metric]:
+    def render(self, snap: Snapshot) -> Iterator[Family]:
         lookup = _g("mxha_vip_lookup_up")
-        lookup.add_metric([], 0 if snap.vip_error else 1)
+        lookup.add([], 0 if snap.vip_error else 1)
         yield lookup
         if snap.vip_error is None:
-            vip = _g("mxha_vip_present", ["vip", "vrrp_instance", "governing"])
+            vip = _g("mxha_vip_present", ("vip", "vrrp_instance", "governing"))
             for v in snap.vips:
-                vip.add_metric([v.address, v.vrrp_instance, "true" if v.governing else "false"], 1 if v.present else 0)
+                vip.add([v.address, v.vrrp_instance, "true" if v.governing else "false"], 1 if v.present else 0)
             yield vip
 
 
 class MaxScaleCollector:
     """MaxScale's REST API: up, mode, version, config sync, servers, lock-holding monitors."""
 
-    def render(self, snap: Snapshot) -> Iterator[Metric]:
+    def render(self, snap: Snapshot) -> Iterator[Family]:
         ms = snap.maxscale
         up = _g("mxha_maxscale_up")
-        up.add_metric([], 1 if ms.up else 0)
+        up.add([], 1 if ms.up else 0)
         dur = _g("mxha_maxscale_read_duration_seconds")
-        dur.add_metric([], ms.duration_seconds)
+        dur.add([], ms.duration_seconds)
         yield from (up, dur)
         if not ms.up:
             if ms.error_kind is not None:
-                kind = _g("mxha_maxscale_error_kind", ["kind"])
-                kind.add_metric([ms.error_kind], 1)
+                kind = _g("mxha_maxscale_error_kind", ("kind",))
+                kind.add([ms.error_kind], 1)
                 yield kind
             return
         if ms.passive is not None:
             passive = _g("mxha_maxscale_passive")
-            passive.add_metric([], 1 if ms.passive else 0)
+            passive.add([], 1 if ms.passive else 0)
             yield passive
-        info = _g("mxha_maxscale_info", ["version", "commit"])
-        info.add_metric([ms.version or "", ms.commit or ""], 1)
+        info = _g("mxha_maxscale_info", ("version", "commit"))
+        info.add([ms.version or "", ms.commit or ""], 1)
         yield info
         if ms.activated_at is not None:
             act = _g("mxha_maxscale_activated_timestamp_seconds")
-            act.add_metric([], ms.activated_at)
+            act.add([], ms.activated_at)
             yield act
         sync = _g("mxha_maxscale_config_sync_enabled")
-        sync.add_metric([], 1 if ms.config_sync else 0)
+        sync.add([], 1 if ms.config_sync else 0)
         yield sync
-        servers = _g("mxha_maxscale_server_up", ["server"])
-        states = _g("mxha_maxscale_server_state", ["server", "state"])
+        servers = _g("mxha_maxscale_server_up", ("server",))
+        states = _g("mxha_maxscale_server_state", ("server", "state"))
         for server in ms.servers:
-            servers.add_metric([server.name], 1 if server.running else 0)
+            servers.add([server.name], 1 if server.running else 0)
             for flag in SERVER_STATE_FLAGS:
-                states.add_metric([server.name, flag], 1 if server.has(flag) else 0)
+                states.add([server.name, flag], 1 if server.has(flag) else 0)
         yield from (servers, states)
-        primary = _g("mxha_maxscale_monitor_primary", ["monitor"])
-        master = _g("mxha_maxscale_monitor_master", ["monitor", "server"])
-        held = _g("mxha_maxscale_server_lock_held", ["monitor", "server"])
-        mode = _g("mxha_maxscale_monitor_locks_mode", ["monitor", "mode"])
+        primary = _g("mxha_maxscale_monitor_primary", ("monitor",))
+        master = _g("mxha_maxscale_monitor_master", ("monitor", "server"))
+        held = _g("mxha_maxscale_server_lock_held", ("monitor", "server"))
+        mode = _g("mxha_maxscale_monitor_locks_mode", ("monitor", "mode"))
         for mon in ms.monitors:
             if mon.primary is not None:
-                primary.add_metric([mon.name], 1 if mon.primary else 0)
+                primary.add([mon.name], 1 if mon.primary else 0)
             if mon.master is not None:
-                master.add_metric([mon.name, mon.master], 1)
+                master.add([mon.name, mon.master], 1)
             for lock in mon.locks:
                 if lock.held is not None:
-                    held.add_metric([mon.name, lock.server], 1 if lock.held else 0)
+                    held.add([mon.name, lock.server], 1 if lock.held else 0)
             if mon.module == "mariadbmon":
-                mode.add_metric([mon.name, mon.lock_mode], 1)
+                mode.add([mon.name, mon.lock_mode], 1)
         yield from (primary, master, held, mode)
 
 
 class ModeCollector:
     """The node config's coordination mode, so rules can tell passive pairs from lock pairs."""
 
-    def render(self, snap: Snapshot) -> Iterator[Metric]:
-        mode = _g("mxha_node_mode", ["mode"])
-        mode.add_metric([snap.mode], 1)
+    def render(self, snap: Snapshot) -> Iterator[Family]:
+        mode = _g("mxha_node_mode", ("mode",))
+        mode.add([snap.mode], 1)
         yield mode
 
 
 class NotifyCollector:
     """The notify record: the last transition ``mxha notify`` acted on, and whether it worked."""
 
-    def render(self, snap: Snapshot) -> Iterator[Metric]:
+    def render(self, snap: Snapshot) -> Iterator[Family]:
         n = snap.notify
         if n is None:
             return
         last_ok = _g("mxha_notify_last_success")
-        last_ok.add_metric([], 1 if n.ok else 0)
+        last_ok.add([], 1 if n.ok else 0)
         last_t = _g("mxha_notify_last_timestamp_seconds")
-        last_t.add_metric([], n.time)
+        last_t.add([], n.time)
         yield from (last_ok, last_t)
         if n.desired_passive is not None:
             desired = _g("mxha_notify_desired_passive")
-            desired.add_metric([], 1 if n.desired_passive else 0)
+            desired.add([], 1 if n.desired_passive else 0)
             yield desired
-        yielded = _g("mxha_notify_yielded", ["peer"])
+        yielded = _g("mxha_notify_yielded", ("peer",))
         if n.yielded_to is not None:
-            yielded.add_metric([n.yielded_to], 1)
+            yielded.add([n.yielded_to], 1)
         yield yielded
 
 
 class CheckCollector:
     """The health check the exporter keeps fresh on its own loop (never run by a scrape)."""
 
-    def render(self, snap: Snapshot) -> Iterator[Metric]:
+    def render(self, snap: Snapshot) -> Iterator[Family]:
         ok = _g("mxha_check_success")
-        ok.add_metric([], 1 if snap.check_success() else 0)
+        ok.add([], 1 if snap.check_success() else 0)
         yield ok
         if snap.check is not None:
             cd = _g("mxha_check_duration_seconds")
-            cd.add_metric([], snap.check.duration_seconds)
+            cd.add([], snap.check.duration_seconds)
             age = _g("mxha_check_age_seconds")
-            age.add_metric([], max(0.0, snap.time - snap.check.checked_at))
+            age.add([], max(0.0, snap.time - snap.check.checked_at))
             yield from (cd, age)
 
 
 class SourceCollector(Protocol):
-    def render(self, snap: Snapshot) -> Iterator[Metric]: ...
+    def render(self, snap: Snapshot) -> Iterator[Family]: ...
 
 
 SOURCES: tuple[SourceCollector, ...] = (
@@ -226,7 +227,7 @@ SOURCES: tuple[SourceCollector, ...] = (
 )
 
 
-class NodeCollector(Collector):
+class NodeCollector:
     """Takes ONE snapshot per scrape (its sources are read concurrently under one deadline) and
     lets each source's collector render its part of it."""
 
@@ -234,16 +235,13 @@ class NodeCollector(Collector):
         self._snapshot = snapshot
         self._sources = sources
 
-    def describe(self) -> Iterator[Metric]:
+    def describe(self) -> Iterator[Family]:
         """Every family it may yield, without reading anything: the registry learns the names
         (for ``name[]`` filtering) without a scrape at start-up."""
-        for name, help_text in METRICS.items():
-            if name.endswith("_total"):
-                yield CounterMetricFamily(name.removesuffix("_total"), help_text)
-            else:
-                yield GaugeMetricFamily(name, help_text)
+        for name in METRICS:
+            yield _c(name) if name.endswith("_total") else _g(name)
 
-    def collect(self) -> Iterator[Metric]:
+    def collect(self) -> Iterator[Family]:
         snap = self._snapshot()
         for source in self._sources:
             yield from source.render(snap)

@@ -16,8 +16,6 @@ import json
 import signal
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,6 +122,9 @@ def primary_unseen(
 
 def check_via_exporter(url: str, timeout: float) -> tuple[int, str]:
     """The lightweight mode: read the exporter's cached result (fails safe if it is gone)."""
+    import urllib.error  # here, not at the top: it loads ssl and the email package, and only this mode needs it
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - configured http(s) URL
             body = json.loads(resp.read() or b"{}")
