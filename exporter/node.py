@@ -219,15 +219,16 @@ def _parse_http_date(value: Any) -> float | None:
     if not isinstance(value, str):
         return None
     parts = value.split()
-    # IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT" (RFC 9110), the form MaxScale writes; the
-    # obsolete forms go to the email package, imported only then (it is a MiB of the process)
+    # IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT" (RFC 9110), the form MaxScale writes; anything
+    # else goes to the email package, imported only then (it is a MiB of the process)
     if len(parts) == 6 and parts[5] == "GMT" and parts[2] in _MONTHS:
         try:
             hour, minute, second = (int(x) for x in parts[4].split(":"))
-            when = datetime(int(parts[3]), _MONTHS[parts[2]], int(parts[1]), hour, minute, second, tzinfo=UTC)
+            return datetime(
+                int(parts[3]), _MONTHS[parts[2]], int(parts[1]), hour, minute, second, tzinfo=UTC
+            ).timestamp()
         except ValueError:
-            return None
-        return when.timestamp()
+            pass  # not quite that form: the email package decides
     import email.utils
 
     try:

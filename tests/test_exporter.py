@@ -407,3 +407,30 @@ def test_the_notify_record_is_read_again_whenever_notify_rewrites_it(tmp_path: P
         assert cache.read() == view
     path.unlink()
     assert cache.read() is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Thu, 05 Dec 2026 13:00:00 GMT",  # IMF-fixdate, as MaxScale writes activated_at
+        "Sun, 29 Feb 2032 23:59:59 GMT",
+        "Thu, 31 Feb 2026 13:00:00 GMT",  # no such day
+        "Thu, 05 Dec 2026 24:00:00 GMT",
+        "Thu, 05 Dec 2026 13:00 GMT",
+        "Thursday, 05-Dec-26 13:00:00 GMT",  # the obsolete forms: the email package, imported then
+        "Thu, 05 Dec 2026 13:00:00 +0100",
+        "not a date",
+        "",
+    ],
+)
+def test_http_dates_parse_as_the_email_package_parses_them(value: str) -> None:
+    import email.utils
+
+    from mxha.exporter.node import _parse_http_date
+
+    try:
+        expected: float | None = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        expected = None
+    assert _parse_http_date(value) == expected
+    assert _parse_http_date(None) is None and _parse_http_date(17) is None
