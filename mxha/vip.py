@@ -97,11 +97,24 @@ def addresses_from_ip_json(text: str) -> set[str]:
     return found
 
 
+_IPV6_CANONICAL: dict[str, str] = {}  # inet_ntop's form -> ipaddress's; a host's addresses rarely change
+
+
+def _canonical_ipv6(address: str) -> str:
+    canonical = _IPV6_CANONICAL.get(address)
+    if canonical is None:
+        if len(_IPV6_CANONICAL) >= 1024:  # addresses come and go (privacy addresses): stay bounded
+            _IPV6_CANONICAL.clear()
+        canonical = _IPV6_CANONICAL[address] = str(ipaddress.ip_address(address))
+    return canonical
+
+
 def local_addresses() -> set[str]:
     """Every address on a local interface of this network namespace, normalised."""
     try:
         # inet_ntop's IPv4 form is already the canonical one; IPv6 is written as ipaddress writes it
-        return {a if ":" not in a else str(ipaddress.ip_address(a)) for a in local_addresses_netlink()}
+        # (glibc's differs for IPv4-mapped ones), remembered: parsing it again was half the lookup
+        return {a if ":" not in a else _canonical_ipv6(a) for a in local_addresses_netlink()}
     except (OSError, VipLookupError):
         try:
             proc = subprocess.run(["ip", "-j", "addr"], capture_output=True, text=True, timeout=2, check=True)

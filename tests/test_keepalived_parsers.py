@@ -196,3 +196,30 @@ def test_fuzz_mutated_real_dump(pos: int, noise: str) -> None:
         parse_json_dump(j[: pos % len(j)] + noise + j[pos % len(j) :])
     except DumpParseError:
         pass
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["::1", "fe80::fc:ff:fe00:1", "2001:db8::10", "2001:db8:0:1:0:0:0:1", "::ffff:198.51.100.7", "2001:db8::1:0:0:1"],
+)
+def test_ipv6_addresses_from_netlink_are_written_as_ipaddress_writes_them(raw: str) -> None:
+    """The kernel's bytes through inet_ntop (glibc's form), then the canonical one, remembered."""
+    import ipaddress
+    import socket
+
+    from mxha import vip
+
+    ntop = socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, raw))
+    expected = str(ipaddress.ip_address(raw))
+    assert vip._canonical_ipv6(ntop) == expected
+    assert vip._IPV6_CANONICAL[ntop] == expected
+    assert vip._canonical_ipv6(ntop) == expected  # from memory
+
+
+def test_the_ipv6_memory_stays_bounded() -> None:
+    from mxha import vip
+
+    for i in range(3000):
+        vip._canonical_ipv6(f"2001:db8::{i:x}")
+    assert 0 < len(vip._IPV6_CANONICAL) <= 1024
+    assert vip._canonical_ipv6("2001:db8::ff") == "2001:db8::ff"
