@@ -65,6 +65,7 @@ class Family:
         self._sample_name = name + "_total" if kind == "counter" else name
 
     def add(self, labels: Sequence[str], value: float) -> None:
+        """One sample (the only way samples are added: ``write`` relies on their names and label names)."""
         self.samples.append(Sample(self._sample_name, dict(zip(self._labelnames, labels, strict=True)), value))
 
     def names(self) -> tuple[str, ...]:
@@ -200,6 +201,18 @@ def write(metrics: Iterable[Any], content_type: str) -> bytes | None:
             append(f"# HELP {name} {doc.replace(chr(34), chr(92) + chr(34))}\n# TYPE {name} {kind}\n")
         else:
             append(f"# HELP {sample_name} {doc}\n# TYPE {sample_name} {kind}\n")
+        if type(metric) is Family:  # its samples came through add(): named alike, the same label names
+            keys = sorted(metric._labelnames)
+            if not all(_LEGACY_LABEL_NAME.fullmatch(key) for key in keys):
+                return None
+            for sample in metric.samples:
+                labels = sample.labels
+                if keys:
+                    inner = ",".join([f'{key}="{_label_value(labels[key])}"' for key in keys])
+                    append(f"{sample_name}{{{inner}}} {_value(sample.value)}\n")
+                else:
+                    append(f"{sample_name} {_value(sample.value)}\n")
+            continue
         for sample in metric.samples:
             if sample.name != sample_name or sample.timestamp is not None or sample.exemplar is not None:
                 return None
