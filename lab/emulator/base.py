@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import email.utils
 import hmac
 import json
 import logging
@@ -93,19 +94,32 @@ class HandlerBase(BaseHTTPRequestHandler):
         return f"{'https' if self.st.config.tls_cert else 'http'}://{host}"
 
     def _send(self, status: int, document: Any = None, headers: dict[str, str] | None = None) -> None:
+        """The answer, head and body in one write: the head http.server's send_response and send_header
+        would write (status line, Server, Date, then the fields), built here in one string (through
+        them it was a third of the time spent answering a document)."""
         # compact by default, indented with ?pretty=true, as MaxScale does
         indent = 4 if "pretty=true" in urlsplit(self.path).query else None
         body = b"" if document is None else json.dumps(document, indent=indent).encode()
-        self.send_response(status)
+        self.log_request(status)
+        reason = self.responses[status][0] if status in self.responses else ""
+        head = [
+            f"{self.protocol_version} {status} {reason}",
+            f"Server: {self.version_string()}",
+            f"Date: {_http_now()}",
+        ]
         for key, value in (headers or {}).items():
-            self.send_header(key, value)
+            head.append(f"{key}: {value}")
+            if key.lower() == "connection":  # as send_header does
+                if value.lower() == "close":
+                    self.close_connection = True
+                elif value.lower() == "keep-alive":
+                    self.close_connection = False
         if document is not None:
-            self.send_header("Content-Type", "application/json")
+            head.append("Content-Type: application/json")
         if status != 204:
-            self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if body and self.command != "HEAD":
-            self.wfile.write(body)
+            head.append(f"Content-Length: {len(body)}")
+        data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+        self.wfile.write(data + body if body and self.command != "HEAD" else data)
         self._status = status
 
     def _errors(self, status: int, *details: str, headers: dict[str, str] | None = None) -> None:
@@ -249,6 +263,20 @@ class HandlerBase(BaseHTTPRequestHandler):
             self._send(405)
             return
         super().send_error(code, message, explain)
+
+
+_date_cache: tuple[int, str] = (0, "")
+
+
+def _http_now() -> str:
+    """The Date field's value for now (an HTTP date has whole seconds: made once per second)."""
+    global _date_cache
+    now = int(time.time())
+    second, text = _date_cache
+    if second != now:
+        text = email.utils.formatdate(now, usegmt=True)
+        _date_cache = (now, text)
+    return text
 
 
 def _version_number(version: str) -> tuple[int, int] | None:
