@@ -275,14 +275,21 @@ def main() -> int:
             ["part", "median", "p99"],
             split(d, node.address, max(50, args.rounds // 3)),
         )
+        # the targets hold for a fresh scrape however Prometheus connects: both series are judged
         fresh = results["spaced 0.35 s, new connection per scrape (fresh dump each)"]
+        kept = results["spaced 0.35 s, kept-alive connection (fresh dump each)"]
         b2b = results["back to back, kept-alive (cached within min_signal_interval)"]
-        cpu_fresh = float(rows[0][4])
-        verdicts = [
-            ["fresh-dump scrape median <= 3 ms", f"{statistics.median(fresh):.2f}", statistics.median(fresh) <= 3],
-            ["fresh-dump scrape p99 <= 8 ms", f"{pct(fresh, 99):.2f}", pct(fresh, 99) <= 8],
+        cpu_fresh, cpu_kept = float(rows[0][4]), float(rows[1][4])
+        verdicts = []
+        for how, lat, cpu_own in (("new connection", fresh, cpu_fresh), ("kept-alive", kept, cpu_kept)):
+            median, p99 = statistics.median(lat), pct(lat, 99)
+            verdicts += [
+                [f"fresh-dump scrape median <= 3 ms, {how}", f"{median:.2f}", median <= 3],
+                [f"fresh-dump scrape p99 <= 8 ms, {how}", f"{p99:.2f}", p99 <= 8],
+                [f"CPU per fresh scrape <= 2.5 ms (the scrape's own), {how}", f"{cpu_own:.2f}", cpu_own <= 2.5],
+            ]
+        verdicts += [
             ["back-to-back p99 <= 6 ms", f"{pct(b2b, 99):.2f}", pct(b2b, 99) <= 6],
-            ["CPU per scrape <= 2.5 ms (the scrape's own)", f"{cpu_fresh:.2f}", cpu_fresh <= 2.5],
             ["RSS no higher than 27.6 MiB", f"{rss:.1f}", rss <= 27.6],
         ]
         table("Targets", ["target", "measured", "met"], [[a, b, "met" if c else "MISSED"] for a, b, c in verdicts])
