@@ -140,11 +140,7 @@ def gzip_accepted(accept_encoding: str | None) -> bool:
 # -- writing ----------------------------------------------------------------------------------------
 def _escaping_of(content_type: str) -> str:
     """The escaping a negotiated Content-Type names (prometheus_client's default: underscores)."""
-    for token in content_type.split(";"):
-        key, _, value = token.strip().partition("=")
-        if key == "escaping":
-            return value
-    return "underscores"
+    return _parameter(content_type.split(";"), "escaping") or "underscores"
 
 
 def _label_value(value: str) -> str:
