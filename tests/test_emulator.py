@@ -319,6 +319,22 @@ def test_fault_with_duration_clears_itself(emulator: Emulator) -> None:
     assert requests.get(f"{emulator.url}/v1/maxscale", auth=AUTH, timeout=5).status_code == 200
 
 
+def test_a_client_that_gives_up_on_a_drip_leaves_no_traceback(
+    emulator: Emulator, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A scraper's timeout closes the connection mid-answer: nothing for the emulator's log."""
+    control(emulator, "fault", {"mode": "drip", "delay": 0.02})
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", emulator.port), timeout=3) as sock:
+            sock.sendall(b"GET /v1/maxscale HTTP/1.1\r\nHost: x\r\nAuthorization: Basic YWRtaW46bWFyaWFkYg==\r\n\r\n")
+            assert sock.recv(1) == b"H"
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST
+    time.sleep(0.5)  # the drip writes again, fails, and the handler ends
+    control(emulator, "fault", {"mode": "none"})
+    assert requests.get(f"{emulator.url}/v1/maxscale", auth=AUTH, timeout=5).status_code == 200
+    assert "Traceback" not in capfd.readouterr().err
+
+
 @pytest.mark.parametrize(
     "raw",
     [
