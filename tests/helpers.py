@@ -78,7 +78,9 @@ class StateServer:
 
     def listen(self) -> None:
         import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from http.server import BaseHTTPRequestHandler
+
+        from mxha.lab.emulator.base import QuietHTTPServer
 
         if self.server is not None:
             return
@@ -125,14 +127,7 @@ class StateServer:
                 except OSError:
                     self.close_connection = True
 
-        class Server(ThreadingHTTPServer):
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                import sys
-
-                if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that gave up on a drip or hang
-                    super().handle_error(request, client_address)
-
-        server = Server((self.host, self.port), Handler)
+        server = QuietHTTPServer((self.host, self.port), Handler)
         server.daemon_threads = True
         server.allow_reuse_address = True
         self.port = server.server_address[1]

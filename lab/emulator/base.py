@@ -7,8 +7,9 @@ import email.utils
 import hmac
 import json
 import logging
+import sys
 import time
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, overload
 from urllib.parse import urlsplit
 
@@ -23,6 +24,18 @@ if TYPE_CHECKING:
 
 MAX_HEADER_LINE = 65536  # bytes, as http.server allows
 MAX_HEADERS = 100
+
+
+class QuietHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server that does not print a traceback for a client that went away before
+    its answer was written (a scraper's timeout, a hang or drip fault): not the server's error."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        gone = sys.exc_info()[1]
+        if isinstance(gone, ConnectionError):
+            log.debug("client %s went away: %s", client_address, gone)
+            return
+        super().handle_error(request, client_address)
 
 
 class RequestHeaders:

@@ -8,13 +8,12 @@ import io
 import json
 import socket
 import ssl
-import sys
 import threading
 import time
-from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from mxha.lab.emulator.base import QuietHTTPServer
 from mxha.lab.emulator.control import ControlMixin
 from mxha.lab.emulator.documents import DocumentsMixin
 from mxha.lab.emulator.model import (
@@ -334,7 +333,7 @@ class EmulatorHandler(DocumentsMixin, ControlMixin):
         return None
 
 
-class EmulatorHTTPServer(ThreadingHTTPServer):
+class EmulatorHTTPServer(QuietHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
@@ -355,14 +354,6 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
             self.socket = ctx.wrap_socket(self.socket, server_side=True)
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that went away before its answer was written (a scraper's timeout, a bench's
-        hang or drip fault) is not the emulator's error: no traceback in its log for it."""
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            log.debug("client %s went away: %s", client_address, sys.exc_info()[1])
-            return
-        super().handle_error(request, client_address)
 
     def get_request(self) -> tuple[socket.socket, Any]:
         conn, addr = super().get_request()
