@@ -49,6 +49,8 @@ METRICS: dict[str, str] = {
     "mxha_notify_last_timestamp_seconds": "When mxha notify last acted (Unix time).",
     "mxha_notify_desired_passive": "The mode the last VRRP transition asked for: 1 passive, 0 active.",
     "mxha_notify_yielded": "1 while mxha notify keeps this MASTER's MaxScale passive for a better, active peer.",
+    "mxha_setup_hazard": "1 for each setup hazard present on this node (absent when none); see the "
+    "MaxScaleSetupHazard runbook.",
 }
 
 
@@ -198,6 +200,16 @@ class NotifyCollector:
         yield yielded
 
 
+class HazardCollector:
+    """The node's setup hazards (``mxha.hazards``): one sample per hazard present."""
+
+    def render(self, snap: Snapshot) -> Iterator[Family]:
+        family = _g("mxha_setup_hazard", ("hazard", "severity"))
+        for hazard in snap.hazards:
+            family.add([hazard.hazard, hazard.severity], 1)
+        yield family
+
+
 class CheckCollector:
     """The health check the exporter keeps fresh on its own loop (never run by a scrape)."""
 
@@ -224,6 +236,7 @@ SOURCES: tuple[SourceCollector, ...] = (
     ModeCollector(),
     NotifyCollector(),
     CheckCollector(),
+    HazardCollector(),
 )
 
 

@@ -19,6 +19,7 @@ from mxha.exporter.keepalived import (
     SignalDumpReader,
     json_signal_number,
 )
+from mxha.hazards import Hazard, node_hazards
 from mxha.healthcheck import CheckResult, run_check
 from mxha.maxscale import MaxScaleClient, MaxScaleError, MaxScaleStatus, MonitorView, ServerView, begin_status
 from mxha.model import (
@@ -33,6 +34,7 @@ from mxha.model import (
     governing_instance,
 )
 from mxha.notify_record import NotifyRecord
+from mxha.statedir import FOLLOW_UP_STALE_SECONDS, follow_up_age
 from mxha.vip import VipLookupError, local_addresses
 
 log = logging.getLogger("mxha.exporter")
@@ -151,6 +153,7 @@ class Snapshot:
     signals_sent: int = 0
     notify: NotifyView | None = None
     mode: str = "passive"  # the node config's coordination mode
+    hazards: tuple[Hazard, ...] = ()
 
     def check_success(self) -> bool:
         return self.check is not None and self.check.judged_at(self.time, self.check_max_age)[0]
@@ -208,6 +211,7 @@ class Snapshot:
             ),
             notify=self.notify,
             mode=self.mode,
+            hazards=self.hazards,
         )
 
 
@@ -309,6 +313,7 @@ class NodeReader:
         # the check loop's own kept-alive connection: a new TCP connection (and its handshake) every
         # interval cost more CPU than the check; a stale one is replaced transparently
         self.check_client = cfg.maxscale.client(keep_alive=True)
+        self.started = time.monotonic()
 
     # -- the background health check ----------------------------------------------------
     def run_check_once(self) -> CheckResult:
@@ -401,6 +406,21 @@ class NodeReader:
             signals_sent=self.dump.signals_sent if self.dump else 0,
             notify=notify,
             mode=self.cfg.mode,
+            hazards=self.hazards(),
+        )
+
+    def hazards(self) -> tuple[Hazard, ...]:
+        """This node's setup hazards: a look at the config and one stat of the follow-up marker."""
+        try:
+            age, error = follow_up_age(self.cfg.notify.state_file), None
+        except OSError as exc:
+            age, error = None, exc.strerror or str(exc)
+        return node_hazards(
+            self.cfg,
+            follow_up_age=age,
+            follow_up_error=error,
+            running_for=time.monotonic() - self.started,
+            stale_after=FOLLOW_UP_STALE_SECONDS,
         )
 
     def _local_addresses(self) -> tuple[set[str] | None, str | None]:

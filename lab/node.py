@@ -101,7 +101,7 @@ class NodeSpec:
             os.chmod(d / "maxscale.pass", 0o600)
         self.config_file.write_text(yaml.safe_dump(self.node_config(), sort_keys=False))
         if self.hooks:
-            check_cmd = f"{self.hooks} check --config.file {self.config_file}"
+            check_cmd = f"{self.hooks} check --config.file {self.config_file} --follow-up"
             notify_cmd: str | None = f"{self.hooks} notify --config.file {self.config_file}"
             recheck_cmd: str | None = notify_cmd if self.peers else None
             if self.notify_script:

@@ -78,9 +78,21 @@ def build_parser() -> argparse.ArgumentParser:
         "check",
         help="keepalived vrrp_script: exit 0 when this node's MaxScale is healthy",
         description="Exit 0 when MaxScale answers within check.timeout and lists every "
-        "expected server; non-zero otherwise. Prints one line saying why.",
+        "expected server; non-zero otherwise. Prints one line saying why. Run by hand it only "
+        "reads: it changes nothing, anywhere. keepalived's vrrp_script line adds --follow-up.",
     )
     _config_flag(p, "node")
+    p.add_argument(
+        "--follow-up",
+        dest="follow_up",
+        action="store_true",
+        help="for keepalived's vrrp_script line only: also mark that the check ran and, when this "
+        "MaxScale's mode (or its cooperative locks) disagrees with live state (the governing VIP on "
+        "this host or not), start 'mxha notify' without arguments in the background to correct it: a "
+        "MaxScale restarted active on the backup, a lost notify, a yield that ended. Needs "
+        "keepalived.vips; writes in the hooks' state directory, so only its owner (keepalived's "
+        "script_user) does it; check.follow_up: false turns it off",
+    )
     p.add_argument(
         "--via",
         metavar="URL",
@@ -287,7 +299,7 @@ def _run_emulator(args: argparse.Namespace) -> int:
 def _run_check(args: argparse.Namespace) -> int:
     from mxha.healthcheck import main as check_main
 
-    return check_main(args.config_file, args.via)
+    return check_main(args.config_file, args.via, follow_up=args.follow_up)
 
 
 def _run_notify(args: argparse.Namespace) -> int:

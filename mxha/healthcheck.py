@@ -152,7 +152,9 @@ def _hard_timeout(seconds: float) -> None:
     signal.setitimer(signal.ITIMER_REAL, seconds)
 
 
-def main(config_file: str, via: str | None = None) -> int:
+def main(config_file: str, via: str | None = None, *, follow_up: bool = False) -> int:
+    """``mxha check``: the verdict, and with ``follow_up`` (keepalived's line only) the hooks'
+    corrections. Without it nothing is written or started anywhere: a person may run it anytime."""
     from mxha.config import ConfigError, load_node_config
 
     _hard_timeout(10.0)  # covers reading the config; re-armed below from check.timeout
@@ -162,10 +164,14 @@ def main(config_file: str, via: str | None = None) -> int:
         print(f"FAIL: config error: {exc}")
         return EXIT_CONFIG
     _hard_timeout(cfg.check.timeout + 0.25)
+    note = _mark_follow_up(cfg) if follow_up else None
     if via:
         code, line = check_via_exporter(via, cfg.check.timeout)
         print(line)
-        _follow_up(cfg, config_file, code == EXIT_HEALTHY)
+        if note is None and follow_up:
+            _follow_up(cfg, config_file, code == EXIT_HEALTHY)
+        elif note:
+            print(f"({note})")
         return code
     client = cfg.maxscale.client(keep_alive=True)
     ends = time.monotonic() + cfg.check.timeout  # the alarm fires 0.25 s after this
@@ -174,9 +180,32 @@ def main(config_file: str, via: str | None = None) -> int:
     )
     print(("OK: " if result.success else "FAIL: ") + result.reason)
     sys.stdout.flush()
-    _follow_up(cfg, config_file, result.success, client, ends)
+    if note is None and follow_up:
+        _follow_up(cfg, config_file, result.success, client, ends)
+    elif note:
+        print(f"({note})")
     signal.setitimer(signal.ITIMER_REAL, 0)
     return EXIT_HEALTHY if result.success else EXIT_UNHEALTHY
+
+
+def _mark_follow_up(cfg: Any) -> str | None:
+    """Before a follow-up: may this run write in the hooks' state directory (only its owner does),
+    and the marker the exporter watches (``follow_up_missing``). Returns why no follow-up happens,
+    or None when it goes ahead."""
+    if not cfg.check.follow_up:
+        return "follow-up off: check.follow_up is false"
+    if not cfg.keepalived.vips:
+        return "no follow-up: keepalived.vips is not set"
+    from mxha.statedir import StateDir, mark_follow_up
+
+    where = StateDir.of(cfg.notify.state_file)
+    if not where.mine:
+        return f"follow-up skipped: {where.why_not_mine()}"
+    try:
+        mark_follow_up(cfg.notify.state_file)
+    except OSError as exc:  # never let the follow-up change the check's verdict
+        return f"follow-up skipped: cannot mark it in {where.path}: {exc.strerror}"
+    return None
 
 
 def _follow_up(
@@ -185,7 +214,7 @@ def _follow_up(
     """The periodic, level-triggered look the notify events lack (``mxha.notify.follow_up``): with
     ``keepalived.vips`` set, a MaxScale whose mode disagrees with live state gets a recheck. Reading
     the mode costs one more GET per interval; never on an unhealthy check (keepalived acts then)."""
-    if not healthy or not cfg.keepalived.vips or not cfg.check.follow_up:
+    if not healthy:
         return
     from mxha.notify import follow_up
 

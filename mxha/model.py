@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from mxha.hazards import SEVERITIES, Hazard
 from mxha.maxscale import MonitorView, ServerLock, ServerView
 
 # How a pair keeps one MaxScale in charge: `passive` on all but one, or cooperative monitoring locks.
@@ -134,6 +135,7 @@ class NodeState:
     vip_error: str | None = None
     notify: NotifyView | None = None
     mode: str = "passive"  # the node config's coordination mode: passive or locks
+    hazards: tuple[Hazard, ...] = ()  # the node's setup hazards (mxha.hazards)
 
     # -- what readers ask of it ---------------------------------------------------------------
     def governing_vips(self) -> tuple[NodeVip, ...]:
@@ -154,7 +156,9 @@ class NodeState:
     # -- the wire format ----------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         doc = _lists(asdict(self))
-        field_order = ("node", "time", "mode", "keepalived", "vips", "vip_error", "check", "maxscale", "notify")
+        field_order = (
+            "node", "time", "mode", "keepalived", "vips", "vip_error", "check", "maxscale", "notify", "hazards",
+        )  # fmt: skip
         return {k: doc[k] for k in field_order}
 
     @staticmethod
@@ -292,6 +296,18 @@ def _parse(doc: Any) -> NodeState:
         vip_error=doc.get("vip_error") if isinstance(doc.get("vip_error"), str) else None,
         notify=notify,
         mode=doc["mode"] if doc.get("mode") in MODES else "passive",
+        hazards=_hazards(doc.get("hazards")),
+    )
+
+
+def _hazards(value: Any) -> tuple[Hazard, ...]:
+    """Lenient: hazards inform people and alerts, no decision is made on them."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(
+        Hazard(h["hazard"], h["severity"] if h.get("severity") in SEVERITIES else "warning", str(h.get("evidence", "")))
+        for h in value
+        if isinstance(h, dict) and isinstance(h.get("hazard"), str)
     )
 
 

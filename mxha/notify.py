@@ -37,6 +37,7 @@ from typing import Any
 from mxha.maxscale import MaxScaleClient, MaxScaleError, reaches_majority, read_status
 from mxha.model import governing_instance
 from mxha.notify_record import NotifyEntry, NotifyRecord
+from mxha.statedir import StateDir, open_for_update
 
 ACTIVE_STATES = frozenset({"MASTER"})
 PASSIVE_STATES = frozenset({"BACKUP", "FAULT", "STOP", "DELETED"})
@@ -70,7 +71,7 @@ class Tickets:
         self.path = path
 
     def take(self) -> int:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_for_update(self.path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             last = _parse(os.pread(fd, 32, 0))
@@ -100,7 +101,7 @@ def _parse(raw: bytes) -> int:
 
 
 def acquire_lock(path: str, deadline: float) -> int | None:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = open_for_update(path)
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -269,6 +270,18 @@ def log_line(path: str | None, line: str) -> None:
     sys.stderr.write(text)
 
 
+EXIT_CONFIG = 2  # a config error, or a run the setup refuses (the wrong user, no state directory)
+
+
+def state_dir_problem(cfg: Any) -> str | None:
+    """Why this run may not write the hooks' files (only the owner of their directory does), or None."""
+    lock_path = cfg.notify.lock_file or f"{cfg.notify.state_file}.lock"
+    for where in (StateDir.of(cfg.notify.state_file), StateDir.of(lock_path)):
+        if not where.mine:
+            return where.why_not_mine()
+    return None
+
+
 def main(config_file: str, type_: str | None, name: str | None, state: str | None, priority: str | None) -> int:
     from mxha.config import ConfigError, load_node_config
 
@@ -276,7 +289,7 @@ def main(config_file: str, type_: str | None, name: str | None, state: str | Non
         cfg = load_node_config(config_file)
     except ConfigError as exc:
         print(f"mxha notify: config error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     settings = cfg.notify
     if state is None:
         type_, name, state = RECHECK, "", RECHECK
@@ -300,8 +313,12 @@ def main(config_file: str, type_: str | None, name: str | None, state: str | Non
     signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, settings.timeout + 1.0)
 
+    refused = state_dir_problem(cfg)
+    if refused is not None:
+        # a person's run (root debugging) or a missing directory: write nothing there, so the next
+        # run by keepalived's script user finds its files as it left them; going passive still happens
+        return unrecorded(cfg, Transition(type_, name, state, prio, 0), deadline, refused, refusal=True)
     lock_path = settings.lock_file or f"{settings.state_file}.lock"
-    os.makedirs(os.path.dirname(os.path.abspath(lock_path)), exist_ok=True)
     tickets = Tickets(f"{lock_path}.ticket")
     configured = cfg.keepalived.governing_instance
     acting = (
@@ -309,15 +326,69 @@ def main(config_file: str, type_: str | None, name: str | None, state: str | Non
         or (type_ == "INSTANCE" and (configured is None or name == configured))
         or (type_ == "GROUP" and settings.group_events)
     )
-    ticket = tickets.take() if acting else 0
-    fd = acquire_lock(lock_path, deadline)
+    ticket = 0
+    # a passive transition keeps time to act without the lock if it cannot get it
+    reserve = min(2.0, settings.timeout / 2) if state in PASSIVE_STATES else 0.0
+    try:
+        ticket = tickets.take() if acting else 0
+        fd = acquire_lock(lock_path, deadline - reserve)
+    except OSError as exc:
+        why = f"cannot use {lock_path}: {exc.strerror or exc}"
+        return unrecorded(cfg, Transition(type_, name, state, prio, ticket), deadline, why, tickets=tickets)
     if fd is None:
-        log_line(settings.log_file, f"{type_} {name} {state}: another notify held the lock too long")
+        why = "another notify held the lock too long"
+        if state in PASSIVE_STATES:
+            return unrecorded(cfg, Transition(type_, name, state, prio, ticket), deadline, why, tickets=tickets)
+        log_line(settings.log_file, f"{type_} {name} {state}: {why}")
         return 1
     try:
         return _handle(cfg, Transition(type_, name, state, prio, ticket), deadline, tickets)
     finally:
         os.close(fd)
+
+
+def unrecorded(
+    cfg: Any, t: Transition, deadline: float, why: str, *, refusal: bool = False, tickets: Tickets | None = None
+) -> int:
+    """A call that cannot use the hooks' lock, tickets or record (``why``). Going passive is never
+    blocked by our own files: a BACKUP/FAULT/STOP/DELETED transition of the governing instance is
+    applied from live state (the kernel's VIPs: never two active comes first), and nothing is
+    written in the state directory. Anything else (going active, a recheck) needs the lock, which
+    orders the calls, and is not done. ``refusal``: this run may not write there at all (another
+    user, or no directory): it says so on stderr, not in the log file it must not create."""
+    log_file = None if refusal else cfg.notify.log_file
+    prio = f" {t.priority}" if t.priority is not None else ""
+    head = f"{t.type} {t.name} {t.state}{prio}"
+    known = NotifyRecord.read(cfg.notify.state_file).known_instances() | ({t.name} if t.type == "INSTANCE" else set())
+    governing = governing_instance(cfg.keepalived.governing_instance, frozenset(known))
+    if t.type == RECHECK or not t.wants_passive:
+        log_line(log_file, f"{head}: nothing done: {why} (without it only going passive is applied)")
+        return EXIT_CONFIG if refusal else 1
+    if (t.type == "GROUP" and not cfg.notify.group_events) or (t.type == "INSTANCE" and t.name != governing):
+        log_line(log_file, f"{head}: not the governing instance, nothing to do; not recorded: {why}")
+        return 0
+    if tickets is not None and t.ticket and tickets.latest() > t.ticket:
+        log_line(log_file, f"{head}: superseded: a newer call decides from live state; nothing done")
+        return 0
+    master, source = live_master(cfg.keepalived.vips)
+    if master:
+        log_line(log_file, f"{head}: {source}: live state says active, left as is; not recorded: {why}")
+        return 0
+    locks_mode = cfg.mode == "locks"
+    passive = not locks_mode  # mode: locks: every MaxScale stays active; only the locks move
+    try:
+        outcome = apply_mode(
+            cfg.maxscale.client(),
+            passive,
+            cfg.notify.release_locks,
+            deadline,
+            hand_over=lambda: peer_can_take_locks(cfg, deadline),
+        )
+    except MaxScaleError as exc:
+        log_line(log_file, f"{head}: FAILED: {exc}; {source}; not recorded: {why}")
+        return 1
+    log_line(log_file, f"{head}: {outcome}; {source}; not recorded: {why}")
+    return 0
 
 
 def _handle(cfg: Any, t: Transition, deadline: float, tickets: Tickets | None = None) -> int:

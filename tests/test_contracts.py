@@ -17,6 +17,7 @@ from test_hooks import notify, state_of
 
 from mxha.exporter.keepalived import KeepalivedState, Vip, VrrpInstance
 from mxha.exporter.node import MaxScaleReading, Snapshot, VipReading
+from mxha.hazards import Hazard
 from mxha.healthcheck import CheckResult
 from mxha.model import NodeState, NotifyView, StateFormatError, governing_instance
 from mxha.notify_record import NotifyEntry, NotifyRecord
@@ -78,6 +79,14 @@ def fixed_snapshot(**changes: Any) -> Snapshot:
             lock_mode=PAIR_VIEW.lock_mode,
         ),
         notify=NotifyView(T - 60, "MASTER", True, False, "passive=false set"),
+        hazards=(
+            Hazard(
+                "follow_up_missing",
+                "warning",
+                "the last mxha check --follow-up ran 45s ago: a MaxScale restarted active on the backup, "
+                "or a lost notify, stays uncorrected",
+            ),
+        ),
     )
     return Snapshot(**{**snap.__dict__, **changes})
 

@@ -456,7 +456,10 @@ def test_the_check_hands_the_locks_to_the_vip_holder_when_no_notify_did(
             peers=[{"name": "A", "state_url": peer.url}],
         )
         proc = subprocess.run(
-            [installed_mxha(), "check", "--config.file", str(cfg)], capture_output=True, text=True, timeout=30
+            [installed_mxha(), "check", "--config.file", str(cfg), "--follow-up"],
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert proc.returncode == 0, proc.stdout
         if follow_up:

@@ -306,7 +306,11 @@ def test_the_check_follows_up_a_yield_by_itself(make_emulator: Any, tmp_path: Pa
     assert record(cfg)["yielded_to"] == "node1"
     peer.refuse()  # the better peer died (no notify will ever run here: this node stays MASTER)
     check = subprocess.run(
-        [installed_mxha(), "check", "--config.file", str(cfg)], capture_output=True, text=True, timeout=20, check=False
+        [installed_mxha(), "check", "--config.file", str(cfg), "--follow-up"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
     )
     assert check.returncode == 0, check.stdout
     from mxha.lab.waiting import wait_for
@@ -372,8 +376,13 @@ def test_notify_with_peers_imports_nothing_heavy(make_emulator: Any, tmp_path: P
 
 
 def run_check(cfg: Path) -> subprocess.CompletedProcess[str]:
+    """The check as keepalived's vrrp_script line runs it: with its follow-up."""
     return subprocess.run(
-        [installed_mxha(), "check", "--config.file", str(cfg)], capture_output=True, text=True, timeout=20, check=False
+        [installed_mxha(), "check", "--config.file", str(cfg), "--follow-up"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
     )
 
 
