@@ -33,10 +33,12 @@ def render(variant: str, runbook_base: str = DEFAULT_RUNBOOK_BASE, exporter_job:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Generate the mxha Prometheus rule files.")
-    parser.add_argument("--out", default=str(Path(__file__).parent), help="output folder (default: alerts/)")
+    # relative to where it runs: an installed package's own folder (site-packages) is no place to write
+    parser.add_argument("--out", default="alerts", help="output folder, created if missing (default: ./alerts)")
     parser.add_argument("--runbook-base", default=DEFAULT_RUNBOOK_BASE, help="URL of runbooks.md (anchors appended)")
     parser.add_argument("--exporter-job", default="mxha-exporter", help="Prometheus job name of the exporters")
     args = parser.parse_args(argv)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
     for variant, filename in FILES.items():
         path = Path(args.out) / filename
         path.write_text(render(variant, args.runbook_base, args.exporter_job))

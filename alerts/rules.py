@@ -40,6 +40,7 @@ class Durations:
     no_primary_monitor_for: str  # longer than a lock handover (about 1 s in the recordings)
     passive_holds_locks_for: str
     lock_primary_not_vip_holder_for: str
+    setup_hazard_for: str  # a setup hazard is not urgent, and some show for a moment while a node starts
     keep_firing_for: str  # for alerts that trigger the remediator: a one-scrape gap must not resolve them
     recent_vip_window: str  # how long a node that held the VIP counts as "the active node" once unscrapeable
 
@@ -67,6 +68,7 @@ PRODUCTION = Durations(
     no_primary_monitor_for="30s",
     passive_holds_locks_for="1m",
     lock_primary_not_vip_holder_for="2m",
+    setup_hazard_for="10m",
     keep_firing_for="1m",
     recent_vip_window="5m",
 )
@@ -94,6 +96,7 @@ LAB = Durations(
     no_primary_monitor_for="3s",
     passive_holds_locks_for="3s",
     lock_primary_not_vip_holder_for="4s",
+    setup_hazard_for="10s",
     keep_firing_for="5s",
     recent_vip_window="1m",
 )
@@ -395,6 +398,17 @@ max by (cluster) (mxha_remediator_circuit_open == 1)""",
             "Remediator replica {{ $labels.instance }} reached fewer than a majority of the lock servers of "
             "cluster {{ $labels.cluster }} when it last asked. It corrects nothing there until it can: if every "
             "replica says so, nothing corrects the cluster automatically.",
+            runbook_base,
+        ),
+        _alert(
+            "MaxScaleSetupHazard",
+            'max by (cluster, instance, hazard, severity) (mxha_setup_hazard{severity=~"warning|critical"}) == 1',
+            d.setup_hazard_for,
+            "{{ $labels.severity }}",  # the hazard's own: warning, or critical for critical hazards
+            "Setup hazard {{ $labels.hazard }} on {{ $labels.instance }} (cluster {{ $labels.cluster }})",
+            "{{ $labels.instance }} in cluster {{ $labels.cluster }} runs with a setup that works today and fails "
+            "on the day it matters: {{ $labels.hazard }}. Its /state says what was seen; the runbook says what "
+            "to change.",
             runbook_base,
         ),
     ]

@@ -360,6 +360,21 @@ def render() -> str:
     return json.dumps(build(), indent=2, sort_keys=False) + "\n"
 
 
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Write the Grafana dashboard of a MaxScale pair.")
+    # relative to where it runs: an installed package's own folder (site-packages) is no place to write
+    parser.add_argument(
+        "--out", default=f"dashboards/{OUT.name}", help=f"output file (default: ./dashboards/{OUT.name})"
+    )
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render())
+    print(f"wrote {out}")
+    return 0
+
+
 if __name__ == "__main__":
-    OUT.write_text(render())
-    print(f"wrote {OUT}")
+    raise SystemExit(main())

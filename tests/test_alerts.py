@@ -37,6 +37,7 @@ CONTRACT_ALERTS = {
     "MaxScaleNoPrimaryMonitor": "critical",
     "MaxScalePassiveHoldsLocks": "warning",
     "MaxScaleLockPrimaryNotVIPHolder": "warning",
+    "MaxScaleSetupHazard": "{{ $labels.severity }}",  # the hazard's severity: warning or critical
 }
 JOB = "mxha-exporter"
 STALE = -1.0e300  # a staleness marker: the series ends there (a missing sample "_" does not end it)
@@ -86,7 +87,7 @@ class Case:
         rule = alert_rules(self.d)[alert]
         exp = []
         for labels, value in fired:
-            full = {**labels, "severity": rule["labels"]["severity"]}
+            full = {**labels, "severity": render_template(rule["labels"]["severity"], labels, value)}
             exp.append(
                 {
                     "exp_labels": full,
@@ -272,6 +273,28 @@ def cases(d: Durations) -> list[Case]:
             [({**c1, "instance": "node1:9843", "job": JOB}, "1")],
         )
     )
+
+    # setup hazards: warning and critical ones alert with their own severity; info ones and a hazard
+    # shorter than for: do not
+    c = Case(d, steps=60)
+    n1 = {**c1, "instance": "node1:9843"}
+    c.node("mxha_setup_hazard", "node1", [1], hazard="notify_unordered", severity="warning")
+    c.node("mxha_setup_hazard", "node1", [1], hazard="locks_not_partition_safe", severity="critical")
+    c.node("mxha_setup_hazard", "node2", [1], hazard="locks_need_semisync", severity="info")
+    out.append(
+        c.expect(
+            "MaxScaleSetupHazard",
+            late("MaxScaleSetupHazard", c),
+            [
+                ({**n1, "hazard": "locks_not_partition_safe", "severity": "critical"}, "1"),
+                ({**n1, "hazard": "notify_unordered", "severity": "warning"}, "1"),
+            ],
+        )
+    )
+    c = Case(d)
+    blip = [1.0] * max(1, c.for_steps("MaxScaleSetupHazard") - 2) + [STALE]
+    c.node("mxha_setup_hazard", "node1", blip, hazard="follow_up_missing", severity="warning")
+    out.append(c.expect("MaxScaleSetupHazard", c.for_steps("MaxScaleSetupHazard") + 3, []))
 
     # remediation failing: a failed action, or the circuit open; the remediator's own job has no cluster
     # target label, so `cluster` is the metric's own label
@@ -585,3 +608,18 @@ def test_example_alertmanager_config_passes_amtool(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     route = yaml.safe_load(text)["route"]["routes"][0]
     assert route["receiver"] == "mxha-remediator" and route["group_by"] == ["cluster", "alertname"]
+
+
+def test_generate_writes_where_it_runs_not_into_the_installed_package(tmp_path: Path) -> None:
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "mxha.alerts.generate"], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "alerts").iterdir()) == sorted(FILES.values())
+    assert (tmp_path / "alerts" / FILES["production"]).read_text() == render("production")
+    help_text = subprocess.run(
+        [sys.executable, "-m", "mxha.alerts.generate", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "./alerts" in help_text
