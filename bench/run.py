@@ -225,7 +225,10 @@ def bench_check(runs: int) -> list[list[Any]]:
                 {
                     "maxscale": {"url": emulator.url},
                     "check": {"expected_servers": ["server1", "server2"], "interval": 1},
-                    "keepalived": {"pid_file": str(work / "none.pid")},
+                    # the VIP "here" (loopback) and MaxScale active: keepalived's check in its steady
+                    # state, follow-up included (its mark and one more GET, no recheck started)
+                    "keepalived": {"pid_file": str(work / "none.pid"), "vips": ["127.0.0.1"]},
+                    "notify": {"state_file": str(work / "notify-state.json")},
                 }
             )
         )
@@ -252,7 +255,7 @@ def bench_check(runs: int) -> list[list[Any]]:
                 "r=>{let b='';r.on('data',c=>b+=c);r.on('end',()=>{JSON.parse(b);process.exit(0)})});"
             )
             candidates = [
-                ("mxha check (vrrp_script)", [mxha_bin, "check", "--config.file", str(cfg)]),
+                ("mxha check (vrrp_script)", [mxha_bin, "check", "--config.file", str(cfg), "--follow-up"]),
                 (
                     "curl /check (lightweight)",
                     ["curl", "-fsS", "--max-time", "1", "-o", "/dev/null", f"http://127.0.0.1:{port}/check"],
