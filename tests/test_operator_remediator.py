@@ -1,0 +1,286 @@
+"""Operator mistakes and operator views, remediator and exporter side (issue 27, items 6, 7 and 9).
+
+Over real HTTP: MaxScale emulators, /state servers built with the exporter's own code, the
+remediator's app under waitress on loopback (in this process, so its decision state can be
+inspected), the exporter as its CLI runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from conftest import control
+from flask import Flask
+from helpers import StateServer
+from test_remediator import AUTH, payload
+
+from mxha.lab.emulator import Emulator
+from mxha.remediator.app import create_app
+from mxha.remediator.config import parse_remediator_config
+from mxha.remediator.engine import Reconciler
+
+
+class Served:
+    """A WSGI app under waitress on an ephemeral loopback port, in this process, as the CLI serves it."""
+
+    def __init__(self, app: Flask, threads: int = 8) -> None:
+        from waitress import create_server
+
+        self.server = create_server(app, host="127.0.0.1", port=0, threads=threads, ident="mxha-remediator")
+        self.url = f"http://127.0.0.1:{self.server.effective_port}"
+        self.thread = threading.Thread(target=self._run, name="waitress", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.server.run()
+        except OSError:
+            pass  # the listener closed under the loop: how it is stopped
+
+    def close(self) -> None:
+        from waitress import wasyncore
+
+        self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self.server._map))
+        self.thread.join(5)
+
+
+class Pair:
+    """node1 (priority 150) and node2 (100): an emulator and a /state server each; a remediator over them."""
+
+    def __init__(self, make_emulator: Callable[..., Emulator], tmp_path: Path) -> None:
+        self.emulators = {n: make_emulator(nodename=n) for n in ("node1", "node2")}
+        self.states = {n: StateServer(n) for n in ("node1", "node2")}
+        self.audit = tmp_path / "audit.jsonl"
+        self.served: Served | None = None
+        self.reconciler: Reconciler | None = None
+
+    def config(self, policy: dict[str, Any], read_timeout: float = 1.0, **top: Any) -> dict[str, Any]:
+        return {
+            "auth": {"bearer_token": "test-token-123"},
+            "audit_log": str(self.audit),
+            "policy": {"cooldown_seconds": 0, "recheck_seconds": 0, **policy},
+            "clusters": {
+                "mx-prod": {
+                    "nodes": [
+                        {
+                            "name": n,
+                            "state_url": self.states[n].url,
+                            "maxscale": {
+                                "url": self.emulators[n].url,
+                                "password": "mariadb",
+                                "read_timeout": read_timeout,
+                            },
+                        }
+                        for n in ("node1", "node2")
+                    ]
+                }
+            },
+            **top,
+        }
+
+    def serve(self, doc: dict[str, Any], clock: Callable[[], float] = time.monotonic) -> str:
+        cfg = parse_remediator_config(json.loads(json.dumps(doc)))
+        self.reconciler = Reconciler(cfg, clock=clock)
+        self.served = Served(create_app(cfg, self.reconciler))
+        return self.served.url
+
+    def keeper_node1(self) -> None:
+        """node1 holds the VIP as MASTER and is active; node2 is its backup."""
+        self.states["node1"].set("MASTER", True, 150)
+        self.states["node2"].set("BACKUP", False, 100)
+        control(self.emulators["node1"], "maxscale", {"passive": False})
+
+    def passive(self, node: str) -> bool:
+        return bool(control(self.emulators[node], "state")["passive"])
+
+    def close(self) -> None:
+        if self.served is not None:
+            self.served.close()
+        if self.reconciler is not None:
+            self.reconciler.close()
+        for s in self.states.values():
+            s.close()
+
+
+@pytest.fixture
+def pair(make_emulator: Callable[..., Emulator], tmp_path: Path) -> Iterator[Pair]:
+    p = Pair(make_emulator, tmp_path)
+    yield p
+    p.close()
+
+
+def webhook(url: str, session: Any = requests, timeout: float = 20) -> requests.Response:
+    return session.post(  # type: ignore[no-any-return]
+        f"{url}/webhook",
+        data=json.dumps(payload()),
+        headers={**AUTH, "Content-Type": "application/json"},
+        timeout=timeout,
+    )
+
+
+def get(url: str, path: str, session: Any = requests) -> requests.Response:
+    return session.get(f"{url}{path}", headers=AUTH, timeout=20)  # type: ignore[no-any-return]
+
+
+# -- 6. a read for a peer neither changes nor races decision state ------------------------------------
+class Clock:
+    """The reconciler's clock, moved by the test (guardrails take their clock as an argument)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_peer_read_changes_no_streak_and_no_unsettled_write(pair: Pair) -> None:
+    clock = Clock()
+    pair.keeper_node1()
+    # node2 silent: its MaxScale and its exporter give no answer
+    pair.emulators["node2"].stop_listening()
+    pair.states["node2"].refuse()
+    # a long grace and probe: nothing but this test's requests reads the nodes
+    policy = {"unreachable_grace_seconds": 300, "probe_seconds": 60, "unsettled_write_seconds": 60}
+    url = pair.serve(pair.config(policy, read_timeout=0.3), clock)
+    assert pair.reconciler is not None
+    rt = pair.reconciler.runtimes["mx-prod"]
+    webhook(url)
+    streak_before = rt.streaks.get("node2")
+    assert streak_before is not None, "the reconcile counts node2's silence"
+    seen = (streak_before.since, streak_before.last)
+    clock.now += 1.0
+    asked = time.time()
+    peer = get(url, "/guardrails?observe=mx-prod")
+    assert peer.status_code == 200, peer.text
+    # the read was made (a peer asks so that `answered` is fresh) ...
+    assert peer.json()["clusters"]["mx-prod"]["answered"]["node1"] >= asked
+    # ... and counted nothing: node2's streak is the reconcile's, as it left it
+    after = rt.streaks.get("node2")
+    assert after is not None and (after.since, after.last) == seen, (seen, after)
+    status = get(url, "/status").json()["clusters"]["mx-prod"]
+    assert status["not_answering_for"] == {"node2": 1.0}, status["not_answering_for"]
+
+    # node2 back, active behind node1: the demotion's PATCH is applied 1 s late, after its answer
+    # was given up on (read_timeout 0.3 s): an unsettled write
+    pair.emulators["node2"].start()
+    pair.states["node2"].listen()
+    control(pair.emulators["node2"], "maxscale", {"passive": False})
+    control(pair.emulators["node2"], "fault", {"mode": "slow", "delay": 1.0, "methods": ["PATCH"]})
+    demoted = webhook(url).json()["clusters"]["mx-prod"]
+    assert [(a["node"], a["action"], a.get("outcome")) for a in demoted["actions"]] == [
+        ("node2", "demote", "unknown")
+    ], demoted
+    control(pair.emulators["node2"], "fault", {"mode": "none"})
+    deadline = time.monotonic() + 5
+    while not pair.passive("node2") and time.monotonic() < deadline:  # the late PATCH lands
+        time.sleep(0.05)
+    assert pair.passive("node2")
+    watched = dict(rt.unsettled)
+    assert set(watched) == {"node2"}
+    peer = get(url, "/guardrails?observe=mx-prod")
+    assert peer.status_code == 200, peer.text
+    assert dict(rt.unsettled) == watched, "a peer's read settled nothing"
+    assert [w["node"] for w in peer.json()["clusters"]["mx-prod"]["unsettled"]] == ["node2"]
+    assert set(get(url, "/status").json()["clusters"]["mx-prod"]["unsettled_writes"]) == {"node2"}
+    # the reconcile's own read is what settles it
+    assert webhook(url).json()["clusters"]["mx-prod"]["verdict"] == "ok"
+    assert dict(rt.unsettled) == {}
+
+
+def test_peer_reads_and_status_hammered_during_reconciles_of_flapping_nodes(
+    pair: Pair, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Peer reads (``/guardrails?observe=``) and ``/status`` from many threads while reconciles run
+    (webhooks and the remediator's own probes) and node2 flaps: active again, silent, back; every
+    demotion of it gets no answer in time and lands late (an unsettled write), so streaks and
+    unsettled writes change all the time. No 5xx, no exception logged."""
+    caplog.set_level(logging.INFO)
+    pair.keeper_node1()
+    policy = {
+        "unreachable_grace_seconds": 0.3,
+        "probe_seconds": 0.1,
+        "unsettled_write_seconds": 0.6,
+        "circuit_max_actions": 100000,
+    }
+    url = pair.serve(pair.config(policy, read_timeout=0.15, limits={"request_budget_seconds": 2.0}))
+    control(pair.emulators["node2"], "fault", {"mode": "slow", "delay": 0.3, "methods": ["PATCH"]})
+    stop = threading.Event()
+    answers: dict[str, list[tuple[int, str]]] = {"observe": [], "status": [], "webhook": []}
+    failures: list[str] = []
+
+    def hammer(kind: str, call: Callable[[Any], requests.Response]) -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                try:
+                    resp = call(session)
+                    answers[kind].append((resp.status_code, resp.text))
+                except requests.RequestException as exc:
+                    failures.append(f"{kind}: {exc}")
+
+    def flap() -> None:
+        rng = random.Random(27)
+        while not stop.is_set():
+            choice = rng.random()
+            if choice < 0.55:
+                control(pair.emulators["node2"], "maxscale", {"passive": False})
+            elif choice < 0.7:
+                pair.emulators["node2"].stop_listening(0.25)
+                pair.states["node2"].refuse()
+                stop.wait(0.25)
+                pair.states["node2"].listen()
+            else:
+                control(pair.emulators["node2"], "maxscale", {"passive": True})
+            stop.wait(rng.uniform(0.05, 0.3))
+
+    calls: list[tuple[str, Callable[[Any], requests.Response]]] = [
+        *[("observe", lambda s: get(url, "/guardrails?observe=mx-prod", s))] * 6,
+        *[("status", lambda s: get(url, "/status", s))] * 2,
+        *[("webhook", lambda s: webhook(url, s))] * 2,
+    ]
+    threads = [threading.Thread(target=hammer, args=c) for c in calls] + [threading.Thread(target=flap)]
+
+    def churn() -> tuple[int, int]:
+        """Unsettled writes made, and settled by a read that saw them applied, so far."""
+        messages = [r.getMessage() for r in list(caplog.records)]
+        return sum("outcome unknown" in m for m in messages), sum("without an answer is applied" in m for m in messages)
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads often: a race shows in seconds, not hours
+    try:
+        for t in threads:
+            t.start()
+        started = time.monotonic()
+        # at least 5 s, and until the state the reads could race has changed often enough
+        while time.monotonic() - started < 5 or (min(churn()) < 4 and time.monotonic() - started < 30):
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+        sys.setswitchinterval(switch)
+    pair.emulators["node2"].start()
+    pair.states["node2"].listen()
+    assert failures == []
+    for kind in ("observe", "status"):
+        bad = [a for a in answers[kind] if a[0] != 200]
+        assert bad == [], f"{kind}: {len(bad)} of {len(answers[kind])} not 200: {[b[1][:300] for b in bad[:3]]}"
+    # a webhook's 500 (an action failed) and 503 (waiting) are answers; an exception is not
+    bad_hooks = [a for a in answers["webhook"] if json.loads(a[1])["status"] not in ("ok", "retry")]
+    assert bad_hooks == [], [b[1][:300] for b in bad_hooks[:3]]
+    raised = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert raised == [], [r.getMessage() for r in raised[:3]]
+    # what was meant to happen did: many reads, and the state they could race changed often
+    assert len(answers["observe"]) >= 60 and len(answers["status"]) >= 20, {k: len(v) for k, v in answers.items()}
+    unsettled, settled = churn()
+    streaks = sum(1 for _, text in answers["status"] if json.loads(text)["clusters"]["mx-prod"]["not_answering_for"])
+    assert unsettled >= 4 and settled >= 4 and streaks >= 1, (unsettled, settled, streaks)
