@@ -44,7 +44,10 @@ from mxha.transport import HttpJsonError, JsonHttpClient
 
 log = logging.getLogger("mxha.remediator")
 ACTIONS = ("demote", "promote", "release_locks")
-RESULTS = ("success", "failure", "skipped", "dry_run")
+# what an action attempted came to; a dry run attempts none, so it counts none (its decisions count,
+# under verdict="would-correct"): a sum over the results never takes a plan for an action
+RESULTS = ("success", "failure", "skipped")
+WOULD_CORRECT = "would-correct"  # a dry run's verdict for a plan it would have carried out
 SKIP_REASONS = (
     "cooldown",
     "circuit_open",
@@ -168,7 +171,7 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.actions = Counter(
             "mxha_remediator_actions",
-            "Actions the remediator took or tried, by outcome.",
+            "Actions the remediator took or tried, by outcome (a dry run takes and counts none).",
             ["cluster", "node", "action", "result"],
             registry=self.registry,
         )
@@ -665,7 +668,8 @@ class Reconciler:
         if attempt:
             result.plan["notes"] = [*result.plan["notes"], "decided again after the state changed mid-correction"]
         result.status = 503 if plan.retry else (200 if result.status == 503 else result.status)
-        self.metrics.decisions.labels(cluster, plan.verdict).inc()
+        dry_verdict = WOULD_CORRECT if plan.verdict == "corrected" else plan.verdict
+        self.metrics.decisions.labels(cluster, dry_verdict if self.cfg.dry_run else plan.verdict).inc()
         if not plan.actions:
             return None
         if self.coordinator is not None and rt.lease is None and not self.cfg.dry_run:
@@ -685,8 +689,10 @@ class Reconciler:
             result.status = max(result.status, status)
             return None
         if self.cfg.dry_run:
+            result.plan["verdict"] = dry_verdict
+            result.plan["reason"] = f"dry run, nothing was sent: {plan.reason}"
             for action in plan.actions:
-                result.results.append(self._record(cluster, action.node, action.kind, "dry_run", "dry-run mode"))
+                result.results.append(self._would(cluster, action.node, _recorded(action.kind)))
             return None
         acted.update(a.node for a in plan.actions)
         try:
@@ -1061,6 +1067,20 @@ class Reconciler:
         entry = {"time": time.time(), "node": node, "action": action, "result": outcome, "reason": reason}
         self.runtimes[cluster].recent.append(entry)
         log.info("cluster %s: %s %s -> %s %s", cluster, action, node, outcome, reason)
+        return entry
+
+    def _would(self, cluster: str, node: str, action: str) -> dict[str, Any]:
+        """What a dry run would have done: shown and audited as such (result ``dry_run``), never
+        counted as an action."""
+        entry = {
+            "time": time.time(),
+            "node": node,
+            "action": action,
+            "result": "dry_run",
+            "reason": "dry run: not sent",
+        }
+        self.runtimes[cluster].recent.append(entry)
+        log.info("cluster %s: dry run: would %s %s; nothing sent", cluster, action, node)
         return entry
 
     def _audit(self, result: ReconcileResult, triggers: list[dict[str, Any]]) -> None:

@@ -284,3 +284,56 @@ def test_peer_reads_and_status_hammered_during_reconciles_of_flapping_nodes(
     unsettled, settled = churn()
     streaks = sum(1 for _, text in answers["status"] if json.loads(text)["clusters"]["mx-prod"]["not_answering_for"])
     assert unsettled >= 4 and settled >= 4 and streaks >= 1, (unsettled, settled, streaks)
+
+
+# -- 7. a dry run shows no action taken ---------------------------------------------------------------
+def samples(metrics: str, name: str) -> dict[str, float]:
+    """``{labels: value}`` of one metric in an exposition."""
+    out = {}
+    for line in metrics.splitlines():
+        if line.startswith(name + "{"):
+            labels, _, value = line.rpartition(" ")
+            out[labels[len(name) :]] = float(value)
+    return out
+
+
+def test_a_dry_run_answers_shows_audits_and_counts_no_action(pair: Pair) -> None:
+    # node1 is the keeper but passive, node2 active: the correction would demote node2, promote node1
+    pair.keeper_node1()
+    control(pair.emulators["node1"], "maxscale", {"passive": True})
+    control(pair.emulators["node2"], "maxscale", {"passive": False})
+    url = pair.serve(pair.config({"unreachable_grace_seconds": 1}, dry_run=True))
+    resp = webhook(url)
+    assert resp.status_code == 200 and resp.json()["dry_run"] is True
+    answer = resp.json()["clusters"]["mx-prod"]
+    assert answer["verdict"] == "would-correct", answer
+    assert answer["reason"].startswith("dry run, nothing was sent: "), answer["reason"]
+    assert [(a["node"], a["action"], a["result"]) for a in answer["actions"]] == [
+        ("node2", "demote", "dry_run"),
+        ("node1", "promote", "dry_run"),
+    ]
+    assert all(a["reason"] == "dry run: not sent" for a in answer["actions"])
+    # nothing was sent
+    for n in ("node1", "node2"):
+        sent = control(pair.emulators[n], "requests")["requests"]
+        assert [r for r in sent if r["method"] != "GET" and r["path"].startswith("/v1")] == []
+    assert (pair.passive("node1"), pair.passive("node2")) == (True, False)
+
+    status = get(url, "/status").json()
+    cluster = status["clusters"]["mx-prod"]
+    assert status["dry_run"] is True and cluster["last_plan"]["verdict"] == "would-correct", cluster["last_plan"]
+    assert {a["result"] for a in cluster["recent_actions"]} == {"dry_run"}
+    assert cluster["circuit"]["actions_in_window"] == 0
+
+    record = json.loads(pair.audit.read_text().splitlines()[-1])
+    assert record["dry_run"] is True and record["plan"]["verdict"] == "would-correct"
+    assert record["plan"]["reason"].startswith("dry run, nothing was sent")
+    assert {r["result"] for r in record["results"]} == {"dry_run"}
+
+    metrics = requests.get(f"{url}/metrics", timeout=5).text
+    # actions_total{result} is what the dashboard's panel and MaxScaleRemediationFailing read: a dry run
+    # adds to none of its series (not even a result="dry_run" one that a sum would take for actions)
+    actions = samples(metrics, "mxha_remediator_actions_total")
+    assert actions and not [k for k, v in actions.items() if v > 0 or 'result="dry_run"' in k], actions
+    decisions = samples(metrics, "mxha_remediator_decisions_total")
+    assert decisions == {'{cluster="mx-prod",verdict="would-correct"}': 1.0}, decisions
