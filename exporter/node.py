@@ -19,6 +19,7 @@ from mxha.exporter.keepalived import (
     SignalDumpReader,
     json_signal_number,
 )
+from mxha.failure_edges import FailureEdges
 from mxha.healthcheck import CheckResult, run_check
 from mxha.maxscale import MaxScaleClient, MaxScaleError, MaxScaleStatus, MonitorView, ServerView, begin_status
 from mxha.model import (
@@ -309,6 +310,9 @@ class NodeReader:
         # the check loop's own kept-alive connection: a new TCP connection (and its handshake) every
         # interval cost more CPU than the check; a stale one is replaced transparently
         self.check_client = cfg.maxscale.client(keep_alive=True)
+        # a source that fails is logged once, with why, and once when it recovers: not per scrape
+        self.edges = FailureEdges(log)
+        self.maxscale_source = f"MaxScale {self.client.shown_url}"
 
     # -- the background health check ----------------------------------------------------
     def run_check_once(self) -> CheckResult:
@@ -383,6 +387,7 @@ class NodeReader:
         except (OSError, ValueError) as exc:
             ka_error = f"{type(exc).__name__}: {exc}"
         ka_duration = ka_spent + (time.monotonic() - ka_resumed)  # our time on keepalived, not MaxScale's
+        self._log_edges(ms, ka_error)
         governing = self.governing_instance(ka_state)
         vips = self._vips(ka_state, governing, local)
         return Snapshot(
@@ -402,6 +407,16 @@ class NodeReader:
             notify=notify,
             mode=self.cfg.mode,
         )
+
+    def _log_edges(self, ms: MaxScaleReading, ka_error: str | None) -> None:
+        if ms.up:
+            self.edges.ok(self.maxscale_source)
+        else:
+            self.edges.failed(self.maxscale_source, ms.error_kind or "document", ms.error or "")
+        if ka_error is None:
+            self.edges.ok("keepalived")
+        else:
+            self.edges.failed("keepalived", "unreadable", ka_error)
 
     def _local_addresses(self) -> tuple[set[str] | None, str | None]:
         try:

@@ -34,6 +34,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from mxha.failure_edges import FailureEdges
 from mxha.maxscale import MaxScaleError, read_status
 from mxha.model import StateFormatError, node_state_from_json
 from mxha.policy import NO_ANSWER, OK, REFUSAL_REASONS, UNKNOWN, Action, NodeObservation, Plan, plan_actions
@@ -320,6 +321,8 @@ class Reconciler:
             for c, cl in cfg.clusters.items()
             for n in cl.nodes
         }
+        # a node's /state or MaxScale that fails is logged once, with why, and once when it recovers
+        self.edges = FailureEdges(log)
         largest = max(len(cl.nodes) for cl in cfg.clusters.values())
         self.pool = ThreadPoolExecutor(max_workers=max(8, 4 * largest), thread_name_prefix="observe")
         self._closed = False
@@ -333,14 +336,19 @@ class Reconciler:
         """The node's /state, as far as it could be read by ``deadline``."""
         out: dict[str, Any] = {"status": "ok"}
         limit = min(deadline, time.monotonic() + self.cfg.policy.state_timeout)
+        client = self.state_clients[(cluster, node.name)]
+        source = f"cluster {cluster}: {node.name}'s /state {client.shown_url}"
         try:
             if deadline - time.monotonic() <= 0.001:
                 raise HttpJsonError("not asked: the request budget was spent", kind="budget", answered=False)
-            state = node_state_from_json(self.state_clients[(cluster, node.name)].get_json(None, limit))
+            state = node_state_from_json(client.get_json(None, limit))
         except HttpJsonError as exc:
+            self._failed(source, exc)
             return {"status": _status_of(exc), "error": str(exc)[:300]}
         except StateFormatError as exc:
+            self.edges.failed(source, "document", f"bad /state document: {exc}"[:300])
             return {"status": "error", "error": f"bad /state document: {exc}"[:300]}
+        self.edges.ok(source)
         out["node"] = state.node
         out["mode"] = state.mode
         if state.notify is not None and state.notify.locks_released_at is not None:
@@ -356,13 +364,19 @@ class Reconciler:
 
     def _read_maxscale(self, cluster: str, node: NodeSettings, deadline: float) -> dict[str, Any]:
         client = self.clients[(cluster, node.name)]
+        source = f"cluster {cluster}: {node.name}'s MaxScale {client.shown_url}"
         try:
             if deadline - time.monotonic() <= 0.001:
                 raise MaxScaleError("not asked: the request budget was spent", kind="budget", answered=False)
             status = read_status(client, deadline, servers=True)
         except MaxScaleError as exc:
+            self._failed(source, exc)
             return {"status": _status_of(exc), "error": str(exc)[:300], "error_kind": exc.error_kind}
         known = status.passive is not None
+        if known:
+            self.edges.ok(source)
+        else:
+            self.edges.failed(source, "document", "MaxScale did not say whether it is passive")
         facts = status.facts
         return {
             "lock_primary": facts.lock_primary,
@@ -375,6 +389,10 @@ class Reconciler:
             "locks": status.lock_mode,
             "monitors_with_locks": status.monitors_with_locks,
         }
+
+    def _failed(self, source: str, exc: HttpJsonError) -> None:
+        if exc.kind != "budget":  # not asked, our own time having run out: that says nothing of the source
+            self.edges.failed(source, exc.error_kind, str(exc)[:300])
 
     def observe(self, cluster: str, deadline: float, *, evidence: bool = False) -> list[NodeReading]:
         """Every node of the cluster, read side by side; ends by ``deadline`` whatever the peers do.

@@ -57,8 +57,9 @@ class Served:
 class Pair:
     """node1 (priority 150) and node2 (100): an emulator and a /state server each; a remediator over them."""
 
-    def __init__(self, make_emulator: Callable[..., Emulator], tmp_path: Path) -> None:
-        self.emulators = {n: make_emulator(nodename=n) for n in ("node1", "node2")}
+    def __init__(self, make_emulator: Callable[..., Emulator], tmp_path: Path, password: str = "mariadb") -> None:
+        self.password = password
+        self.emulators = {n: make_emulator(nodename=n, password=password) for n in ("node1", "node2")}
         self.states = {n: StateServer(n) for n in ("node1", "node2")}
         self.audit = tmp_path / "audit.jsonl"
         self.served: Served | None = None
@@ -77,7 +78,7 @@ class Pair:
                             "state_url": self.states[n].url,
                             "maxscale": {
                                 "url": self.emulators[n].url,
-                                "password": "mariadb",
+                                "password": self.password,
                                 "read_timeout": read_timeout,
                             },
                         }
@@ -337,3 +338,98 @@ def test_a_dry_run_answers_shows_audits_and_counts_no_action(pair: Pair) -> None
     assert actions and not [k for k, v in actions.items() if v > 0 or 'result="dry_run"' in k], actions
     decisions = samples(metrics, "mxha_remediator_decisions_total")
     assert decisions == {'{cluster="mx-prod",verdict="would-correct"}': 1.0}, decisions
+
+
+# -- 9. a source that fails is logged once, and once when it recovers -----------------------------------
+SECRET = "s3cr3t-Rotated-pw"
+
+
+def test_the_exporter_logs_a_refused_password_once_and_its_recovery_once(
+    make_emulator: Callable[..., Emulator], tmp_path: Path
+) -> None:
+    from helpers import MxhaServer, write_node_config
+
+    emulator = make_emulator(password=SECRET)
+    cfg = write_node_config(
+        tmp_path / "node.yml",
+        emulator.url,
+        maxscale={"password": SECRET},
+        # no keepalived here: its source fails all along, and says so once; no snapshot cache
+        keepalived={"pid_file": str(tmp_path / "none.pid"), "dump_dir": str(tmp_path), "min_signal_interval": 0},
+    )
+    server = MxhaServer("exporter", cfg)
+    try:
+
+        def scrapes(n: int) -> list[str]:
+            return [
+                line
+                for _ in range(n)
+                for line in requests.get(server.url + "/metrics", timeout=5).text.splitlines()
+                if line.startswith("mxha_maxscale_up ")
+            ]
+
+        assert scrapes(3) == ["mxha_maxscale_up 1.0"] * 3
+        control(emulator, "fault", {"mode": "reject_auth"})  # the admin password was rotated
+        assert scrapes(6) == ["mxha_maxscale_up 0.0"] * 6
+        emulator.stop_listening()  # then MaxScale stops answering at all
+        assert scrapes(4) == ["mxha_maxscale_up 0.0"] * 4
+        emulator.start()
+        control(emulator, "fault", {"mode": "none"})  # the config gets the new password
+        assert scrapes(3) == ["mxha_maxscale_up 1.0"] * 3
+    finally:
+        server.proc.terminate()
+        server.proc.wait(10)
+        assert server.proc.stderr is not None
+        log = server.proc.stderr.read()
+        server.proc.stderr.close()
+    source = f"MaxScale {emulator.url}"
+    mine = [line for line in log.splitlines() if source in line]
+    assert len(mine) == 3, log
+    assert "WARNING" in mine[0] and f"{source}: failing (credentials refused): GET /v1/maxscale: HTTP 401" in mine[0]
+    assert f"{source}: still failing, now no answer (was credentials refused)" in mine[1], mine[1]
+    assert f"{source}: recovered after " in mine[2] and "failing (no answer)" in mine[2], mine[2]
+    keepalived = [line for line in log.splitlines() if "keepalived: " in line]
+    assert len(keepalived) == 1 and "keepalived: failing (unreadable): keepalived not running" in keepalived[0]
+    assert SECRET not in log
+
+
+def test_the_remediator_logs_each_failing_node_source_once_and_its_recovery_once(
+    make_emulator: Callable[..., Emulator], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    pair = Pair(make_emulator, tmp_path, password=SECRET)
+    try:
+        pair.keeper_node1()
+        control(pair.emulators["node2"], "maxscale", {"passive": True})
+        url = pair.serve(pair.config({"unreachable_grace_seconds": 1}))
+        assert webhook(url).json()["clusters"]["mx-prod"]["verdict"] == "ok"
+        control(pair.emulators["node2"], "fault", {"mode": "reject_auth"})  # the admin password was rotated
+        pair.states["node2"].set_fault("error")  # and its exporter answers HTTP 500
+        for _ in range(5):
+            answer = webhook(url).json()["clusters"]["mx-prod"]
+            node2 = next(o for o in answer_observed(url) if o["name"] == "node2")
+            assert node2["maxscale_error_kind"] == "auth" and node2["state_status"] == "error", node2
+        control(pair.emulators["node2"], "fault", {"mode": "none"})
+        pair.states["node2"].set_fault("none")
+        for _ in range(3):
+            answer = webhook(url).json()["clusters"]["mx-prod"]
+            assert answer["verdict"] == "ok", answer
+    finally:
+        pair.close()
+    lines = [r.getMessage() for r in caplog.records]
+    maxscale = f"cluster mx-prod: node2's MaxScale {pair.emulators['node2'].url}"
+    said = [m for m in lines if maxscale in m]
+    assert len(said) == 2, said
+    assert said[0] == f"{maxscale}: failing (credentials refused): GET /v1/maxscale: HTTP 401: Access denied"
+    assert said[1].startswith(f"{maxscale}: recovered after ") and said[1].endswith("(credentials refused)")
+    state = f"cluster mx-prod: node2's /state {pair.states['node2'].url}"
+    said = [m for m in lines if state in m]
+    assert len(said) == 2, said
+    assert said[0].startswith(f"{state}: failing (HTTP error): GET /state: HTTP 500"), said[0]
+    assert said[1].startswith(f"{state}: recovered after ") and said[1].endswith("(HTTP error)"), said[1]
+    assert not [m for m in lines if "node1's" in m], "node1 never failed: nothing is said of it"
+    assert not [m for m in lines if SECRET in m]
+
+
+def answer_observed(url: str) -> list[dict[str, Any]]:
+    return list(get(url, "/status").json()["clusters"]["mx-prod"]["last_observed"])
