@@ -19,6 +19,7 @@ from mxha.exporter.keepalived import (
     SignalDumpReader,
     json_signal_number,
 )
+from mxha.failure_edges import FailureEdges
 from mxha.hazards import Hazard, node_hazards
 from mxha.healthcheck import CheckResult, run_check
 from mxha.maxscale import MaxScaleClient, MaxScaleError, MaxScaleStatus, MonitorView, ServerView, begin_status
@@ -314,6 +315,9 @@ class NodeReader:
         # interval cost more CPU than the check; a stale one is replaced transparently
         self.check_client = cfg.maxscale.client(keep_alive=True)
         self.started = time.monotonic()
+        # a source that fails is logged once, with why, and once when it recovers: not per scrape
+        self.edges = FailureEdges(log)
+        self.maxscale_source = f"MaxScale {self.client.shown_url}"
 
     # -- the background health check ----------------------------------------------------
     def run_check_once(self) -> CheckResult:
@@ -388,6 +392,7 @@ class NodeReader:
         except (OSError, ValueError) as exc:
             ka_error = f"{type(exc).__name__}: {exc}"
         ka_duration = ka_spent + (time.monotonic() - ka_resumed)  # our time on keepalived, not MaxScale's
+        self._log_edges(ms, ka_error)
         governing = self.governing_instance(ka_state)
         vips = self._vips(ka_state, governing, local)
         return Snapshot(
@@ -422,6 +427,16 @@ class NodeReader:
             running_for=time.monotonic() - self.started,
             stale_after=FOLLOW_UP_STALE_SECONDS,
         )
+
+    def _log_edges(self, ms: MaxScaleReading, ka_error: str | None) -> None:
+        if ms.up:
+            self.edges.ok(self.maxscale_source)
+        else:
+            self.edges.failed(self.maxscale_source, ms.error_kind or "document", ms.error or "")
+        if ka_error is None:
+            self.edges.ok("keepalived")
+        else:
+            self.edges.failed("keepalived", "unreadable", ka_error)
 
     def _local_addresses(self) -> tuple[set[str] | None, str | None]:
         try:

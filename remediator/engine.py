@@ -25,7 +25,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -34,6 +34,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from mxha.failure_edges import FailureEdges
 from mxha.maxscale import MaxScaleError, read_status
 from mxha.model import StateFormatError, node_state_from_json
 from mxha.policy import NO_ANSWER, OK, REFUSAL_REASONS, UNKNOWN, Action, NodeObservation, Plan, plan_actions
@@ -44,7 +45,10 @@ from mxha.transport import HttpJsonError, JsonHttpClient
 
 log = logging.getLogger("mxha.remediator")
 ACTIONS = ("demote", "promote", "release_locks")
-RESULTS = ("success", "failure", "skipped", "dry_run")
+# what an action attempted came to; a dry run attempts none, so it counts none (its decisions count,
+# under verdict="would-correct"): a sum over the results never takes a plan for an action
+RESULTS = ("success", "failure", "skipped")
+WOULD_CORRECT = "would-correct"  # a dry run's verdict for a plan it would have carried out
 SKIP_REASONS = (
     "cooldown",
     "circuit_open",
@@ -87,7 +91,7 @@ class ReconcileResult:
         }
 
 
-@dataclass
+@dataclass(frozen=True)
 class Streak:
     """A run of consecutive "no answer" observations of one node."""
 
@@ -106,20 +110,30 @@ class UnsettledWrite:
 
 @dataclass
 class ClusterRuntime:
+    """One cluster's decision state. ``lock`` is held by the one reconcile of the cluster at a time,
+    the only writer of ``streaks``, ``counted_down``, ``unsettled`` and ``released_at``.
+    ``/status``, ``/guardrails`` and the probe timer read them without that lock (a peer replica
+    asks for ``/guardrails`` while it holds its own cluster lock, and ours may be held by a
+    reconcile that waits for that peer): so they are replaced whole, never changed in place, and a
+    reader that took one holds a consistent snapshot. ``answered_at`` is written by every read of
+    the nodes (a peer's too), under ``answered_lock``, the same way. The deques are read with one
+    copy (``list``) of the whole."""
+
     lock: threading.Lock = field(default_factory=threading.Lock)
     last: ReconcileResult | None = None
-    streaks: dict[str, Streak] = field(default_factory=dict)
-    counted_down: set[str] = field(default_factory=set)  # promoted over; watched until they answer
+    streaks: Mapping[str, Streak] = field(default_factory=dict)
+    counted_down: frozenset[str] = frozenset()  # promoted over; watched until they answer
     last_action_at: dict[str, float] = field(default_factory=dict)
     action_times: collections.deque[float] = field(default_factory=collections.deque)
     circuit_open_until: float = 0.0
     refused: str | None = None  # the last reconcile's refusal reason
-    released_at: dict[str, float] = field(default_factory=dict)  # our release-locks calls, by node (clock)
-    answered_at: dict[str, float] = field(default_factory=dict)  # last answer from each node's MaxScale (wall)
+    released_at: Mapping[str, float] = field(default_factory=dict)  # our release-locks calls, by node (clock)
+    answered_at: Mapping[str, float] = field(default_factory=dict)  # last answer from each node's MaxScale (wall)
+    answered_lock: threading.Lock = field(default_factory=threading.Lock)
     lease: Lease | None = None  # replicas: the cluster's lock, while a correction holds it
     own_actions: collections.deque[tuple[str, float]] = field(default_factory=collections.deque)  # (node, wall)
     recent: collections.deque[dict[str, Any]] = field(default_factory=lambda: collections.deque(maxlen=50))
-    unsettled: dict[str, UnsettledWrite] = field(default_factory=dict)  # by node
+    unsettled: Mapping[str, UnsettledWrite] = field(default_factory=dict)  # by node
     recheck: threading.Timer | None = None
     recheck_due: float = float("inf")
     recheck_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -158,7 +172,7 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.actions = Counter(
             "mxha_remediator_actions",
-            "Actions the remediator took or tried, by outcome.",
+            "Actions the remediator took or tried, by outcome (a dry run takes and counts none).",
             ["cluster", "node", "action", "result"],
             registry=self.registry,
         )
@@ -307,6 +321,8 @@ class Reconciler:
             for c, cl in cfg.clusters.items()
             for n in cl.nodes
         }
+        # a node's /state or MaxScale that fails is logged once, with why, and once when it recovers
+        self.edges = FailureEdges(log)
         largest = max(len(cl.nodes) for cl in cfg.clusters.values())
         self.pool = ThreadPoolExecutor(max_workers=max(8, 4 * largest), thread_name_prefix="observe")
         self._closed = False
@@ -320,14 +336,19 @@ class Reconciler:
         """The node's /state, as far as it could be read by ``deadline``."""
         out: dict[str, Any] = {"status": "ok"}
         limit = min(deadline, time.monotonic() + self.cfg.policy.state_timeout)
+        client = self.state_clients[(cluster, node.name)]
+        source = f"cluster {cluster}: {node.name}'s /state {client.shown_url}"
         try:
             if deadline - time.monotonic() <= 0.001:
                 raise HttpJsonError("not asked: the request budget was spent", kind="budget", answered=False)
-            state = node_state_from_json(self.state_clients[(cluster, node.name)].get_json(None, limit))
+            state = node_state_from_json(client.get_json(None, limit))
         except HttpJsonError as exc:
+            self._failed(source, exc)
             return {"status": _status_of(exc), "error": str(exc)[:300]}
         except StateFormatError as exc:
+            self.edges.failed(source, "document", f"bad /state document: {exc}"[:300])
             return {"status": "error", "error": f"bad /state document: {exc}"[:300]}
+        self.edges.ok(source)
         out["node"] = state.node
         out["mode"] = state.mode
         if state.notify is not None and state.notify.locks_released_at is not None:
@@ -343,13 +364,19 @@ class Reconciler:
 
     def _read_maxscale(self, cluster: str, node: NodeSettings, deadline: float) -> dict[str, Any]:
         client = self.clients[(cluster, node.name)]
+        source = f"cluster {cluster}: {node.name}'s MaxScale {client.shown_url}"
         try:
             if deadline - time.monotonic() <= 0.001:
                 raise MaxScaleError("not asked: the request budget was spent", kind="budget", answered=False)
             status = read_status(client, deadline, servers=True)
         except MaxScaleError as exc:
+            self._failed(source, exc)
             return {"status": _status_of(exc), "error": str(exc)[:300], "error_kind": exc.error_kind}
         known = status.passive is not None
+        if known:
+            self.edges.ok(source)
+        else:
+            self.edges.failed(source, "document", "MaxScale did not say whether it is passive")
         facts = status.facts
         return {
             "lock_primary": facts.lock_primary,
@@ -363,8 +390,16 @@ class Reconciler:
             "monitors_with_locks": status.monitors_with_locks,
         }
 
-    def observe(self, cluster: str, deadline: float) -> list[NodeReading]:
-        """Every node of the cluster, read side by side; ends by ``deadline`` whatever the peers do."""
+    def _failed(self, source: str, exc: HttpJsonError) -> None:
+        if exc.kind != "budget":  # not asked, our own time having run out: that says nothing of the source
+            self.edges.failed(source, exc.error_kind, str(exc)[:300])
+
+    def observe(self, cluster: str, deadline: float, *, evidence: bool = False) -> list[NodeReading]:
+        """Every node of the cluster, read side by side; ends by ``deadline`` whatever the peers do.
+
+        ``evidence``: count this read in the "no answer" streaks and settle the unsettled writes it
+        sees applied. Only a reconcile holding the cluster's lock passes it; any other read (a peer
+        replica's ``?observe=``) changes no decision state, only when each MaxScale last answered."""
         nodes = self.cfg.clusters[cluster].nodes
         jobs: list[tuple[NodeSettings, Future[dict[str, Any]], Future[dict[str, Any]]]] = [
             (
@@ -378,7 +413,7 @@ class Reconciler:
         for node, state_f, ms_f in jobs:
             state = self._result(state_f, deadline)
             ms = self._result(ms_f, deadline)
-            readings.append(self._reading(cluster, node.name, state, ms))
+            readings.append(self._reading(cluster, node.name, state, ms, evidence))
         return readings
 
     @staticmethod
@@ -389,7 +424,9 @@ class Reconciler:
             future.cancel()
             return {"status": "budget", "error": "read did not finish by the deadline"}
 
-    def _reading(self, cluster: str, name: str, state: dict[str, Any], ms: dict[str, Any]) -> NodeReading:
+    def _reading(
+        self, cluster: str, name: str, state: dict[str, Any], ms: dict[str, Any], evidence: bool
+    ) -> NodeReading:
         """Combine what the node's exporter and its MaxScale said into one observation.
 
         Only "no answer" counts toward down, and only when the MaxScale gives none AND its
@@ -398,15 +435,17 @@ class Reconciler:
         identity_ok = state.get("node") in (None, name)
         if ms["status"] == "ok":
             status = OK
-            self.runtimes[cluster].answered_at[name] = time.time()
+            rt = self.runtimes[cluster]
+            with rt.answered_lock:
+                rt.answered_at = {**rt.answered_at, name: time.time()}
         elif ms["status"] == NO_ANSWER and (
             state["status"] == NO_ANSWER or (state["status"] == "ok" and state.get("exporter_maxscale") == NO_ANSWER)
         ):
             status = NO_ANSWER
         else:
             status = UNKNOWN
-        down_for = self._evidence(cluster, name, status, budget_only=ms["status"] == "budget")
-        if status == OK:
+        down_for = self._evidence(cluster, name, status, budget_only=ms["status"] == "budget", record=evidence)
+        if status == OK and evidence:
             self._settle(cluster, name, ms.get("passive"))
         obs = NodeObservation(
             name,
@@ -439,24 +478,29 @@ class Reconciler:
 
     def _settle(self, cluster: str, name: str, passive: bool | None) -> None:
         """Forget an unsettled write on ``name`` once its mode is read as the write wanted (its
-        watch ending is ``_unsettled``'s)."""
+        watch ending is ``_unsettled``'s). Holding the cluster's lock."""
         rt = self.runtimes[cluster]
         pending = rt.unsettled.get(name)
         if pending is not None and passive is (pending.action == "demote"):
-            del rt.unsettled[name]
+            rt.unsettled = {n: w for n, w in rt.unsettled.items() if n != name}
             log.info("cluster %s: the %s of %s sent without an answer is applied", cluster, pending.action, name)
 
-    def _unsettled(self, cluster: str) -> dict[str, UnsettledWrite]:
-        """The unsettled writes still watched (those whose watch has ended dropped)."""
+    def _unsettled(self, cluster: str) -> Mapping[str, UnsettledWrite]:
+        """The unsettled writes still watched (those whose watch has ended dropped). Holding the
+        cluster's lock."""
         rt = self.runtimes[cluster]
         now = self.clock()
-        for name in [n for n, w in rt.unsettled.items() if now >= w.until]:
-            log.info(
-                "cluster %s: the %s of %s sent without an answer was not seen applied within unsettled_write_seconds",
-                cluster,
-                rt.unsettled.pop(name).action,
-                name,
-            )
+        watched = rt.unsettled
+        for name, write in watched.items():
+            if now >= write.until:
+                log.info(
+                    "cluster %s: the %s of %s sent without an answer was not seen applied within "
+                    "unsettled_write_seconds",
+                    cluster,
+                    write.action,
+                    name,
+                )
+        rt.unsettled = {n: w for n, w in watched.items() if now < w.until}
         return rt.unsettled
 
     def _backoff_left(self, cluster: str, name: str, now: float) -> float:
@@ -470,23 +514,25 @@ class Reconciler:
             return True
         return hook_released_at is not None and time.time() - hook_released_at < self.cfg.policy.relock_backoff_seconds
 
-    def _evidence(self, cluster: str, name: str, status: str, *, budget_only: bool) -> float | None:
-        """Record this observation in the node's "no answer" streak; return the streak's length."""
+    def _evidence(self, cluster: str, name: str, status: str, *, budget_only: bool, record: bool) -> float | None:
+        """The length of the node's "no answer" streak with this observation in it; ``record``
+        (holding the cluster's lock): and keep the streak so."""
         rt = self.runtimes[cluster]
         now = self.clock()
         if status != NO_ANSWER:
-            if not budget_only:  # a read we never made says nothing either way
-                rt.streaks.pop(name, None)
-                rt.counted_down.discard(name)
+            if record and not budget_only:  # a read we never made says nothing either way
+                if name in rt.streaks:
+                    rt.streaks = {n: s for n, s in rt.streaks.items() if n != name}
+                rt.counted_down = rt.counted_down - {name}
             return None
         streak = rt.streaks.get(name)
         # the probe looks every probe_seconds and one look takes at most state_timeout: a longer
         # gap means nobody was looking, and silence nobody saw is no evidence
         max_gap = 2 * self.cfg.policy.probe_seconds + self.cfg.policy.state_timeout + 0.5
-        if streak is None or now - streak.last > max_gap:
-            streak = rt.streaks[name] = Streak(now, now)
-        streak.last = now
-        return now - streak.since
+        since = now if streak is None or now - streak.last > max_gap else streak.since
+        if record:
+            rt.streaks = {**rt.streaks, name: Streak(since, now)}
+        return now - since
 
     # -- the reconcile --------------------------------------------------------------------
     def reconcile(
@@ -509,9 +555,10 @@ class Reconciler:
             probe = all(t.get("status") == "probe" for t in triggers)
             if not probe or result.results or previous is None or previous.plan["verdict"] != result.plan["verdict"]:
                 self._audit(result, triggers)  # probes are audited only when something changed
+            watching = bool(rt.streaks or rt.counted_down or self._unsettled(cluster))
         finally:
             rt.lock.release()
-        if rt.streaks or rt.counted_down or self._unsettled(cluster):
+        if watching:
             self._schedule_recheck(cluster, self.cfg.policy.probe_seconds)
         acted = any(r["result"] == "success" for r in result.results)
         if acted or result.status != 200:
@@ -563,7 +610,7 @@ class Reconciler:
     def _reconcile_locked(self, cluster: str, deadline: float) -> ReconcileResult:
         started = time.monotonic()
         # Observation may use half of what is left; the rest is kept for a whole correction.
-        readings = self.observe(cluster, started + (deadline - started) / 2)
+        readings = self.observe(cluster, started + (deadline - started) / 2, evidence=True)
         result = ReconcileResult(cluster, started, time.time(), [], {})
         acted: set[str] = set()
         rt = self.runtimes[cluster]
@@ -578,7 +625,9 @@ class Reconciler:
                         break
                     # decided again from a read made while holding the lock: never on a plan made
                     # before another replica's correction
-                    readings = self.observe(cluster, time.monotonic() + (deadline - time.monotonic()) / 2)
+                    readings = self.observe(
+                        cluster, time.monotonic() + (deadline - time.monotonic()) / 2, evidence=True
+                    )
                     continue
                 if fresh is None or time.monotonic() >= deadline:
                     break
@@ -637,7 +686,8 @@ class Reconciler:
         if attempt:
             result.plan["notes"] = [*result.plan["notes"], "decided again after the state changed mid-correction"]
         result.status = 503 if plan.retry else (200 if result.status == 503 else result.status)
-        self.metrics.decisions.labels(cluster, plan.verdict).inc()
+        dry_verdict = WOULD_CORRECT if plan.verdict == "corrected" else plan.verdict
+        self.metrics.decisions.labels(cluster, dry_verdict if self.cfg.dry_run else plan.verdict).inc()
         if not plan.actions:
             return None
         if self.coordinator is not None and rt.lease is None and not self.cfg.dry_run:
@@ -657,8 +707,10 @@ class Reconciler:
             result.status = max(result.status, status)
             return None
         if self.cfg.dry_run:
+            result.plan["verdict"] = dry_verdict
+            result.plan["reason"] = f"dry run, nothing was sent: {plan.reason}"
             for action in plan.actions:
-                result.results.append(self._record(cluster, action.node, action.kind, "dry_run", "dry-run mode"))
+                result.results.append(self._would(cluster, action.node, _recorded(action.kind)))
             return None
         acted.update(a.node for a in plan.actions)
         try:
@@ -816,8 +868,7 @@ class Reconciler:
                 "answered": dict(rt.answered_at),  # when this replica last got an answer from each MaxScale
                 # mode changes it sent without an answer, which may still land (watched until then)
                 "unsettled": [
-                    {"node": n, "action": w.action, "until": w.until_wall}
-                    for n, w in sorted(list(rt.unsettled.items()))
+                    {"node": n, "action": w.action, "until": w.until_wall} for n, w in sorted(rt.unsettled.items())
                 ],
             }
         return {"replica": self.replica_id, "clusters": out}
@@ -863,7 +914,8 @@ class Reconciler:
             if outcome["result"] != "success":
                 result.status = 500
             elif plan.over_down:
-                self.runtimes[cluster].counted_down.update(plan.over_down)
+                rt = self.runtimes[cluster]
+                rt.counted_down = rt.counted_down | set(plan.over_down)
                 self.metrics.over_down.labels(cluster).inc()
                 outcome["over_down"] = list(plan.over_down)
         return None
@@ -880,7 +932,7 @@ class Reconciler:
         """Read every node again; say what changed that the ``remaining`` actions rest on (or None),
         with the readings."""
         limit = min(deadline, time.monotonic() + self.cfg.policy.state_timeout)
-        fresh = self.observe(cluster, limit)
+        fresh = self.observe(cluster, limit, evidence=True)
         now = {r.observation.name: r.observation for r in fresh}
         keep = plan.keep
         changes: list[str] = []
@@ -967,9 +1019,11 @@ class Reconciler:
         if not exc.may_land:
             return self._record(cluster, action.node, action.kind, "failure", str(exc)[:300])
         pol = self.cfg.policy
-        self.runtimes[cluster].unsettled[action.node] = UnsettledWrite(
+        rt = self.runtimes[cluster]
+        write = UnsettledWrite(
             action.kind, self.clock() + pol.unsettled_write_seconds, time.time() + pol.unsettled_write_seconds
         )
+        rt.unsettled = {**rt.unsettled, action.node: write}
         reason = f"outcome unknown: {exc}; {seen}; it may still be applied (watched {pol.unsettled_write_seconds:g}s)"
         entry = self._record(cluster, action.node, action.kind, "failure", reason[:400])
         entry["outcome"] = "unknown"
@@ -983,7 +1037,8 @@ class Reconciler:
         for monitor in reading.monitors_with_locks:
             outcome = driver.release_locks(monitor, deadline)
             if outcome != "locks-off":
-                self.runtimes[cluster].released_at[node] = self.clock()
+                rt = self.runtimes[cluster]
+                rt.released_at = {**rt.released_at, node: self.clock()}
             notes.append(f"{monitor}: {outcome}")
         return ", ".join(notes) or "no monitor uses locks"
 
@@ -1032,6 +1087,20 @@ class Reconciler:
         log.info("cluster %s: %s %s -> %s %s", cluster, action, node, outcome, reason)
         return entry
 
+    def _would(self, cluster: str, node: str, action: str) -> dict[str, Any]:
+        """What a dry run would have done: shown and audited as such (result ``dry_run``), never
+        counted as an action."""
+        entry = {
+            "time": time.time(),
+            "node": node,
+            "action": action,
+            "result": "dry_run",
+            "reason": "dry run: not sent",
+        }
+        self.runtimes[cluster].recent.append(entry)
+        log.info("cluster %s: dry run: would %s %s; nothing sent", cluster, action, node)
+        return entry
+
     def _audit(self, result: ReconcileResult, triggers: list[dict[str, Any]]) -> None:
         self.audit.write(
             {
@@ -1061,7 +1130,8 @@ class Reconciler:
                 for url, v in self.coordinator.peer_views.items()
             }
         for name, rt in self.runtimes.items():
-            last = rt.last
+            # one snapshot of each (see ClusterRuntime): a reconcile may replace them meanwhile
+            last, streaks, unsettled = rt.last, rt.streaks, rt.unsettled
             out["clusters"][name] = {
                 "nodes": [n.name for n in self.cfg.clusters[name].nodes],
                 "circuit": {
@@ -1076,11 +1146,11 @@ class Reconciler:
                 "relock_backoff": {
                     n: round(left, 3) for n in sorted(rt.released_at) if (left := self._backoff_left(name, n, now)) > 0
                 },
-                "not_answering_for": {n: round(now - s.since, 3) for n, s in sorted(rt.streaks.items())},
+                "not_answering_for": {n: round(now - s.since, 3) for n, s in sorted(streaks.items())},
                 "counted_down": sorted(rt.counted_down),
                 "unsettled_writes": {
                     n: {"action": w.action, "watched_for_seconds": round(max(0.0, w.until - now), 3)}
-                    for n, w in sorted(list(rt.unsettled.items()))  # read-only here: the reconciles own it
+                    for n, w in sorted(unsettled.items())
                     if w.until > now
                 },
                 "last_observed": last.observations if last else None,
