@@ -185,7 +185,9 @@ class Containers:
         (a ``mxha emulator`` that exists in the image serves until stopped)."""
         name = self.name("run")
         try:
-            return self.podman("run", "--rm", "--no-healthcheck", "--name", name, *args, check=check, timeout=60)
+            # no network needed, and none asked for: no bridge, no firewall rules on the host
+            run = ("run", "--rm", "--no-healthcheck", "--network=none", "--name", name)
+            return self.podman(*run, *args, check=check, timeout=60)
         except subprocess.TimeoutExpired:
             pytest.fail(f"podman run {' '.join(args)}: still running after 60 s")
 
