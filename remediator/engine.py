@@ -34,6 +34,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from mxha.config import ConfigError
 from mxha.failure_edges import FailureEdges
 from mxha.maxscale import MaxScaleError, read_status
 from mxha.model import StateFormatError, node_state_from_json
@@ -146,7 +147,13 @@ class AuditLog:
         self.path = path
         self._lock = threading.Lock()
         if path:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            # Found unwritable at start (one line naming the key), not at the first webhook: a
+            # container's non-root user meets a /var/lib/mxha it cannot create
+            try:
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+                os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640))
+            except OSError as exc:
+                raise ConfigError(f"audit_log: cannot write {path}: {exc.strerror}") from exc
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.path:

@@ -16,6 +16,11 @@ have curl || need+=(curl)
 have node || need+=(nodejs)
 have mariadbd || need+=(mariadb-server)  # the remediator replicas' lock store, in the tests and the lab
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+# the container image test (tests/test_image.py): podman with Debian's runc (crun cannot run
+# containers in every sandbox), and debootstrap for the image's base, since no registry may be reachable
+have podman || need+=(podman)
+have runc || need+=(runc)
+have debootstrap || need+=(debootstrap)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

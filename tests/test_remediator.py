@@ -515,3 +515,31 @@ def test_recheck_catches_an_undone_correction_without_a_new_delivery(make_emulat
         c.reconciler.close()
     finally:
         c.close()
+
+
+def test_an_unwritable_audit_log_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    """The production image's non-root user met this first: the example's /var/lib/mxha could not
+    be created, and the remediator died with a traceback instead of naming the key."""
+    import subprocess
+    import sys
+
+    (tmp_path / "not-a-dir").write_text("")
+    nodes = [{"name": "a", "state_url": "http://127.0.0.1:1/state", "maxscale": {"url": "http://127.0.0.1:1"}}]
+    doc = {
+        "auth": {"bearer_token": "x"},
+        "audit_log": str(tmp_path / "not-a-dir" / "audit.jsonl"),  # unwritable even for root
+        "clusters": {"c": {"nodes": nodes}},
+    }
+    (tmp_path / "rem.yml").write_text(json.dumps(doc))
+    mxha = Path(sys.executable).with_name("mxha")
+    proc = subprocess.run(
+        [str(mxha), "remediator", "--config.file", str(tmp_path / "rem.yml"), "--web.listen-address", "127.0.0.1:0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"mxha remediator: config error: audit_log: cannot write {tmp_path}/not-a-dir/audit.jsonl: File exists"
+    ]
