@@ -40,11 +40,11 @@ RUN python3 scripts/production_pyproject.py pyproject.toml \
         /wheels/maxscale_ha-*.whl
 
 FROM ${BASE_IMAGE}
-# /var/lib/mxha is where the example configs keep state (the remediator's audit log): writable by
+# /var/lib/mxha-remediator is where the example config keeps the remediator's audit log: writable by
 # the user, so they work unchanged; mount a volume there to keep it across containers.
 RUN groupadd --gid 10001 mxha \
  && useradd --uid 10001 --gid mxha --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin mxha \
- && install -d -o mxha -g mxha -m 0750 /var/lib/mxha
+ && install -d -o mxha -g mxha -m 0750 /var/lib/mxha-remediator
 # The venv only: no pip, no wheels, no sources (the same base, so its python3 link holds).
 COPY --from=build /opt/mxha /opt/mxha
 ENV PATH=/opt/mxha/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1

@@ -352,7 +352,7 @@ def test_the_remediator_refuses_an_unauthenticated_webhook(
     token = secrets.token_hex(16)
     remediator = {
         "dry_run": True,
-        "audit_log": "/var/lib/mxha/audit.jsonl",  # the example config's: the image makes it writable
+        "audit_log": "/var/lib/mxha-remediator/audit.jsonl",  # the example config's: the image makes it writable
         "auth": {"bearer_token_file": "/etc/mxha/webhook.token"},
         "clusters": {
             "mx-image": {
@@ -387,5 +387,5 @@ def test_the_remediator_refuses_an_unauthenticated_webhook(
     answer = requests.post(f"{url}/webhook", data=body, headers=right, timeout=10)
     assert answer.status_code == 200 and answer.json()["ignored_alerts"] == 1, answer.text
 
-    assert podman("exec", name, "test", "-f", "/var/lib/mxha/audit.jsonl", check=False).returncode == 0
+    assert podman("exec", name, "test", "-f", "/var/lib/mxha-remediator/audit.jsonl", check=False).returncode == 0
     assert_health_check_passes(podman, image, name)
