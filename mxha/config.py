@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +37,22 @@ def load_yaml(path: str) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: top level must be a mapping of keys")
     return doc
+
+
+class FlagError(ConfigError):
+    """A bad command-line flag: one line naming the flag (shown without "config error")."""
+
+
+def config_url(key: str, value: Any, kind: str = "any", error: type[ConfigError] = ConfigError) -> str:
+    """``value`` if ``check_http_url`` (the one check of every URL key and flag) passes it, else an
+    ``error`` naming ``key`` that does not repeat the value (it may hold a password)."""
+    from mxha.transport import BadUrl, check_http_url
+
+    try:
+        check_http_url(value, kind)
+    except BadUrl as exc:
+        raise error(f"{key}: {exc}") from None
+    return str(value)
 
 
 class Section:
@@ -71,6 +86,16 @@ class Section:
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"{self.key(name)}: must be a non-empty string")
         return value
+
+    def url(self, name: str, default: str | None = None, *, required: str | None = None, kind: str = "any") -> Any:
+        """An HTTP(S) URL, checked by ``check_http_url`` (the one check every URL key gets).
+        ``required``: why there is no default, said when the key is missing."""
+        value = self._get(name)
+        if value is None:
+            if required is not None:
+                raise ConfigError(f"{self.key(name)}: required ({required})")
+            return default
+        return config_url(self.key(name), value, kind)
 
     def flag(self, name: str, default: bool) -> bool:
         value = self._get(name)
@@ -106,6 +131,14 @@ class Section:
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise ConfigError(f"{self.key(name)}: must be a list of strings")
         return list(value)
+
+    def listen_address(self, name: str, default: str, default_port: int) -> str:
+        value = self.text(name, default)
+        try:
+            parse_listen_address(value, default_port)
+        except ValueError as exc:
+            raise ConfigError(f"{self.key(name)}: {exc}") from None
+        return str(value)
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
         value = self._get(name)
@@ -178,10 +211,13 @@ class MaxScaleSettings:
         )
 
 
-def parse_maxscale(sec: Section) -> MaxScaleSettings:
-    url = sec.text("url", "http://127.0.0.1:8989")
-    if not re.match(r"^https?://[^/\s]+(/.*)?$", url):
-        raise ConfigError(f"{sec.key('url')}: must be http(s)://HOST[:PORT]")
+LOCAL_MAXSCALE_URL = "http://127.0.0.1:8989"  # MaxScale's own default admin_host:admin_port
+
+
+def parse_maxscale(sec: Section, *, url_required: str | None = None) -> MaxScaleSettings:
+    """A MaxScale's REST API and credentials. The URL defaults to THIS host's MaxScale, which is
+    right only in a node config (its own MaxScale): every other use passes ``url_required``."""
+    url = sec.url("url", LOCAL_MAXSCALE_URL, required=url_required, kind="maxscale")
     password = read_secret(sec, "password", default="mariadb")
     settings = MaxScaleSettings(
         url=url,
@@ -336,7 +372,7 @@ def parse_node_config(doc: dict[str, Any], source_path: str | None = None) -> No
     )
     nt.finish()
     ex = top.section("exporter")
-    listen = ex.text("listen_address", ":9843")
+    listen = ex.listen_address("listen_address", ":9843", 9843)
     ex.finish()
     peers = parse_peers(top, node)
     top.finish()
@@ -353,9 +389,6 @@ def parse_node_config(doc: dict[str, Any], source_path: str | None = None) -> No
     )
 
 
-_HTTP_URL = re.compile(r"^https?://[^/\s]+(/.*)?$")
-
-
 def parse_peers(top: Section, node: str) -> tuple[PeerSettings, ...]:
     value = top._get("peers")
     if value is None:
@@ -370,15 +403,10 @@ def parse_peers(top: Section, node: str) -> tuple[PeerSettings, ...]:
             raise ConfigError(f"{sec.key('name')}: {name!r} is this node (node: {node})")
         if any(p.name == name for p in out):
             raise ConfigError(f"{sec.key('name')}: {name!r} is listed twice")
-        url = sec.text("state_url", required=True)
-        if not _HTTP_URL.match(url):
-            raise ConfigError(f"{sec.key('state_url')}: must be http(s)://HOST[:PORT]/state")
+        url = sec.url("state_url", required="the peer's exporter, e.g. http://HOST:9843/state", kind="state")
         ms = None
         if sec.data.get("maxscale") is not None:
-            ms_sec = sec.section("maxscale")
-            if ms_sec.data.get("url") is None:
-                raise ConfigError(f"{ms_sec.key('url')}: required (the peer's MaxScale REST API)")
-            ms = parse_maxscale(ms_sec)
+            ms = parse_maxscale(sec.section("maxscale"), url_required="the peer's MaxScale REST API")
         sec.finish()
         out.append(PeerSettings(name, url, ms))
     return tuple(out)
@@ -389,17 +417,35 @@ def load_node_config(path: str) -> NodeConfig:
 
 
 def parse_listen_address(value: str, default_port: int) -> tuple[str, int]:
-    """Prometheus style: ``:9843``, ``0.0.0.0:9843``, ``[::1]:9843``, ``host``."""
+    """Prometheus style: ``:9843``, ``0.0.0.0:9843``, ``[::1]:9843``, ``host``.
+
+    A ``ValueError`` says what is wrong in one line that shows the address (never a secret); the
+    caller names the flag or key.
+    """
     host, port = value, str(default_port)
+    if not value or any(ch.isspace() for ch in value):
+        raise ValueError(f"{value!r} is not [HOST]:PORT, e.g. :{default_port}")
     if value.startswith("["):
         end = value.find("]")
         if end < 0:
-            raise ValueError(f"bad listen address {value!r}")
+            raise ValueError(f"{value!r} has an unbalanced [ (an IPv6 address: [::1]:{default_port})")
         host, rest = value[1:end], value[end + 1 :]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{value!r} has no IPv6 address in its [brackets]") from None
         if rest.startswith(":"):
             port = rest[1:]
-    elif value.count(":") == 1:
+        elif rest:
+            raise ValueError(f"{value!r} has something between ] and the :PORT")
+    elif "]" in value:
+        raise ValueError(f"{value!r} has an unbalanced ] (an IPv6 address: [::1]:{default_port})")
+    elif value.count(":") > 1:
+        raise ValueError(f"{value!r}: an IPv6 address goes in brackets, e.g. [::1]:{default_port}")
+    elif ":" in value:
         host, port = value.split(":")
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"bad port in listen address {value!r}")
+    elif value.isdigit():
+        raise ValueError(f"{value!r} is a port without its colon: write :{value}")
+    if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValueError(f"{value!r} has a port that is not a number from 1 to 65535")
     return host or "0.0.0.0", int(port)
