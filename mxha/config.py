@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,17 +27,41 @@ def load_yaml(path: str) -> dict[str, Any]:
         with open(path, encoding="utf-8") as fh:
             doc = yaml.safe_load(fh)
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from exc
+        raise ConfigError(f"{path}: not valid YAML{where}: {yaml_problem(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
+    except (ValueError, TypeError, KeyError, AttributeError):
+        # PyYAML's constructors for explicit !!int, !!float, !!bool, !!timestamp tags fail with
+        # these on a value that does not fit, and their message quotes the value
+        raise ConfigError(f"{path}: not valid YAML: a value does not fit its !!tag") from None
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: top level must be a mapping of keys")
     return doc
+
+
+def yaml_problem(exc: Exception) -> str:
+    """PyYAML's problem, without the text it quotes from the file: an unquoted password that
+    starts with ``!`` or ``*`` reads as a tag or an alias, and the message would repeat it. Kept:
+    quoted punctuation (``'@'``), escapes (``'\\t'``) and token names (``'<stream end>'``)."""
+    problem = str(getattr(exc, "problem", None) or "invalid YAML")
+
+    def keep_or_hide(m: re.Match[str]) -> str:
+        quoted = m.group(1)
+        harmless = not any(ch.isalnum() for ch in quoted) or re.fullmatch(r"\\[a-z0-9]+|<[a-z ]+>", quoted)
+        return m.group(0) if harmless else "'...'"
+
+    problem = re.sub(r"'([^']*)'", keep_or_hide, problem)
+    if "tag" in problem or "alias" in problem:
+        problem += " (quote a value that starts with ! & * @ ` or %)"
+    return problem
 
 
 class FlagError(ConfigError):
@@ -154,10 +179,22 @@ class Section:
             raise ConfigError(f"{self.key(unknown[0])}: unknown key")
 
 
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NOT_SHOWN = "the value is not shown (the secret itself may have been put here)"
+
+
+def shown_path(path: str) -> str:
+    """A path from a config file as an error may show it: only an absolute path. Anything else
+    may be a secret pasted into a ``*_file`` key, and errors go to logs and the journal."""
+    return path if os.path.isabs(path) else "the file it names"
+
+
 def read_secret(sec: Section, base: str, *, default: str | None = None) -> str | None:
     """``base`` from the file itself, ``base_file`` (a file holding it) or ``base_env`` (a variable).
 
-    An empty secret is refused, naming the key: a password of "" would let ``user:`` in.
+    An empty secret is refused, naming the key: a password of "" would let ``user:`` in. No error
+    repeats a value that may be the secret: a ``_env`` value that is not a variable's name, or a
+    ``_file`` value that is not an absolute path.
     """
     given = [n for n in (base, f"{base}_file", f"{base}_env") if sec.data.get(n) is not None]
     if len(given) > 1:
@@ -174,13 +211,20 @@ def read_secret(sec: Section, base: str, *, default: str | None = None) -> str |
         try:
             with open(path, encoding="utf-8") as fh:
                 value = fh.read().strip("\r\n")
-        except OSError as exc:
-            raise ConfigError(f"{sec.key(key)}: cannot read {path}: {exc.strerror}") from exc
+        except (OSError, ValueError) as exc:  # ValueError: not UTF-8, or a NUL in the path
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text, or not a file name"
+            hint = "" if os.path.isabs(path) else f"; not an absolute path, so {NOT_SHOWN}: give a file's absolute path"
+            raise ConfigError(f"{sec.key(key)}: cannot read {shown_path(path)}: {why}{hint}") from None
         if not value.strip():
-            raise ConfigError(f"{sec.key(key)}: {path} is empty; an empty secret is refused")
+            raise ConfigError(f"{sec.key(key)}: {shown_path(path)} is empty; an empty secret is refused")
     elif env is not None:
         key = f"{base}_env"
-        value = os.environ.get(str(env))
+        if not _ENV_NAME.match(env):
+            raise ConfigError(
+                f"{sec.key(key)}: not an environment variable's name (letters, digits and _); {NOT_SHOWN}: "
+                f"give the NAME of a variable holding it, or use {base}_file"
+            )
+        value = os.environ.get(env)
         if value is None:
             raise ConfigError(f"{sec.key(key)}: environment variable {env} is not set")
         if not value.strip():
@@ -229,7 +273,7 @@ def parse_maxscale(sec: Section, *, url_required: str | None = None) -> MaxScale
         read_timeout=sec.number("read_timeout", 1.5, minimum=0.01, maximum=60),
     )
     if settings.ca_file is not None and not os.path.exists(settings.ca_file):
-        raise ConfigError(f"{sec.key('ca_file')}: {settings.ca_file} does not exist")
+        raise ConfigError(f"{sec.key('ca_file')}: {shown_path(settings.ca_file)} does not exist")
     sec.finish()
     return settings
 
