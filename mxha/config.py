@@ -115,7 +115,7 @@ class Section:
     def url(self, name: str, default: str | None = None, *, required: str | None = None, kind: str = "any") -> Any:
         """An HTTP(S) URL, checked by ``check_http_url`` (the one check every URL key gets).
         ``required``: why there is no default, said when the key is missing."""
-        value = self._get(name)
+        value = self.text(name)
         if value is None:
             if required is not None:
                 raise ConfigError(f"{self.key(name)}: required ({required})")
@@ -490,6 +490,6 @@ def parse_listen_address(value: str, default_port: int) -> tuple[str, int]:
         host, port = value.split(":")
     elif value.isdigit():
         raise ValueError(f"{value!r} is a port without its colon: write :{value}")
-    if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+    if not (port.isascii() and port.isdigit() and 0 <= int(port) <= 65535):  # 0: any free port
         raise ValueError(f"{value!r} has a port that is not a number from 1 to 65535")
     return host or "0.0.0.0", int(port)

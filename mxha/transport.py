@@ -102,7 +102,7 @@ def check_host_port(hostport: str) -> None:
     if hostport.startswith("["):
         end = hostport.find("]")
         if end < 0:
-            raise BadUrl("has an unbalanced [ (an IPv6 address goes in brackets, e.g. http://[::1]:8989)")
+            raise BadUrl("has an unbalanced [ (an IPv6 address goes in brackets: [::1]:PORT)")
         host, rest = hostport[1:end], hostport[end + 1 :]
         try:
             ipaddress.IPv6Address(host)
@@ -112,9 +112,9 @@ def check_host_port(hostport: str) -> None:
             raise BadUrl("has something between ] and the :PORT")
         port = rest[1:] if rest else None
     elif "]" in hostport:
-        raise BadUrl("has an unbalanced ] (an IPv6 address goes in brackets, e.g. http://[::1]:8989)")
+        raise BadUrl("has an unbalanced ] (an IPv6 address goes in brackets: [::1]:PORT)")
     elif hostport.count(":") > 1:
-        raise BadUrl("has an IPv6 address without brackets (write it http://[::1]:8989)")
+        raise BadUrl("has an IPv6 address without brackets (write [::1]:PORT)")
     else:
         host, colon, port_text = hostport.partition(":")
         port = port_text if colon else None
