@@ -17,7 +17,7 @@ from mxha.model import MODES
 
 
 class ConfigError(Exception):
-    """One line, naming the key: ``config error: maxscale.url: must be http(s)://HOST[:PORT]``."""
+    """One line, naming the key: ``config error: maxscale.url: has no host``."""
 
 
 def load_yaml(path: str) -> dict[str, Any]:

@@ -119,7 +119,7 @@ def check_host_port(hostport: str) -> None:
         host, colon, port_text = hostport.partition(":")
         port = port_text if colon else None
         if not host:
-            raise BadUrl("has no host (http://HOST[:PORT])")
+            raise BadUrl("has no host")
         if not _HOST_NAME.match(host):
             raise BadUrl("has a host that is not a name or an IP address")
         if re.fullmatch(r"[0-9.]+", host):
@@ -410,9 +410,10 @@ class JsonHttpClient:
     def __post_init__(self) -> None:
         self._idle: list[_Connection] = []
         self._idle_lock = threading.Lock()
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"URL must be http(s)://HOST[:PORT][/PATH], got {redact_url(self.url)!r}")
+        try:
+            parts = check_http_url(self.url)
+        except BadUrl as exc:  # configured URLs were checked at load: this is a caller's mistake
+            raise ValueError(f"URL {redact_url(self.url)!r} {exc}") from None
         self._scheme = parts.scheme
         self._host = parts.hostname
         self._port = parts.port or (443 if parts.scheme == "https" and self.default_port == 80 else self.default_port)

@@ -433,3 +433,16 @@ def test_read_secret_reads_a_valid_variable_and_an_absolute_file(tmp_path: Path,
     assert read_secret(Section({"password_env": "MXHA_TEST_SECRET_VAR"}, "m"), "password") == "from-env"
     (tmp_path / "pw").write_text("from-file\n")
     assert read_secret(Section({"password_file": str(tmp_path / "pw")}, "m"), "password") == "from-file"
+
+
+# -- maxctrl: HOST:PORT only ------------------------------------------------------------------------
+def test_the_maxctrl_driver_refuses_a_path_and_keeps_ipv6_brackets() -> None:
+    from mxha.remediator.config import parse_remediator_config
+    from mxha.remediator.drivers import MaxctrlDriver
+
+    doc = changed(remediator_doc(), f"{NODE0}.driver", "maxctrl")
+    with pytest.raises(ConfigError, match=r"^clusters\.c\.nodes\[0\]\.maxscale\.url: driver maxctrl takes HOST:PORT"):
+        parse_remediator_config(changed(doc, f"{NODE0}.maxscale.url", "http://proxy/maxscale"))
+    cfg = parse_remediator_config(changed(doc, f"{NODE0}.maxscale.url", "http://[::1]:8990"))
+    argv = MaxctrlDriver(cfg.clusters["c"].nodes[0]).argv("list", "servers")
+    assert argv[argv.index("-h") + 1] == "[::1]:8990"
