@@ -415,7 +415,7 @@ class JsonHttpClient:
         except BadUrl as exc:  # configured URLs were checked at load: this is a caller's mistake
             raise ValueError(f"URL {redact_url(self.url)!r} {exc}") from None
         self._scheme = parts.scheme
-        self._host = parts.hostname
+        self._host = parts.hostname or ""  # never empty: check_http_url requires a host
         self._port = parts.port or (443 if parts.scheme == "https" and self.default_port == 80 else self.default_port)
         self._path = parts.path
         self._query = parts.query
