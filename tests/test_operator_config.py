@@ -373,20 +373,21 @@ def test_a_v1_url_is_refused_with_the_url_to_give() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    secret=st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~", min_size=6),
+    # framed so that it can never be a word of a message ("addres" once was)
+    secret=st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~").map(
+        lambda s: f"Qz{s}9Q"
+    ),
     port=st.one_of(st.integers(min_value=65536, max_value=10**7), st.just(0)),
     host=st.sampled_from(["", "node1", "[::1", "::1", "[zz]"]),
 )
 def test_a_refused_url_never_repeats_its_credentials(secret: str, port: int, host: str) -> None:
     """Whatever is wrong with it, the message does not quote the URL: a password in user:password@,
-    or a secret pasted where a URL belongs, stays out of logs."""
+    or a secret pasted where a URL belongs (as the host, or as the "port" when @HOST was forgotten),
+    stays out of logs."""
     for url in (f"http://user:{secret}@{host}:{port}/state", f"http://{secret}:{port}", f"http://user:{secret}"):
-        try:
+        with pytest.raises(BadUrl) as err:
             check_http_url(url, "maxscale")
-        except BadUrl as exc:
-            assert secret not in str(exc)
-        else:  # only the forgotten-@HOST form with a numeric "password" could pass: it is a port then
-            assert secret.isdigit()
+        assert secret not in str(err.value)
 
 
 @pytest.mark.parametrize(
