@@ -12,11 +12,17 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
-from mxha.config import NodeConfig, load_node_config, parse_listen_address
+from mxha.config import NodeConfig, load_node_config
 from mxha.exporter import exposition
 from mxha.exporter.collector import NodeCollector
 from mxha.exporter.node import NodeReader, make_keepalived_source
-from mxha.serving import fewer_malloc_arenas, hand_back_free_memory, serve_until_signalled
+from mxha.serving import (
+    fewer_malloc_arenas,
+    hand_back_free_memory,
+    listen_address_from,
+    listening_server,
+    serve_until_signalled,
+)
 
 log = logging.getLogger("mxha.exporter")
 
@@ -118,19 +124,18 @@ def build(cfg: NodeConfig) -> tuple[ExporterApp, NodeReader]:
 
 
 def main(config_file: str, listen_address: str | None) -> int:
-    from waitress import create_server
-
     fewer_malloc_arenas()
     cfg = load_node_config(config_file)
-    host, port = parse_listen_address(listen_address or cfg.listen_address, 9843)
+    host, port, named = listen_address_from(listen_address, cfg.listen_address, "exporter.listen_address", 9843)
     app, reader = build(cfg)
     stop = threading.Event()
-    reader.run_check_once()
-    threading.Thread(target=reader.check_loop, args=(stop,), name="health-check", daemon=True).start()
-    server = create_server(
+    # bound before the first check: an address it cannot have is said at once, not after a check
+    # (requests wait in the backlog until the first result is there)
+    server = listening_server(
         app,
-        host=host,
-        port=port,
+        host,
+        port,
+        named,
         threads=4,
         channel_timeout=10,
         connection_limit=200,
@@ -138,6 +143,8 @@ def main(config_file: str, listen_address: str | None) -> int:
         ident="mxha-exporter",
         clear_untrusted_proxy_headers=True,
     )
+    reader.run_check_once()
+    threading.Thread(target=reader.check_loop, args=(stop,), name="health-check", daemon=True).start()
     log.info("exporter for node %s on http://%s:%d (keepalived source %s)", cfg.node, host, port, cfg.keepalived.source)
     hand_back_free_memory()
 

@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from mxha.maxscale import MaxScaleClient, MaxScaleError
+from mxha.transport import BadUrl, check_http_url
 
 
 def _value(text: str) -> Any:
@@ -35,6 +36,11 @@ def main(argv: list[str]) -> int:
     p.add_argument("words", nargs="+")
     args = p.parse_args(argv)
     host = args.hosts.split(",")[0]
+    try:
+        check_http_url(f"http://{host}")
+    except BadUrl as exc:
+        print(f"mxha lab maxctrl: --hosts: must be HOST:PORT; it {exc}", file=sys.stderr)
+        return 2
     client = MaxScaleClient(f"http://{host}", args.user, args.password, read_timeout=args.timeout)
     words = args.words
     try:

@@ -9,10 +9,19 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from mxha import __version__
 
 EXIT_USAGE = 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is ONE line (logs and keepalived keep one line per call), exit 2:
+    ``mxha exporter: --web.listen-address: expected one argument (see mxha exporter --help)``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _config_flag(p: argparse.ArgumentParser, what: str) -> None:
@@ -46,7 +55,7 @@ def _log_flag(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="mxha",
         description="Keep exactly one MaxScale active behind a Keepalived VIP: per-node exporter, "
         "keepalived hooks, Alertmanager-driven remediator, MaxScale emulator and lab.",
@@ -248,18 +257,33 @@ def _setup_logging(level: str) -> None:
 
 
 def _run_emulator(args: argparse.Namespace) -> int:
+    import os
     import signal
+    import ssl
     import threading
 
-    from mxha.config import parse_listen_address
+    from mxha.config import FlagError, shown_path
     from mxha.lab.emulator import Emulator, EmulatorConfig, parse_server_spec
+    from mxha.serving import listen_address_from
 
     _setup_logging(args.log_level)
-    host, port = parse_listen_address(args.listen_address, 8989)
+    host, port, named = listen_address_from(args.listen_address, "", "", 8989)
     password = args.password if args.password is not None else "mariadb"
     if args.password_file:
-        with open(args.password_file, encoding="utf-8") as fh:
-            password = fh.read().strip("\r\n")
+        try:
+            with open(args.password_file, encoding="utf-8") as fh:
+                password = fh.read().strip("\r\n")
+        except (OSError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text, or not a file name"
+            raise FlagError(f"--password-file: cannot read {shown_path(args.password_file)}: {why}") from None
+    for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
+        if path is not None and not os.access(path, os.R_OK):
+            raise FlagError(f"{flag}: cannot read {shown_path(path)}")
+    # the backend and the state file are opened once serving: a folder that is not there would be
+    # a traceback from a thread
+    for flag, path in (("--backend", args.backend), ("--state-file", args.state_file)):
+        if path is not None and not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
+            raise FlagError(f"{flag}: cannot write in the folder of {shown_path(path)}")
     cfg = EmulatorConfig(
         host=host,
         port=port,
@@ -274,7 +298,10 @@ def _run_emulator(args: argparse.Namespace) -> int:
         user, _, pw = args.readonly_user.partition(":")
         cfg.readonly_user, cfg.readonly_password = user, pw
     if args.server:
-        cfg.servers = [parse_server_spec(s) for s in args.server]
+        try:
+            cfg.servers = [parse_server_spec(s) for s in args.server]
+        except ValueError as exc:
+            raise FlagError(str(exc)) from None
     if args.nodename:
         cfg.nodename = args.nodename
     cfg.tls_cert, cfg.tls_key = args.tls_cert, args.tls_key
@@ -283,7 +310,13 @@ def _run_emulator(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     cfg.backend, cfg.member, cfg.time_scale = args.backend, args.member, args.time_scale
     emulator = Emulator(cfg)
-    emulator.start()
+    try:
+        emulator.start(wait_for_port=False)
+    except ssl.SSLError as exc:
+        why = exc.reason or exc.strerror or exc.__class__.__name__
+        raise FlagError(f"--tls-cert/--tls-key: not a certificate and its key ({why})") from None
+    except OSError as exc:  # bind() and getaddrinfo() failures: the address, not the program
+        raise FlagError(f"{named}: cannot listen: {exc.strerror or exc}") from None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -299,6 +332,10 @@ def _run_emulator(args: argparse.Namespace) -> int:
 def _run_check(args: argparse.Namespace) -> int:
     from mxha.healthcheck import main as check_main
 
+    if args.via is not None:
+        from mxha.config import FlagError, config_url
+
+        config_url("--via", args.via, error=FlagError)
     return check_main(args.config_file, args.via, follow_up=args.follow_up)
 
 
@@ -359,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command == "lab" and getattr(args, "lab_command", None) is None:
         parser.parse_args(["lab", "--help"])
-    from mxha.config import ConfigError
+    from mxha.config import ConfigError, FlagError
 
     try:
         return COMMANDS[args.command](args)
@@ -372,6 +409,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return EXIT_USAGE
         raise
+    except FlagError as exc:
+        print(f"mxha {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except ConfigError as exc:
         print(f"mxha {args.command}: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -17,7 +17,7 @@ from mxha.model import MODES
 
 
 class ConfigError(Exception):
-    """One line, naming the key: ``config error: maxscale.url: must be http(s)://HOST[:PORT]``."""
+    """One line, naming the key: ``config error: maxscale.url: has no host``."""
 
 
 def load_yaml(path: str) -> dict[str, Any]:
@@ -27,17 +27,57 @@ def load_yaml(path: str) -> dict[str, Any]:
         with open(path, encoding="utf-8") as fh:
             doc = yaml.safe_load(fh)
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from exc
+        raise ConfigError(f"{path}: not valid YAML{where}: {yaml_problem(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
+    except (ValueError, TypeError, KeyError, AttributeError):
+        # PyYAML's constructors for explicit !!int, !!float, !!bool, !!timestamp tags fail with
+        # these on a value that does not fit, and their message quotes the value
+        raise ConfigError(f"{path}: not valid YAML: a value does not fit its !!tag") from None
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: top level must be a mapping of keys")
     return doc
+
+
+def yaml_problem(exc: Exception) -> str:
+    """PyYAML's problem, without the text it quotes from the file: an unquoted password that
+    starts with ``!`` or ``*`` reads as a tag or an alias, and the message would repeat it. Kept:
+    quoted punctuation (``'@'``), escapes (``'\\t'``) and token names (``'<stream end>'``)."""
+    problem = str(getattr(exc, "problem", None) or "invalid YAML")
+
+    def keep_or_hide(m: re.Match[str]) -> str:
+        quoted = m.group(1)
+        harmless = not any(ch.isalnum() for ch in quoted) or re.fullmatch(r"\\[a-z0-9]+|<[a-z ]+>", quoted)
+        return m.group(0) if harmless else "'...'"
+
+    problem = re.sub(r"'([^']*)'", keep_or_hide, problem)
+    if "tag" in problem or "alias" in problem:
+        problem += " (quote a value that starts with ! & * @ ` or %)"
+    return problem
+
+
+class FlagError(ConfigError):
+    """A bad command-line flag: one line naming the flag (shown without "config error")."""
+
+
+def config_url(key: str, value: Any, kind: str = "any", error: type[ConfigError] = ConfigError) -> str:
+    """``value`` if ``check_http_url`` (the one check of every URL key and flag) passes it, else an
+    ``error`` naming ``key`` that does not repeat the value (it may hold a password)."""
+    from mxha.transport import BadUrl, check_http_url
+
+    try:
+        check_http_url(value, kind)
+    except BadUrl as exc:
+        raise error(f"{key}: {exc}") from None
+    return str(value)
 
 
 class Section:
@@ -71,6 +111,16 @@ class Section:
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"{self.key(name)}: must be a non-empty string")
         return value
+
+    def url(self, name: str, default: str | None = None, *, required: str | None = None, kind: str = "any") -> Any:
+        """An HTTP(S) URL, checked by ``check_http_url`` (the one check every URL key gets).
+        ``required``: why there is no default, said when the key is missing."""
+        value = self.text(name)
+        if value is None:
+            if required is not None:
+                raise ConfigError(f"{self.key(name)}: required ({required})")
+            return default
+        return config_url(self.key(name), value, kind)
 
     def flag(self, name: str, default: bool) -> bool:
         value = self._get(name)
@@ -107,6 +157,14 @@ class Section:
             raise ConfigError(f"{self.key(name)}: must be a list of strings")
         return list(value)
 
+    def listen_address(self, name: str, default: str, default_port: int) -> str:
+        value = self.text(name, default)
+        try:
+            parse_listen_address(value, default_port)
+        except ValueError as exc:
+            raise ConfigError(f"{self.key(name)}: {exc}") from None
+        return str(value)
+
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
         value = self._get(name)
         if value is None:
@@ -121,10 +179,22 @@ class Section:
             raise ConfigError(f"{self.key(unknown[0])}: unknown key")
 
 
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NOT_SHOWN = "the value is not shown (the secret itself may have been put here)"
+
+
+def shown_path(path: str) -> str:
+    """A path from a config file as an error may show it: only an absolute path. Anything else
+    may be a secret pasted into a ``*_file`` key, and errors go to logs and the journal."""
+    return path if os.path.isabs(path) else "the file it names"
+
+
 def read_secret(sec: Section, base: str, *, default: str | None = None) -> str | None:
     """``base`` from the file itself, ``base_file`` (a file holding it) or ``base_env`` (a variable).
 
-    An empty secret is refused, naming the key: a password of "" would let ``user:`` in.
+    An empty secret is refused, naming the key: a password of "" would let ``user:`` in. No error
+    repeats a value that may be the secret: a ``_env`` value that is not a variable's name, or a
+    ``_file`` value that is not an absolute path.
     """
     given = [n for n in (base, f"{base}_file", f"{base}_env") if sec.data.get(n) is not None]
     if len(given) > 1:
@@ -141,13 +211,20 @@ def read_secret(sec: Section, base: str, *, default: str | None = None) -> str |
         try:
             with open(path, encoding="utf-8") as fh:
                 value = fh.read().strip("\r\n")
-        except OSError as exc:
-            raise ConfigError(f"{sec.key(key)}: cannot read {path}: {exc.strerror}") from exc
+        except (OSError, ValueError) as exc:  # ValueError: not UTF-8, or a NUL in the path
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text, or not a file name"
+            hint = "" if os.path.isabs(path) else f"; not an absolute path, so {NOT_SHOWN}: give a file's absolute path"
+            raise ConfigError(f"{sec.key(key)}: cannot read {shown_path(path)}: {why}{hint}") from None
         if not value.strip():
-            raise ConfigError(f"{sec.key(key)}: {path} is empty; an empty secret is refused")
+            raise ConfigError(f"{sec.key(key)}: {shown_path(path)} is empty; an empty secret is refused")
     elif env is not None:
         key = f"{base}_env"
-        value = os.environ.get(str(env))
+        if not _ENV_NAME.match(env):
+            raise ConfigError(
+                f"{sec.key(key)}: not an environment variable's name (letters, digits and _); {NOT_SHOWN}: "
+                f"give the NAME of a variable holding it, or use {base}_file"
+            )
+        value = os.environ.get(env)
         if value is None:
             raise ConfigError(f"{sec.key(key)}: environment variable {env} is not set")
         if not value.strip():
@@ -178,10 +255,13 @@ class MaxScaleSettings:
         )
 
 
-def parse_maxscale(sec: Section) -> MaxScaleSettings:
-    url = sec.text("url", "http://127.0.0.1:8989")
-    if not re.match(r"^https?://[^/\s]+(/.*)?$", url):
-        raise ConfigError(f"{sec.key('url')}: must be http(s)://HOST[:PORT]")
+LOCAL_MAXSCALE_URL = "http://127.0.0.1:8989"  # MaxScale's own default admin_host:admin_port
+
+
+def parse_maxscale(sec: Section, *, url_required: str | None = None) -> MaxScaleSettings:
+    """A MaxScale's REST API and credentials. The URL defaults to THIS host's MaxScale, which is
+    right only in a node config (its own MaxScale): every other use passes ``url_required``."""
+    url = sec.url("url", LOCAL_MAXSCALE_URL, required=url_required, kind="maxscale")
     password = read_secret(sec, "password", default="mariadb")
     settings = MaxScaleSettings(
         url=url,
@@ -193,7 +273,7 @@ def parse_maxscale(sec: Section) -> MaxScaleSettings:
         read_timeout=sec.number("read_timeout", 1.5, minimum=0.01, maximum=60),
     )
     if settings.ca_file is not None and not os.path.exists(settings.ca_file):
-        raise ConfigError(f"{sec.key('ca_file')}: {settings.ca_file} does not exist")
+        raise ConfigError(f"{sec.key('ca_file')}: {shown_path(settings.ca_file)} does not exist")
     sec.finish()
     return settings
 
@@ -336,7 +416,7 @@ def parse_node_config(doc: dict[str, Any], source_path: str | None = None) -> No
     )
     nt.finish()
     ex = top.section("exporter")
-    listen = ex.text("listen_address", ":9843")
+    listen = ex.listen_address("listen_address", ":9843", 9843)
     ex.finish()
     peers = parse_peers(top, node)
     top.finish()
@@ -353,9 +433,6 @@ def parse_node_config(doc: dict[str, Any], source_path: str | None = None) -> No
     )
 
 
-_HTTP_URL = re.compile(r"^https?://[^/\s]+(/.*)?$")
-
-
 def parse_peers(top: Section, node: str) -> tuple[PeerSettings, ...]:
     value = top._get("peers")
     if value is None:
@@ -370,15 +447,10 @@ def parse_peers(top: Section, node: str) -> tuple[PeerSettings, ...]:
             raise ConfigError(f"{sec.key('name')}: {name!r} is this node (node: {node})")
         if any(p.name == name for p in out):
             raise ConfigError(f"{sec.key('name')}: {name!r} is listed twice")
-        url = sec.text("state_url", required=True)
-        if not _HTTP_URL.match(url):
-            raise ConfigError(f"{sec.key('state_url')}: must be http(s)://HOST[:PORT]/state")
+        url = sec.url("state_url", required="the peer's exporter, e.g. http://HOST:9843/state", kind="state")
         ms = None
         if sec.data.get("maxscale") is not None:
-            ms_sec = sec.section("maxscale")
-            if ms_sec.data.get("url") is None:
-                raise ConfigError(f"{ms_sec.key('url')}: required (the peer's MaxScale REST API)")
-            ms = parse_maxscale(ms_sec)
+            ms = parse_maxscale(sec.section("maxscale"), url_required="the peer's MaxScale REST API")
         sec.finish()
         out.append(PeerSettings(name, url, ms))
     return tuple(out)
@@ -389,17 +461,35 @@ def load_node_config(path: str) -> NodeConfig:
 
 
 def parse_listen_address(value: str, default_port: int) -> tuple[str, int]:
-    """Prometheus style: ``:9843``, ``0.0.0.0:9843``, ``[::1]:9843``, ``host``."""
+    """Prometheus style: ``:9843``, ``0.0.0.0:9843``, ``[::1]:9843``, ``host``.
+
+    A ``ValueError`` says what is wrong in one line that shows the address (never a secret); the
+    caller names the flag or key.
+    """
     host, port = value, str(default_port)
+    if not value or any(ch.isspace() for ch in value):
+        raise ValueError(f"{value!r} is not [HOST]:PORT, e.g. :{default_port}")
     if value.startswith("["):
         end = value.find("]")
         if end < 0:
-            raise ValueError(f"bad listen address {value!r}")
+            raise ValueError(f"{value!r} has an unbalanced [ (an IPv6 address: [::1]:{default_port})")
         host, rest = value[1:end], value[end + 1 :]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{value!r} has no IPv6 address in its [brackets]") from None
         if rest.startswith(":"):
             port = rest[1:]
-    elif value.count(":") == 1:
+        elif rest:
+            raise ValueError(f"{value!r} has something between ] and the :PORT")
+    elif "]" in value:
+        raise ValueError(f"{value!r} has an unbalanced ] (an IPv6 address: [::1]:{default_port})")
+    elif value.count(":") > 1:
+        raise ValueError(f"{value!r}: an IPv6 address goes in brackets, e.g. [::1]:{default_port}")
+    elif ":" in value:
         host, port = value.split(":")
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"bad port in listen address {value!r}")
+    elif value.isdigit():
+        raise ValueError(f"{value!r} is a port without its colon: write :{value}")
+    if not (port.isascii() and port.isdigit() and 0 <= int(port) <= 65535):  # 0: any free port
+        raise ValueError(f"{value!r} has a port that is not a number from 1 to 65535")
     return host or "0.0.0.0", int(port)

@@ -10,9 +10,42 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("mxha")
+
+
+def listen_address_from(flag_value: str | None, configured: str, key: str, default_port: int) -> tuple[str, int, str]:
+    """(host, port, how the address was given) from ``--web.listen-address`` if given, else the
+    config's ``key``; a bad one is a ``FlagError`` or ``ConfigError`` naming which."""
+    from mxha.config import ConfigError, FlagError, parse_listen_address
+
+    value, named = (flag_value, "--web.listen-address") if flag_value is not None else (configured, key)
+    try:
+        host, port = parse_listen_address(value, default_port)
+    except ValueError as exc:
+        raise (FlagError if flag_value is not None else ConfigError)(f"{named}: {exc}") from None
+    return host, port, f"{named} {value}"
+
+
+def listening_server(
+    app: Any, host: str, port: int, named: str, on_error: Callable[[], object] | None = None, **options: Any
+) -> Any:
+    """waitress's server, bound and listening; an address it cannot listen on (in use, not on this
+    host, a privileged port) is one line naming the flag or key (``named``), not a traceback.
+    ``on_error`` runs first then (to stop what the app started)."""
+    from waitress import create_server
+
+    from mxha.config import ConfigError, FlagError
+
+    try:
+        return create_server(app, host=host, port=port, **options)
+    except OSError as exc:  # bind() and getaddrinfo() failures: the address, not the program
+        if on_error is not None:
+            on_error()
+        error = FlagError if named.startswith("--") else ConfigError
+        raise error(f"{named}: cannot listen: {exc.strerror or exc}") from None
 
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter

@@ -19,13 +19,15 @@ document, a TLS failure) is alive, and what it is doing is unknown.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
+import re
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 if TYPE_CHECKING:  # ssl costs several ms to import: only HTTPS URLs load it
     import ssl
@@ -33,6 +35,100 @@ if TYPE_CHECKING:  # ssl costs several ms to import: only HTTPS URLs load it
 # What a failed call amounts to, for "is that node down?": the ONE place this is decided.
 NO_ANSWER = "no_answer"
 ERROR_KINDS = (NO_ANSWER, "auth", "http", "document", "tls")
+
+
+URL_KINDS = ("any", "maxscale", "state", "base")
+_HOST_NAME = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
+
+
+class BadUrl(ValueError):
+    """What is wrong with a URL, in words that never repeat the URL (it may hold a password, or be
+    a secret pasted into the wrong key): the caller names the key."""
+
+
+def check_http_url(url: str, kind: str = "any") -> SplitResult:
+    """The ONE check of an HTTP(S) URL a user gives (every URL key, ``--via``): scheme, a host (a
+    name, an IPv4 address, or an IPv6 address in brackets), a port from 1 to 65535 if given.
+
+    ``kind`` adds what a URL of that use must look like, refused at start-up rather than failing
+    every call later: ``maxscale`` (the REST API's root: mxha adds ``/v1/...``, so a path is only a
+    reverse proxy's prefix; no credentials, which ``user``/``password`` replace; no query, never
+    sent), ``state`` (an exporter's ``/state``: a path is required), ``base`` (a server's root,
+    e.g. another remediator replica: no path, no query).
+    """
+    if not isinstance(url, str) or not url:
+        raise BadUrl("must be an http(s) URL")
+    if any(ch.isspace() for ch in url):
+        raise BadUrl("must not contain spaces or line breaks")
+    scheme, sep, _ = url.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        raise BadUrl("must start with http:// or https://")
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    netloc = parts.netloc if parts is not None else url[len(scheme) + 3 :].split("/", 1)[0]
+    userinfo, at, hostport = netloc.rpartition("@")
+    if not at:
+        hostport = netloc
+    check_host_port(hostport)
+    if parts is None:  # urlsplit refused what _check_host_port let through: say so plainly
+        raise BadUrl("is not a valid URL")
+    path = parts.path
+    if kind == "maxscale":
+        if at:
+            raise BadUrl("must not hold credentials: give them as user and password(_file/_env)")
+        if parts.query or parts.fragment:
+            raise BadUrl("must not have a ?query or #fragment (they are never sent)")
+        segments = [s for s in path.split("/") if s]
+        if "v1" in segments:
+            prefix = "".join(f"/{s}" for s in segments[: segments.index("v1")])
+            root = f"{parts.scheme}://{hostport}{prefix}"
+            raise BadUrl(
+                f"give the REST API's root without /v1 (mxha adds /v1/...), e.g. {root}; a path is only "
+                "for a prefix in front of a MaxScale behind a reverse proxy, e.g. http://proxy/maxscale"
+            )
+    elif kind == "state":
+        if path in ("", "/"):
+            raise BadUrl("needs the path of the exporter's /state, e.g. http://HOST:9843/state")
+    elif kind == "base":
+        if path not in ("", "/") or parts.query or parts.fragment:
+            raise BadUrl("must be the server's root URL without a path, e.g. http://HOST:9844")
+    return parts
+
+
+def check_host_port(hostport: str) -> None:
+    """``HOST[:PORT]`` as in a URL (the IPv6 address in brackets); ``BadUrl`` says what is wrong."""
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end < 0:
+            raise BadUrl("has an unbalanced [ (an IPv6 address goes in brackets: [::1]:PORT)")
+        host, rest = hostport[1:end], hostport[end + 1 :]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise BadUrl("has no IPv6 address in its [brackets]") from None
+        if rest and not rest.startswith(":"):
+            raise BadUrl("has something between ] and the :PORT")
+        port = rest[1:] if rest else None
+    elif "]" in hostport:
+        raise BadUrl("has an unbalanced ] (an IPv6 address goes in brackets: [::1]:PORT)")
+    elif hostport.count(":") > 1:
+        raise BadUrl("has an IPv6 address without brackets (write [::1]:PORT)")
+    else:
+        host, colon, port_text = hostport.partition(":")
+        port = port_text if colon else None
+        if not host:
+            raise BadUrl("has no host")
+        if not _HOST_NAME.match(host):
+            raise BadUrl("has a host that is not a name or an IP address")
+        if re.fullmatch(r"[0-9.]+", host):
+            try:
+                ipaddress.IPv4Address(host)
+            except ValueError:
+                raise BadUrl("has a host that looks like an IPv4 address but is not one") from None
+    if port is not None and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        raise BadUrl("has a port that is not a number from 1 to 65535")
 
 
 def redact_url(url: str) -> str:
@@ -314,11 +410,12 @@ class JsonHttpClient:
     def __post_init__(self) -> None:
         self._idle: list[_Connection] = []
         self._idle_lock = threading.Lock()
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"URL must be http(s)://HOST[:PORT][/PATH], got {redact_url(self.url)!r}")
+        try:
+            parts = check_http_url(self.url)
+        except BadUrl as exc:  # configured URLs were checked at load: this is a caller's mistake
+            raise ValueError(f"URL {redact_url(self.url)!r} {exc}") from None
         self._scheme = parts.scheme
-        self._host = parts.hostname
+        self._host = parts.hostname or ""  # never empty: check_http_url requires a host
         self._port = parts.port or (443 if parts.scheme == "https" and self.default_port == 80 else self.default_port)
         self._path = parts.path
         self._query = parts.query

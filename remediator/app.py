@@ -19,10 +19,9 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import HTTPException
 
-from mxha.config import parse_listen_address
 from mxha.remediator.config import RemediatorConfig, load_remediator_config
 from mxha.remediator.engine import Reconciler
-from mxha.serving import serve_until_signalled
+from mxha.serving import listen_address_from, listening_server, serve_until_signalled
 
 log = logging.getLogger("mxha.remediator")
 api = Blueprint("api", __name__)
@@ -220,17 +219,17 @@ def create_app(cfg: RemediatorConfig, reconciler: Reconciler | None = None) -> F
 def main(config_file: str, listen_address: str | None, dry_run: bool) -> int:
     from dataclasses import replace
 
-    from waitress import create_server
-
     cfg = load_remediator_config(config_file)
     if dry_run:
         cfg = replace(cfg, dry_run=True)
-    host, port = parse_listen_address(listen_address or cfg.listen_address, 9844)
+    host, port, named = listen_address_from(listen_address, cfg.listen_address, "listen_address", 9844)
     app = create_app(cfg)
-    server = create_server(
+    server = listening_server(
         app,
-        host=host,
-        port=port,
+        host,
+        port,
+        named,
+        on_error=app.extensions["mxha_reconciler"].close,  # its lock prober may have started
         threads=cfg.threads,
         channel_timeout=30,
         connection_limit=500,

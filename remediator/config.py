@@ -3,13 +3,25 @@ auth, limits and the guardrails' numbers."""
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
-from mxha.config import ConfigError, MaxScaleSettings, Section, load_yaml, parse_maxscale, read_secret
+from mxha.config import (
+    ConfigError,
+    MaxScaleSettings,
+    Section,
+    config_url,
+    load_yaml,
+    parse_maxscale,
+    read_secret,
+    shown_path,
+)
 from mxha.model import MODES
 from mxha.remediator.replicas import LockServer, LockSettings, PeerReplica, ReplicaSettings
+from mxha.transport import BadUrl, check_host_port
 
 
 @dataclass(frozen=True)
@@ -124,11 +136,22 @@ def parse_remediator_config(doc: dict[str, Any]) -> RemediatorConfig:
         for i, raw in enumerate(nodes_raw):
             nsec = Section(raw, f"clusters.{cname}.nodes[{i}]")
             name = nsec.text("name", required=True)
-            state_url = nsec.text("state_url", required=True)
-            if not re.match(r"^https?://[^/\s]+/\S*$", state_url):
-                raise ConfigError(f"{nsec.key('state_url')}: must be an http(s) URL, e.g. http://host:9843/state")
-            ms = parse_maxscale(nsec.section("maxscale"))
+            # No defaults for a node's addresses: the remediator runs on some host, and a default
+            # (say, MaxScale's 127.0.0.1:8989) would read or change THAT host's MaxScale under
+            # this node's name
+            state_url = nsec.url(
+                "state_url", required="this node's exporter, e.g. http://HOST:9843/state", kind="state"
+            )
+            ms = parse_maxscale(
+                nsec.section("maxscale"),
+                url_required="this node's MaxScale REST API, e.g. http://HOST:8989; there is no default",
+            )
             driver = nsec.choice("driver", "rest", ("rest", "maxctrl"))
+            if driver == "maxctrl" and urlsplit(ms.url).path.strip("/"):
+                raise ConfigError(
+                    f"{nsec.key('maxscale')}.url: driver maxctrl takes HOST:PORT only (maxctrl -h): "
+                    "a path prefix needs driver rest"
+                )
             nodes.append(
                 NodeSettings(
                     name,
@@ -157,7 +180,7 @@ def parse_remediator_config(doc: dict[str, Any]) -> RemediatorConfig:
         clusters=clusters,
         auth=auth,
         policy=policy,
-        listen_address=top.text("listen_address", ":9844"),
+        listen_address=top.listen_address("listen_address", ":9844", 9844),
         dry_run=top.flag("dry_run", False),
         audit_log=top.text("audit_log"),
         max_body_bytes=max_body,
@@ -172,12 +195,13 @@ def parse_remediator_config(doc: dict[str, Any]) -> RemediatorConfig:
 
 def _lock_servers(sec: Section, name: str) -> tuple[LockServer, ...]:
     out = []
-    for item in sec.strings(name):
-        host, _, port = item.rpartition(":") if re.search(r":\d+$", item) else (item, "", "3306")
-        host = host.strip("[]")
-        if not host or not re.match(r"^[A-Za-z0-9_.:-]+$", host) or not 0 < int(port) < 65536:
-            raise ConfigError(f"{sec.key(name)}: {item!r} is not HOST[:PORT]")
-        out.append(LockServer(host, int(port)))
+    for i, item in enumerate(sec.strings(name)):
+        try:
+            check_host_port(item)  # the URL check's, so a lock server is spelled as in a URL
+        except BadUrl as exc:  # the value is not repeated: a password pasted here would be
+            raise ConfigError(f"{sec.key(name)}[{i}]: must be HOST[:PORT] (default port 3306); it {exc}") from None
+        host, _, port = item.rpartition(":") if re.search(r"(^[^:]*|\]):\d+$", item) else (item, "", "3306")
+        out.append(LockServer(host.strip("[]"), int(port)))
     if not out:
         raise ConfigError(f"{sec.key(name)}: list at least one lock server (three or more: a majority must be taken)")
     if len(set(out)) != len(out):
@@ -212,14 +236,27 @@ def _parse_replicas(sec: Section, cluster_servers: dict[str, tuple[LockServer, .
         probe_seconds=lsec.number("probe_seconds", 15.0, minimum=0.2, maximum=3600),
     )
     lsec.finish()
-    peers = []
-    for i, url in enumerate(sec.strings("peers")):
-        if not re.match(r"^https?://[^/\s]+/?$", url):
-            raise ConfigError(f"{sec.key('peers')}[{i}]: must be a replica's base URL, e.g. http://host:9844")
-        peers.append(PeerReplica(url))
+    peers = [
+        PeerReplica(config_url(f"{sec.key('peers')}[{i}]", url, "base")) for i, url in enumerate(sec.strings("peers"))
+    ]
     sec.finish()
     return ReplicaSettings(rid, lock, tuple(peers), dict(cluster_servers))
 
 
 def load_remediator_config(path: str) -> RemediatorConfig:
-    return parse_remediator_config(load_yaml(path))
+    cfg = parse_remediator_config(load_yaml(path))
+    if cfg.audit_log is not None:
+        _check_audit_log(cfg.audit_log)
+    return cfg
+
+
+def _check_audit_log(path: str) -> None:
+    """The audit trail's folder is made at start (as the audit log does); one it cannot make, or a
+    file it cannot append to, is said now, naming the key, not as a traceback or at the first action."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"audit_log: cannot make the folder of {shown_path(path)}: {exc.strerror}") from None
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise ConfigError(f"audit_log: cannot write {shown_path(path)}")

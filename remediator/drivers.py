@@ -53,7 +53,9 @@ class MaxctrlDriver:
     def __init__(self, node: NodeSettings) -> None:
         self.node = node
         parts = urlsplit(node.maxscale.url)
-        self.hostport = f"{parts.hostname}:{parts.port or 8989}"
+        host = parts.hostname or ""
+        # maxctrl -h takes HOST:PORT; an IPv6 address keeps its brackets, or the port is lost in it
+        self.hostport = f"[{host}]:{parts.port or 8989}" if ":" in host else f"{host}:{parts.port or 8989}"
         self.secure = parts.scheme == "https"
 
     def argv(self, *command: str) -> list[str]:

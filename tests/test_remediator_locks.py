@@ -249,7 +249,12 @@ def test_a_cluster_mode_is_checked_at_start_up() -> None:
 
     doc = {
         "allow_no_auth": True,
-        "clusters": {"c": {"mode": "cooperative", "nodes": [{"name": "n", "state_url": "http://h:1/state"}]}},
+        "clusters": {
+            "c": {
+                "mode": "cooperative",
+                "nodes": [{"name": "n", "state_url": "http://h:1/state", "maxscale": {"url": "http://h:8989"}}],
+            }
+        },
     }
     with pytest.raises(ConfigError, match=r"^clusters\.c\.mode: must be one of passive, locks$"):
         parse_remediator_config(doc)

@@ -372,7 +372,13 @@ def _doc(**replicas: Any) -> dict[str, Any]:
     return {
         "auth": {"bearer_token": TOKEN},
         "replicas": replicas,
-        "clusters": {"c": {"nodes": [{"name": "a", "state_url": "http://127.0.0.1:1/state"}]}},
+        "clusters": {
+            "c": {
+                "nodes": [
+                    {"name": "a", "state_url": "http://127.0.0.1:1/state", "maxscale": {"url": "http://127.0.0.1:1"}}
+                ]
+            }
+        },
     }
 
 
@@ -383,7 +389,7 @@ LOCK_OK = {"servers": ["db1:3306", "db2", "[::1]:3307"], "user": "mxha_lock", "p
 @pytest.mark.parametrize(
     ("replicas", "key"),
     [
-        ({"lock": {**LOCK_OK, "servers": ["db1:99999"]}}, "replicas.lock.servers"),
+        ({"lock": {**LOCK_OK, "servers": ["db1:99999"]}}, "replicas.lock.servers[0]"),
         ({"lock": {**LOCK_OK, "servers": ["db1", "db1:3306"]}}, "replicas.lock.servers"),
         ({"lock": {**LOCK_OK, "servers": []}}, "replicas.lock.servers"),
         ({"lock": {k: v for k, v in LOCK_OK.items() if k != "user"}}, "replicas.lock.user"),

@@ -220,6 +220,9 @@ class EmulatorState:
         except (OSError, ValueError) as exc:
             log.warning("ignoring unreadable state file %s: %s", path, exc)
             return
+        if not isinstance(saved, dict):
+            log.warning("ignoring state file %s: not a JSON object", path)
+            return
         if isinstance(saved.get("maxscale"), dict):
             for key, value in saved["maxscale"].items():
                 if key in self.parameters and key not in STATIC_PARAMETERS:

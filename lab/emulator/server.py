@@ -398,17 +398,19 @@ class Emulator:
         scheme = "https" if self.config.tls_cert else "http"
         return f"{scheme}://{host}:{self.config.port}"
 
-    def start(self) -> None:
+    def start(self, wait_for_port: bool = True) -> None:
+        """Listen. ``wait_for_port``: a port in use is retried for 3 s, for a restart after
+        ``stop_listening``; the first start of a process has no such socket, and says at once."""
         with self._guard:
             if self._server is not None:
                 return
-            deadline = time.monotonic() + 3.0
+            deadline = time.monotonic() + (3.0 if wait_for_port else 0.0)
             while True:  # the socket we closed a moment ago may still be going away
                 try:
                     server = EmulatorHTTPServer(self)
                     break
                 except OSError as exc:
-                    if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                    if exc.errno != errno.EADDRINUSE or time.monotonic() >= deadline:
                         raise
                     time.sleep(0.05)
             self.config.port = server.server_address[1]
