@@ -137,7 +137,9 @@ def check_via_exporter(url: str, timeout: float) -> tuple[int, str]:
             reason = ""
         return EXIT_UNHEALTHY, f"FAIL (exporter HTTP {exc.code}): {reason}"
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        return EXIT_UNHEALTHY, f"FAIL: exporter check {url} unreachable: {exc}"
+        from mxha.transport import redact_url
+
+        return EXIT_UNHEALTHY, f"FAIL: exporter check {redact_url(url)} unreachable: {exc}"
 
 
 def _hard_timeout(seconds: float) -> None:

@@ -272,3 +272,10 @@ def test_the_exporter_shows_a_host_whose_check_has_no_follow_up(
     assert hazards(url)[0] == {"follow_up_missing": "warning"}
     assert mxha("check", "--config.file", str(cfg), "--follow-up").returncode == 0
     wait_for(lambda: hazards(url)[0] == {}, 5, "the hazard gone once keepalived's form of the check ran")
+
+
+def test_the_lightweight_check_never_prints_credentials_in_its_url(emulator: Emulator, tmp_path: Path) -> None:
+    cfg = node_config(tmp_path / "node.yml", emulator, tmp_path)
+    run = mxha("check", "--config.file", str(cfg), "--via", f"http://probe:s3cr3t-pw@127.0.0.1:{free_port()}/check")
+    assert run.returncode == 1 and "unreachable" in run.stdout, run
+    assert "s3cr3t-pw" not in run.stdout + run.stderr
