@@ -3,7 +3,6 @@ auth, limits and the guardrails' numbers."""
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +16,6 @@ from mxha.config import (
     load_yaml,
     parse_maxscale,
     read_secret,
-    shown_path,
 )
 from mxha.model import MODES
 from mxha.remediator.replicas import LockServer, LockSettings, PeerReplica, ReplicaSettings
@@ -244,19 +242,5 @@ def _parse_replicas(sec: Section, cluster_servers: dict[str, tuple[LockServer, .
 
 
 def load_remediator_config(path: str) -> RemediatorConfig:
-    cfg = parse_remediator_config(load_yaml(path))
-    if cfg.audit_log is not None:
-        _check_audit_log(cfg.audit_log)
-    return cfg
-
-
-def _check_audit_log(path: str) -> None:
-    """The audit trail's folder is made at start (as the audit log does); one it cannot make, or a
-    file it cannot append to, is said now, naming the key, not as a traceback or at the first action."""
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"audit_log: cannot make the folder of {shown_path(path)}: {exc.strerror}") from None
-    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise ConfigError(f"audit_log: cannot write {shown_path(path)}")
+    # an audit_log it cannot write is found when the audit log opens it, before serving (AuditLog)
+    return parse_remediator_config(load_yaml(path))

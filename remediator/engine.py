@@ -34,7 +34,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from mxha.config import ConfigError
+from mxha.config import ConfigError, shown_path
 from mxha.failure_edges import FailureEdges
 from mxha.maxscale import MaxScaleError, read_status
 from mxha.model import StateFormatError, node_state_from_json
@@ -153,7 +153,7 @@ class AuditLog:
                 os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
                 os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640))
             except OSError as exc:
-                raise ConfigError(f"audit_log: cannot write {path}: {exc.strerror}") from exc
+                raise ConfigError(f"audit_log: cannot write {shown_path(path)}: {exc.strerror}") from None
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.path:
