@@ -118,7 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(per the kernel) means active, else passive. Before going active it asks the peers "
         "(peers: in the config) and stays passive for a peer verified to be the better keeper and "
         "active. Without arguments (notify_master_rx_lower_pri, or mxha check following up a yield) "
-        "it decides from live state alone. An unknown STATE exits 1.",
+        "it decides from live state alone. An unknown STATE exits 1. It writes its record, lock and ticket in "
+        "the directory of notify.state_file, which keepalived's script_user must own: run by another user "
+        "(root debugging) or with that directory missing, it writes nothing there, still applies a passive "
+        "transition (BACKUP, FAULT, STOP, DELETED) from live state, and refuses anything else with one line "
+        "naming the user to run it as (exit 2).",
     )
     _config_flag(p, "node")
     p.add_argument("type", metavar="TYPE", nargs="?", default=None, help="INSTANCE or GROUP")

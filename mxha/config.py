@@ -226,7 +226,8 @@ def read_secret(sec: Section, base: str, *, default: str | None = None) -> str |
             )
         value = os.environ.get(env)
         if value is None:
-            raise ConfigError(f"{sec.key(key)}: environment variable {env} is not set")
+            # not named: a password made of letters and digits is a valid name too
+            raise ConfigError(f"{sec.key(key)}: the environment variable it names is not set")
         if not value.strip():
             raise ConfigError(f"{sec.key(key)}: environment variable {env} is empty; an empty secret is refused")
     return value
@@ -491,5 +492,5 @@ def parse_listen_address(value: str, default_port: int) -> tuple[str, int]:
     elif value.isdigit():
         raise ValueError(f"{value!r} is a port without its colon: write :{value}")
     if not (port.isascii() and port.isdigit() and 0 <= int(port) <= 65535):  # 0: any free port
-        raise ValueError(f"{value!r} has a port that is not a number from 1 to 65535")
+        raise ValueError(f"{value!r} has a port that is not a number from 0 (any free port) to 65535")
     return host or "0.0.0.0", int(port)

@@ -56,7 +56,7 @@ class FailureEdges:
         with self._lock:
             before = self._failing.pop(source, None)
         if before is not None:
-            self.log.warning(
+            self.log.info(  # good news: not at WARNING, where a journal filter would page on it
                 "%s: recovered after %.1fs failing (%s)",
                 source,
                 time.monotonic() - before[1],

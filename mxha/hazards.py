@@ -58,8 +58,10 @@ def node_hazards(
                 Hazard(
                     "follow_up_missing",
                     "warning",
-                    f"no mxha check --follow-up has run in the {running_for:.0f}s this exporter has watched: "
-                    "a MaxScale restarted active on the backup, or a lost notify, stays uncorrected",
+                    f"no mxha check --follow-up has marked its run in the {running_for:.0f}s this exporter has "
+                    "watched (keepalived's check line lacks the flag, runs as another user than the state "
+                    "directory's owner, or does not run): a MaxScale restarted active on the backup, or a lost "
+                    "notify, stays uncorrected",
                 )
             )
         elif follow_up_age is not None and follow_up_age >= stale_after:
@@ -67,8 +69,8 @@ def node_hazards(
                 Hazard(
                     "follow_up_missing",
                     "warning",
-                    f"the last mxha check --follow-up ran {follow_up_age:.0f}s ago: a MaxScale restarted "
-                    "active on the backup, or a lost notify, stays uncorrected",
+                    f"the last mxha check --follow-up marked its run {follow_up_age:.0f}s ago: a MaxScale "
+                    "restarted active on the backup, or a lost notify, stays uncorrected",
                 )
             )
     return tuple(found)

@@ -198,15 +198,15 @@ def _mark_follow_up(cfg: Any) -> str | None:
         return "follow-up off: check.follow_up is false"
     if not cfg.keepalived.vips:
         return "no follow-up: keepalived.vips is not set"
-    from mxha.statedir import StateDir, mark_follow_up
+    from mxha.statedir import mark_follow_up, write_problem
 
-    where = StateDir.of(cfg.notify.state_file)
-    if not where.mine:
-        return f"follow-up skipped: {where.why_not_mine()}"
+    problem = write_problem(cfg.notify.state_file, cfg.notify.lock_file)
+    if problem is not None:
+        return f"follow-up skipped: {problem}"
     try:
         mark_follow_up(cfg.notify.state_file)
     except OSError as exc:  # never let the follow-up change the check's verdict
-        return f"follow-up skipped: cannot mark it in {where.path}: {exc.strerror}"
+        return f"follow-up skipped: cannot mark it beside {cfg.notify.state_file}: {exc.strerror}"
     return None
 
 

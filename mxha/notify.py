@@ -37,7 +37,7 @@ from typing import Any
 from mxha.maxscale import MaxScaleClient, MaxScaleError, reaches_majority, read_status
 from mxha.model import governing_instance
 from mxha.notify_record import NotifyEntry, NotifyRecord
-from mxha.statedir import StateDir, open_for_update
+from mxha.statedir import lock_path, open_for_update, still_there, write_problem
 
 ACTIVE_STATES = frozenset({"MASTER"})
 PASSIVE_STATES = frozenset({"BACKUP", "FAULT", "STOP", "DELETED"})
@@ -71,15 +71,18 @@ class Tickets:
         self.path = path
 
     def take(self) -> int:
-        fd = open_for_update(self.path)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            last = _parse(os.pread(fd, 32, 0))
-            ticket = max(last + 1, time.time_ns())
-            os.pwrite(fd, f"{ticket:020d}\n".encode(), 0)
-            return ticket
-        finally:
-            os.close(fd)
+        while True:
+            fd = open_for_update(self.path)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                if not still_there(fd, self.path):
+                    continue  # replaced meanwhile (a root leftover): count on the file there now
+                last = _parse(os.pread(fd, 32, 0))
+                ticket = max(last + 1, time.time_ns())
+                os.pwrite(fd, f"{ticket:020d}\n".encode(), 0)
+                return ticket
+            finally:
+                os.close(fd)
 
     def latest(self) -> int:
         try:
@@ -101,16 +104,20 @@ def _parse(raw: bytes) -> int:
 
 
 def acquire_lock(path: str, deadline: float) -> int | None:
-    fd = open_for_update(path)
     while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fd = open_for_update(path)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    return None
+                time.sleep(0.01)
+        if still_there(fd, path):
             return fd
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                os.close(fd)
-                return None
-            time.sleep(0.01)
+        os.close(fd)  # replaced while we waited (a root leftover): the lock is the file there now
 
 
 # -- acting on MaxScale --------------------------------------------------------------------------
@@ -273,13 +280,16 @@ def log_line(path: str | None, line: str) -> None:
 EXIT_CONFIG = 2  # a config error, or a run the setup refuses (the wrong user, no state directory)
 
 
+def _to_syslog(line: str) -> None:
+    import syslog
+
+    syslog.openlog("mxha-notify", 0, syslog.LOG_DAEMON)
+    syslog.syslog(syslog.LOG_WARNING, line)
+
+
 def state_dir_problem(cfg: Any) -> str | None:
     """Why this run may not write the hooks' files (only the owner of their directory does), or None."""
-    lock_path = cfg.notify.lock_file or f"{cfg.notify.state_file}.lock"
-    for where in (StateDir.of(cfg.notify.state_file), StateDir.of(lock_path)):
-        if not where.mine:
-            return where.why_not_mine()
-    return None
+    return write_problem(cfg.notify.state_file, cfg.notify.lock_file)
 
 
 def main(config_file: str, type_: str | None, name: str | None, state: str | None, priority: str | None) -> int:
@@ -318,8 +328,8 @@ def main(config_file: str, type_: str | None, name: str | None, state: str | Non
         # a person's run (root debugging) or a missing directory: write nothing there, so the next
         # run by keepalived's script user finds its files as it left them; going passive still happens
         return unrecorded(cfg, Transition(type_, name, state, prio, 0), deadline, refused, refusal=True)
-    lock_path = settings.lock_file or f"{settings.state_file}.lock"
-    tickets = Tickets(f"{lock_path}.ticket")
+    lock_file = lock_path(settings.state_file, settings.lock_file)
+    tickets = Tickets(f"{lock_file}.ticket")
     configured = cfg.keepalived.governing_instance
     acting = (
         (type_ == RECHECK and bool(cfg.keepalived.vips))
@@ -331,9 +341,9 @@ def main(config_file: str, type_: str | None, name: str | None, state: str | Non
     reserve = min(2.0, settings.timeout / 2) if state in PASSIVE_STATES else 0.0
     try:
         ticket = tickets.take() if acting else 0
-        fd = acquire_lock(lock_path, deadline - reserve)
+        fd = acquire_lock(lock_file, deadline - reserve)
     except OSError as exc:
-        why = f"cannot use {lock_path}: {exc.strerror or exc}"
+        why = f"cannot use {lock_file}: {exc.strerror or exc}"
         return unrecorded(cfg, Transition(type_, name, state, prio, ticket), deadline, why, tickets=tickets)
     if fd is None:
         why = "another notify held the lock too long"
@@ -357,6 +367,8 @@ def unrecorded(
     orders the calls, and is not done. ``refusal``: this run may not write there at all (another
     user, or no directory): it says so on stderr, not in the log file it must not create."""
     log_file = None if refusal else cfg.notify.log_file
+    if refusal:  # keepalived discards a notify script's output: the journal keeps this one
+        _to_syslog(f"{t.type} {t.name} {t.state}: {why}")
     prio = f" {t.priority}" if t.priority is not None else ""
     head = f"{t.type} {t.name} {t.state}{prio}"
     known = NotifyRecord.read(cfg.notify.state_file).known_instances() | ({t.name} if t.type == "INSTANCE" else set())
@@ -376,14 +388,25 @@ def unrecorded(
         return 0
     locks_mode = cfg.mode == "locks"
     passive = not locks_mode  # mode: locks: every MaxScale stays active; only the locks move
+
+    def overtaken() -> bool:
+        """Between attempts: without the lock, a newer call (or the VIP coming back) may have made
+        this MaxScale active since live state was read: a late passive write must not undo it."""
+        newer = tickets is not None and t.ticket > 0 and tickets.latest() > t.ticket
+        return newer or live_master(cfg.keepalived.vips)[0] is True
+
     try:
         outcome = apply_mode(
             cfg.maxscale.client(),
             passive,
             cfg.notify.release_locks,
             deadline,
+            newer_call=overtaken,
             hand_over=lambda: peer_can_take_locks(cfg, deadline),
         )
+    except Handover as exc:
+        log_line(log_file, f"{head}: {exc}; not recorded: {why}")
+        return 0
     except MaxScaleError as exc:
         log_line(log_file, f"{head}: FAILED: {exc}; {source}; not recorded: {why}")
         return 1
@@ -528,8 +551,8 @@ def follow_up(
         why = "this MaxScale holds the locks but the VIP is elsewhere"
     else:
         return None
-    lock_path = cfg.notify.lock_file or f"{cfg.notify.state_file}.lock"
-    probe = acquire_lock(lock_path, time.monotonic())  # a notify is running: it decides, no pile-up
+    # a notify is running: it decides, no pile-up
+    probe = acquire_lock(lock_path(cfg.notify.state_file, cfg.notify.lock_file), time.monotonic())
     if probe is None:
         return None
     os.close(probe)

@@ -13,6 +13,7 @@ Standard library only: the hooks run in a fresh process per event.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 from dataclasses import dataclass
@@ -74,32 +75,56 @@ class StateDir:
         )
 
 
+def lock_path(state_file: str, lock_file: str | None) -> str:
+    """notify.lock_file, by default beside the state file."""
+    return lock_file or f"{state_file}.lock"
+
+
+def write_problem(state_file: str, lock_file: str | None) -> str | None:
+    """Why this process may not write the hooks' files (only the owner of their directory does;
+    ``notify.lock_file`` elsewhere must be in a directory the same user owns), or None."""
+    for where in (StateDir.of(state_file), StateDir.of(lock_path(state_file, lock_file))):
+        if not where.mine:
+            return where.why_not_mine()
+    return None
+
+
 def open_for_update(path: str) -> int:
     """Open (creating) one of the hooks' small files read-write, in a directory this process owns.
 
-    A file the owner cannot open (left by an older version run as root, mode 0644) is replaced by a
-    fresh one: the owner of a directory may rename over any file in it, and a lock or counter no
-    one can open would stop every later hook."""
-    try:
-        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except PermissionError:
-        tmp = f"{path}.new.{os.getpid()}"
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    A file the owner cannot open for writing (left 0644 root by an older version's root run) is
+    replaced by a fresh one: the owner of a directory may rename over any file in it, and a lock or
+    counter no one can open would stop every later hook. The replacement is made while holding the
+    old file's lock (a read-only open can be locked too), so two calls replacing it at once cannot
+    each end up locking a file of their own."""
+    while True:
         try:
-            try:  # keep the counter's value: tickets must only grow
-                with open(path, "rb") as old:
-                    os.write(fd, old.read(64))
-            except OSError:
-                pass
-            os.replace(tmp, path)
-        except BaseException:
-            os.close(fd)
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        return fd
+            return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except PermissionError:
+            pass
+        old = os.open(path, os.O_RDONLY)  # unreadable too: the caller's OSError
+        try:
+            fcntl.flock(old, fcntl.LOCK_EX)
+            if still_there(old, path):  # else another call replaced it meanwhile: open that one
+                tmp = f"{path}.new.{os.getpid()}"
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                try:
+                    os.write(fd, os.pread(old, 64, 0))  # a counter's value: tickets only grow
+                finally:
+                    os.close(fd)
+                os.replace(tmp, path)
+        finally:
+            os.close(old)
+
+
+def still_there(fd: int, path: str) -> bool:
+    """Is the open file ``fd`` still the one at ``path``? A lock taken on a file that another call
+    has since replaced (``open_for_update``) orders nothing: take it again on the file now there."""
+    try:
+        mine, now = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (mine.st_dev, mine.st_ino) == (now.st_dev, now.st_ino)
 
 
 def follow_up_marker(state_file: str) -> str:

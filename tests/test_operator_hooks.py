@@ -91,7 +91,8 @@ def test_a_hand_run_check_changes_nothing_and_the_keepalived_form_corrects(emula
     """The VIP is elsewhere and MaxScale is active (keepalived not started yet, or the backup): a
     person's `mxha check` answers and changes nothing; keepalived's `--follow-up` makes it passive."""
     cfg = node_config(hooks_dir.parent / "node.yml", emulator, hooks_dir)
-    shutil.chown(hooks_dir, "root", "root")  # a person running it as the directory's owner: still only looks
+    if os.geteuid() == 0:  # a person running it as the directory's owner: still only looks
+        shutil.chown(hooks_dir, "root", "root")
     for _ in range(3):
         run = mxha("check", "--config.file", str(cfg))
         assert run.returncode == 0 and run.stdout.strip() == "OK: 2/2 expected servers listed, 2 Running", run
@@ -279,3 +280,46 @@ def test_the_lightweight_check_never_prints_credentials_in_its_url(emulator: Emu
     run = mxha("check", "--config.file", str(cfg), "--via", f"http://probe:s3cr3t-pw@127.0.0.1:{free_port()}/check")
     assert run.returncode == 1 and "unreachable" in run.stdout, run
     assert "s3cr3t-pw" not in run.stdout + run.stderr
+
+
+@needs_root
+def test_calls_racing_to_replace_a_root_leftover_lock_still_exclude_each_other(hooks_dir: Path) -> None:
+    """Several notify calls of the script user meet a lock file left 0644 root: each may replace it,
+    and each that locked a file since replaced must lock again. Otherwise two hold "the" lock at once
+    (a review reproduced it) and an older MASTER write can land after a newer BACKUP one."""
+    import sys
+
+    lock = hooks_dir / "notify-state.json.lock"
+    log = hooks_dir / "held.log"
+    go = hooks_dir / "go"
+    child = (
+        "import os, sys, time\n"
+        "from mxha.notify import acquire_lock\n"
+        f"while not os.path.exists({str(go)!r}): time.sleep(0.001)\n"
+        f"fd = acquire_lock({str(lock)!r}, time.monotonic() + 30)\n"
+        f"with open({str(log)!r}, 'a') as fh: fh.write(f'in {{time.monotonic()}}\\n')\n"
+        "time.sleep(0.05)\n"
+        f"with open({str(log)!r}, 'a') as fh: fh.write(f'out {{time.monotonic()}}\\n')\n"
+        "os.close(fd)\n"
+    )
+    for round_ in range(8):
+        lock.write_text("")
+        os.chmod(lock, 0o644)  # root's: a leftover of an older version's root run
+        log.unlink(missing_ok=True)
+        go.unlink(missing_ok=True)
+        procs = [
+            subprocess.Popen(
+                ["setpriv", f"--reuid={SCRIPT_USER}", "--regid=nogroup", "--clear-groups", sys.executable, "-c", child],
+                cwd="/",
+            )
+            for _ in range(6)
+        ]
+        time.sleep(0.6)  # every child waiting for the start
+        go.touch()
+        assert all(p.wait(60) == 0 for p in procs)
+        events = [line.split() for line in log.read_text().splitlines()]
+        depth = 0
+        for kind, _ in events:  # appended in order: an "in" while another holds the lock is a second holder
+            depth += 1 if kind == "in" else -1
+            assert depth <= 1, f"round {round_}: two calls held the lock at once: {events}"
+        assert len(events) == 12
