@@ -127,6 +127,7 @@ def main(config_file: str, listen_address: str | None) -> int:
     stop = threading.Event()
     reader.run_check_once()
     threading.Thread(target=reader.check_loop, args=(stop,), name="health-check", daemon=True).start()
+    watcher = start_crash_watch(reader, stop)
     server = create_server(
         app,
         host=host,
@@ -141,4 +142,30 @@ def main(config_file: str, listen_address: str | None) -> int:
     log.info("exporter for node %s on http://%s:%d (keepalived source %s)", cfg.node, host, port, cfg.keepalived.source)
     hand_back_free_memory()
 
-    return serve_until_signalled(server, stop)
+    try:
+        return serve_until_signalled(server, stop)
+    finally:
+        stop.set()
+        if watcher is not None:
+            watcher.join(CRASH_WATCH_STOP_SECONDS)
+
+
+CRASH_WATCH_STOP_SECONDS = 2.0  # its idle wait wakes every second: it hands the track file back by then
+
+
+def start_crash_watch(reader: NodeReader, stop: threading.Event) -> threading.Thread | None:
+    """The crash watch (``check.track_file``), in its own thread; None when not configured."""
+    from mxha.exporter.crashwatch import CrashWatch
+
+    cfg = reader.cfg
+    if cfg.check.track_file is None:
+        return None
+
+    def healthy_since(t: float) -> bool:
+        result = reader.check_result
+        return result is not None and result.checked_at > t and result.judged_at(time.time(), cfg.check.max_age)[0]
+
+    watch = CrashWatch(cfg.maxscale.url, cfg.check.track_file, healthy_since)
+    thread = threading.Thread(target=watch.run, args=(stop,), name="crash-watch", daemon=True)
+    thread.start()
+    return thread
