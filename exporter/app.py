@@ -125,6 +125,7 @@ def main(config_file: str, listen_address: str | None) -> int:
     host, port = parse_listen_address(listen_address or cfg.listen_address, 9843)
     app, reader = build(cfg)
     stop = threading.Event()
+    check_track_file_folder(cfg)
     reader.run_check_once()
     threading.Thread(target=reader.check_loop, args=(stop,), name="health-check", daemon=True).start()
     watcher = start_crash_watch(reader, stop)
@@ -151,6 +152,18 @@ def main(config_file: str, listen_address: str | None) -> int:
 
 
 CRASH_WATCH_STOP_SECONDS = 2.0  # its idle wait wakes every second: it hands the track file back by then
+
+
+def check_track_file_folder(cfg: NodeConfig) -> None:
+    """The exporter writes ``check.track_file``: its folder must exist at start-up. Checked here, not
+    when the node config loads: the hooks read the same file and must not fail on the exporter's key."""
+    import os
+
+    from mxha.config import ConfigError
+
+    path = cfg.check.track_file
+    if path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise ConfigError(f"check.track_file: the folder of {path} does not exist")
 
 
 def start_crash_watch(reader: NodeReader, stop: threading.Event) -> threading.Thread | None:

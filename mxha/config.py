@@ -300,8 +300,6 @@ def parse_node_config(doc: dict[str, Any], source_path: str | None = None) -> No
         follow_up=chk.flag("follow_up", True),
         track_file=chk.text("track_file"),
     )
-    if check.track_file is not None and not os.path.isdir(os.path.dirname(os.path.abspath(check.track_file))):
-        raise ConfigError(f"{chk.key('track_file')}: the folder of {check.track_file} does not exist")
     if check.max_age == 0.0:
         check = CheckSettings(
             check.expected_servers,

@@ -15,7 +15,7 @@ import pytest
 from conftest import requires_program
 from helpers import write_node_config
 
-from mxha.config import ConfigError, load_node_config
+from mxha.config import load_node_config
 from mxha.exporter.crashwatch import CrashWatch, TrackFile, rest_endpoint
 from mxha.lab.keepalived_conf import VrrpSpec, render_keepalived_conf
 
@@ -149,12 +149,27 @@ def test_rest_endpoint(url: str, endpoint: tuple[str, int]) -> None:
     assert rest_endpoint(url) == endpoint
 
 
-def test_track_file_in_a_missing_folder_stops_start_up_naming_the_key(tmp_path: Path) -> None:
-    cfg = write_node_config(tmp_path / "node.yml", "http://127.0.0.1:8989", check={"track_file": "/nonexistent/x"})
-    with pytest.raises(ConfigError, match=r"^check\.track_file: "):
-        load_node_config(str(cfg))
-    ok = write_node_config(tmp_path / "node.yml", "http://127.0.0.1:8989", check={"track_file": str(tmp_path / "t")})
-    assert load_node_config(str(ok)).check.track_file == str(tmp_path / "t")
+def test_track_file_in_a_missing_folder_stops_the_exporter_not_the_hooks(tmp_path: Path) -> None:
+    """One line naming the key, exit 2, from the exporter; `mxha check` reads the same node.yml and
+    must not fail on the exporter's key (a failing check would put keepalived in FAULT)."""
+    import sys
+
+    mxha = str(Path(sys.executable).with_name("mxha"))
+    cfg = write_node_config(tmp_path / "node.yml", "http://127.0.0.1:9", check={"track_file": "/nonexistent/x"})
+    assert load_node_config(str(cfg)).check.track_file == "/nonexistent/x"
+    proc = subprocess.run(
+        [mxha, "exporter", "--config.file", str(cfg), "--web.listen-address", "127.0.0.1:0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "mxha exporter: config error: check.track_file: the folder of /nonexistent/x does not exist"
+    ]
+    check = subprocess.run([mxha, "check", "--config.file", str(cfg)], capture_output=True, text=True, timeout=30)
+    assert "config error" not in check.stdout + check.stderr and check.stdout.startswith("FAIL: MaxScale")
 
 
 def test_rendered_keepalived_conf_tracks_the_file_on_the_governing_instance_only() -> None:
