@@ -17,6 +17,7 @@ from helpers import write_node_config
 
 from mxha.config import load_node_config
 from mxha.exporter.crashwatch import CrashWatch, TrackFile, rest_endpoint
+from mxha.lab.emulator import Emulator
 from mxha.lab.keepalived_conf import VrrpSpec, render_keepalived_conf
 
 
@@ -216,3 +217,41 @@ def test_lab_node_keepalived_conf_passes_keepalived_config_test(tmp_path: Path) 
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_exporter_runs_the_watch_and_hands_the_file_back_when_stopped(
+    make_emulator: Callable[..., Emulator], tmp_path: Path
+) -> None:
+    """The installed ``mxha exporter`` against the emulator over HTTP: 0 while MaxScale listens, 1 once
+    it stops, 0 again after SIGTERM (the vrrp_script decides alone)."""
+    import signal
+    import sys
+
+    from helpers import free_port
+
+    emulator = make_emulator()
+    track = tmp_path / "maxscale.track"
+    cfg = write_node_config(
+        tmp_path / "node.yml",
+        emulator.url,
+        check={"track_file": str(track), "interval": 0.2},
+        keepalived={"pid_file": str(tmp_path / "none.pid"), "dump_dir": str(tmp_path)},
+    )
+    mxha = str(Path(sys.executable).with_name("mxha"))
+    proc = subprocess.Popen(
+        [mxha, "exporter", "--config.file", str(cfg), "--web.listen-address", f"127.0.0.1:{free_port()}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_value(track, 0, timeout=20)
+        emulator.stop()
+        assert wait_value(track, 1), "MaxScale's port closed: 1"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert read_value(track) == 0, "a stopped exporter hands the decision back: 0"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
