@@ -461,7 +461,7 @@ class YieldThenKeeperDies(SplitBrain):
         killed_wall = time.time()
         t_kill = sampler.now()
         self.lab.stop_emulator("node1", hard=True)
-        t_active = sampler.wait("node2 active", lambda s: s.nodes["node2"]["passive"] is False)
+        t_active = sampler.wait("node2 active", lambda s: s.nodes["node2"]["passive"] is False, since=t_kill)
         r.check("node2 went active by itself", t_active is not None)
         promoted = [
             a
@@ -878,7 +878,9 @@ class LocksFollowVip(DatabaseScenario):
         sampler.mark("inject: kill node1's MaxScale (SIGKILL)")
         t0 = sampler.now()
         self.lab.stop_emulator("node1", hard=True)
-        t_vip = sampler.wait("VIP on node2", lambda s: s.nodes["node2"]["vip"] is True, 30)
+        # since the kill: stopping the emulator returns only once the process is gone, and a VIP that
+        # moved meanwhile must count from the kill, not from then
+        t_vip = sampler.wait("VIP on node2", lambda s: s.nodes["node2"]["vip"] is True, 30, since=t0)
         t_locks = sampler.wait("node2 holds the locks", lambda s: s.nodes["node2"]["locks"] is True, 30, since=t0)
         r.check("the VIP moved to node2", t_vip is not None)
         r.check("node2's MaxScale took the locks (MaxScale's own takeover)", t_locks is not None)
