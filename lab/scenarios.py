@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -594,8 +595,6 @@ class ActiveHangs(ActiveDies):
     )
 
     def inject_and_observe(self, sampler: Sampler) -> None:
-        import signal
-
         assert self.lab.harness is not None
         r = self.report
         pid = self.lab.harness.pid_of("emulator-node1")
@@ -1090,6 +1089,13 @@ class TwoNodesDead(Scenario):
         r = self.report
         sampler.mark("inject: kill node1's and node2's MaxScales (SIGKILL)")
         t0 = sampler.now()
+        # both signals first: stop_emulator returns only once its process is gone (up to a second
+        # or more), which let node2 live, take the VIP and go active before its own kill
+        assert self.lab.harness is not None
+        for name in ("node1", "node2"):
+            pid = self.lab.harness.pid_of(f"emulator-{name}")
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
         self.lab.stop_emulator("node1", hard=True)
         self.lab.stop_emulator("node2", hard=True)
         t_vip = sampler.wait("VIP on node3", lambda s: s.nodes["node3"]["vip"] is True, 30, since=t0)
