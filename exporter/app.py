@@ -129,6 +129,7 @@ def main(config_file: str, listen_address: str | None) -> int:
     host, port, named = listen_address_from(listen_address, cfg.listen_address, "exporter.listen_address", 9843)
     app, reader = build(cfg)
     stop = threading.Event()
+    check_track_file_folder(cfg)
     # bound before the first check: an address it cannot have is said at once, not after a check
     # (requests wait in the backlog until the first result is there)
     server = listening_server(
@@ -145,7 +146,46 @@ def main(config_file: str, listen_address: str | None) -> int:
     )
     reader.run_check_once()
     threading.Thread(target=reader.check_loop, args=(stop,), name="health-check", daemon=True).start()
+    watcher = start_crash_watch(reader, stop)
     log.info("exporter for node %s on http://%s:%d (keepalived source %s)", cfg.node, host, port, cfg.keepalived.source)
     hand_back_free_memory()
 
-    return serve_until_signalled(server, stop)
+    try:
+        return serve_until_signalled(server, stop)
+    finally:
+        stop.set()
+        if watcher is not None:
+            watcher.join(CRASH_WATCH_STOP_SECONDS)
+
+
+CRASH_WATCH_STOP_SECONDS = 2.0  # its idle wait wakes every second: it hands the track file back by then
+
+
+def check_track_file_folder(cfg: NodeConfig) -> None:
+    """The exporter writes ``check.track_file``: its folder must exist at start-up. Checked here, not
+    when the node config loads: the hooks read the same file and must not fail on the exporter's key."""
+    import os
+
+    from mxha.config import ConfigError
+
+    path = cfg.check.track_file
+    if path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise ConfigError(f"check.track_file: the folder of {path} does not exist")
+
+
+def start_crash_watch(reader: NodeReader, stop: threading.Event) -> threading.Thread | None:
+    """The crash watch (``check.track_file``), in its own thread; None when not configured."""
+    from mxha.exporter.crashwatch import CrashWatch
+
+    cfg = reader.cfg
+    if cfg.check.track_file is None:
+        return None
+
+    def healthy_since(t: float) -> bool:
+        result = reader.check_result
+        return result is not None and result.checked_at > t and result.judged_at(time.time(), cfg.check.max_age)[0]
+
+    watch = CrashWatch(cfg.maxscale.url, cfg.check.track_file, healthy_since)
+    thread = threading.Thread(target=watch.run, args=(stop,), name="crash-watch", daemon=True)
+    thread.start()
+    return thread

@@ -285,6 +285,9 @@ def make_keepalived_source(cfg: NodeConfig) -> tuple[KeepalivedSource, SignalDum
     return dump, dump
 
 
+SILENT_MAXSCALE_TIMEOUT = 0.1  # seconds a snapshot waits for a MaxScale the last check found silent
+
+
 class NodeReader:
     """Reads everything a snapshot needs; concurrent callers within ``min_interval`` share one."""
 
@@ -370,7 +373,7 @@ class NodeReader:
         ka_started = time.monotonic()
         finish_keepalived = begin_read(self.keepalived)
         ka_spent = time.monotonic() - ka_started
-        finish_maxscale = begin_maxscale(self.client, self.maxscale_timeout)
+        finish_maxscale = begin_maxscale(self.client, self.maxscale_read_timeout())
         local, vip_error = self._local_addresses()
         notify = self.notify_state.read()
         ms = finish_maxscale()
@@ -413,6 +416,16 @@ class NodeReader:
             mode=self.cfg.mode,
             hazards=self.hazards(),
         )
+
+    def maxscale_read_timeout(self) -> float:
+        """How long a snapshot waits for MaxScale. When the last check got no answer from it (a hang),
+        at most ``SILENT_MAXSCALE_TIMEOUT``: a peer's notify reads this node's /state within its peer
+        budget right after this node went FAULT, and a frozen MaxScale must not hold that answer for
+        the whole timeout (it held it 0.59 s in the lab). The check itself keeps its full timeout."""
+        last = self.check_result
+        if last is not None and last.silent:
+            return min(self.maxscale_timeout, SILENT_MAXSCALE_TIMEOUT)
+        return self.maxscale_timeout
 
     def hazards(self) -> tuple[Hazard, ...]:
         """This node's setup hazards: a look at the config and one stat of the follow-up marker."""

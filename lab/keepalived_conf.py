@@ -28,6 +28,7 @@ def render_keepalived_conf(
     check_timeout: float = 2,
     fall: int = 2,
     rise: int = 2,
+    track_file: str | None = None,
 ) -> str:
     lines = ["global_defs {", f"  router_id {router_id}", "  enable_script_security", "  script_user root"]
     if notify_fifo:
@@ -43,6 +44,11 @@ def render_keepalived_conf(
             f"  rise {rise}",
             "}",
         ]
+    if track_file:
+        # the exporter's crash watch (check.track_file): 1 the moment MaxScale's REST port refuses
+        # connections; weight 0 makes any non-zero value FAULT (a priority-0 advert: the backup takes
+        # over after its skew time, not after the check's falls)
+        lines += ["track_file maxscale_gone {", f'  file "{track_file}"', "  weight 0", "}"]
     for spec in instances:
         lines += [
             f"vrrp_instance {spec.name} {{",
@@ -57,6 +63,8 @@ def render_keepalived_conf(
         lines += ["  virtual_ipaddress {", f"    {spec.vip} dev {interface}", "  }"]
         if spec.governing and check_script:
             lines += ["  track_script {", "    chk_maxscale", "  }"]
+        if spec.governing and track_file:
+            lines += ["  track_file {", "    maxscale_gone", "  }"]
         if spec.governing and notify_script:
             lines.append(f'  notify "{notify_script}"')
         if spec.governing and recheck_script:

@@ -236,6 +236,7 @@ class Lab:
                 if other != name
             ],
             notify_script=notify_script,
+            crash_watch=True,
             # the tutorial's notify is in charge of MaxScale's mode then: mxha check only checks
             extra={"mode": self.mode, **({"check": {"follow_up": False}} if notify_script else {})},
         )

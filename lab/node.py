@@ -48,6 +48,11 @@ class NodeSpec:
     extra: dict[str, Any] = field(default_factory=dict)  # more node.yml keys, merged per section
     peers: list[dict[str, Any]] = field(default_factory=list)  # node.yml `peers:` (peer-aware notify)
     notify_script: str | None = None  # replaces `mxha notify` in keepalived.conf (the tutorial's baseline)
+    crash_watch: bool = False  # the exporter's crash watch writes maxscale.track, keepalived tracks it
+
+    @property
+    def track_file(self) -> Path | None:
+        return self.workdir / "maxscale.track" if self.crash_watch else None
 
     @property
     def config_file(self) -> Path:
@@ -81,6 +86,8 @@ class NodeSpec:
             },
             "notify": {"state_file": str(d / "notify-state.json"), "timeout": 3.0, "log_file": str(d / "notify.log")},
         }
+        if self.track_file is not None:
+            cfg["check"]["track_file"] = str(self.track_file)
         if self.peers:
             cfg["peers"] = self.peers
         if self.listen:
@@ -121,6 +128,7 @@ class NodeSpec:
                 notify_script=notify_cmd,
                 notify_fifo=str(d / "notify.fifo") if self.source == "fifo" else None,
                 recheck_script=recheck_cmd,
+                track_file=str(self.track_file) if self.track_file is not None and self.hooks else None,
             )
         )
         return self.config_file

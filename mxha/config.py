@@ -290,6 +290,9 @@ class CheckSettings:
     # with keepalived.vips: look whether MaxScale's mode (and, mode: locks, its locks) agrees with live
     # state at each check, and start a recheck (`mxha notify` without arguments) when it does not
     follow_up: bool = True
+    # the exporter's crash watch: 1 in this file the moment MaxScale's REST port refuses connections,
+    # 0 once it listens and the check passed again (keepalived's track_file; None: no watch)
+    track_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -376,6 +379,7 @@ def parse_node_config(doc: dict[str, Any], source_path: str | None = None) -> No
         max_age=chk.number("max_age", 0.0, minimum=0.0, maximum=86400),
         primary_seen_by_peers=chk.flag("primary_seen_by_peers", True),
         follow_up=chk.flag("follow_up", True),
+        track_file=chk.text("track_file"),
     )
     if check.max_age == 0.0:
         check = CheckSettings(
@@ -386,6 +390,7 @@ def parse_node_config(doc: dict[str, Any], source_path: str | None = None) -> No
             max(3 * check.interval, check.interval + check.timeout + 1.0),
             check.primary_seen_by_peers,
             check.follow_up,
+            check.track_file,
         )
     chk.finish()
     ka = top.section("keepalived")

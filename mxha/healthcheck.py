@@ -32,6 +32,7 @@ class CheckResult:
     reason: str
     checked_at: float
     duration_seconds: float
+    silent: bool = False  # MaxScale gave no answer within the check's time (a hang, a dead host)
 
     def judged_at(self, now: float, max_age: float) -> tuple[bool, str, float]:
         """The cached result as seen at ``now``: older than ``max_age`` counts as failed (fail safe).
@@ -78,6 +79,7 @@ def run_check(
     started = time.monotonic()
     now = time.time()
     deadline = started + timeout
+    silent = False
     try:
         servers = client.get_servers(deadline=deadline)
         ok, reason = evaluate_servers(servers, expected, require_running)
@@ -87,7 +89,8 @@ def run_check(
                 ok, reason = False, unseen
     except MaxScaleError as exc:
         ok, reason = False, f"MaxScale REST API: {exc}"
-    return CheckResult(ok, reason, now, round(time.monotonic() - started, 6))
+        silent = exc.kind == "timeout"
+    return CheckResult(ok, reason, now, round(time.monotonic() - started, 6), silent)
 
 
 def primary_unseen(

@@ -43,6 +43,7 @@ ACTIVE_STATES = frozenset({"MASTER"})
 PASSIVE_STATES = frozenset({"BACKUP", "FAULT", "STOP", "DELETED"})
 RECHECK = "RECHECK"  # a call without TYPE NAME STATE: decide from live state alone
 POLL_SECONDS = 0.1  # how often a waiting notify looks at its peers again
+RETRY_MAX_DELAY = 0.2  # the longest pause between two attempts to set MaxScale's mode
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,9 @@ def apply_mode(
             if exc.kind == "auth" or (exc.status is not None and 400 <= exc.status < 500):
                 break  # retrying will not change a refusal
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 2, 1.0)
+        # at most RETRY_MAX_DELAY apart: a MaxScale restarting (crashed and started again, active by
+        # its persisted mode) is caught within that of answering; a refused connect costs nothing
+        delay = min(delay * 2, RETRY_MAX_DELAY)
     raise MaxScaleError(f"gave up after {attempt} attempt(s): {last_error}", kind="timeout")
 
 

@@ -434,3 +434,26 @@ def test_http_dates_parse_as_the_email_package_parses_them(value: str) -> None:
         expected = None
     assert _parse_http_date(value) == expected
     assert _parse_http_date(None) is None and _parse_http_date(17) is None
+
+
+def test_a_maxscale_the_check_found_silent_does_not_hold_state(
+    cfg: Path, emulator: Emulator, standin: Callable[..., Path]
+) -> None:
+    """A frozen MaxScale: once the check got no answer, /state waits at most 0.1 s for it (a peer's
+    notify reads /state within its budget right after this node went FAULT), and says no answer."""
+    from mxha.exporter.node import SILENT_MAXSCALE_TIMEOUT
+
+    reader = make_reader(cfg, standin("good"))
+    assert reader.run_check_once().silent is False
+    control(emulator, "fault", {"mode": "hang"})
+    t0 = time.monotonic()
+    slow = reader.snapshot()
+    assert slow.maxscale.error_kind == "no_answer" and time.monotonic() - t0 >= 0.5, "before any check: full wait"
+    assert reader.run_check_once().silent is True
+    t0 = time.monotonic()
+    fast = reader.snapshot()
+    assert fast.maxscale.error_kind == "no_answer"
+    assert time.monotonic() - t0 < SILENT_MAXSCALE_TIMEOUT + 0.3
+    control(emulator, "fault", {"mode": "none"})
+    assert reader.run_check_once().silent is False
+    assert reader.snapshot().maxscale.up is True

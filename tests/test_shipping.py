@@ -107,6 +107,23 @@ def test_keepalived_examples_pass_config_test(tmp_path: Path, name: str) -> None
         ["keepalived", "--config-test", "-f", str(tmp_path / name)], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    # the crash watch is on; its commented alternative, track_process, passes too once uncommented
+    assert 'track_file maxscale_gone {\n  file "/run/mxha/maxscale.track"\n  weight 0\n}' in text
+    assert "  track_file {\n    maxscale_gone\n  }" in text
+    alternative = re.sub(r"^# (vrrp_track_process .*?^)# \}", _uncomment, text, flags=re.M | re.S)
+    alternative = re.sub(r"^  # (track_process \{.*?^)  # \}", _uncomment, alternative, flags=re.M | re.S)
+    assert "\nvrrp_track_process maxscale_process {\n  process maxscale\n" in alternative
+    assert re.search(r"\n  track_process \{[^\n]*\n    maxscale_process\n  \}", alternative)
+    (tmp_path / name).write_text(alternative)
+    proc = subprocess.run(
+        ["keepalived", "--config-test", "-f", str(tmp_path / name)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _uncomment(match: re.Match[str]) -> str:
+    """A commented block of the examples, as a user uncomments it."""
+    return re.sub(r"^( *)# ", r"\1", match.group(0), flags=re.M)
 
 
 @pytest.mark.parametrize("unit", ["mxha-exporter.service", "mxha-remediator.service"])
