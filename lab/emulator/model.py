@@ -190,7 +190,8 @@ class EmulatorState:
         self.parameters["admin_port"] = config.port
         self.parameters["passive"] = config.passive
         self.servers = {s.name: copy.copy(s) for s in config.servers}
-        self.monitor_parameters: dict[str, Any] = dict(load_template("monitor.json")["attributes"]["parameters"])
+        self.monitor_template_parameters: dict[str, Any] = load_template("monitor.json")["attributes"]["parameters"]
+        self.monitor_parameters: dict[str, Any] = dict(self.monitor_template_parameters)
         self.monitor_parameters["cooperative_monitoring_locks"] = config.lock_mode
         self.locks_holdoff_until = 0.0  # monotonic; after release-locks, no re-locking for a minute
         self.fault = Fault()
@@ -245,7 +246,11 @@ class EmulatorState:
         runtime.pop("admin_port", None)
         doc = {
             "maxscale": runtime,
-            "monitor": {"cooperative_monitoring_locks": self.monitor_parameters["cooperative_monitoring_locks"]},
+            "monitor": {
+                k: v
+                for k, v in self.monitor_parameters.items()
+                if k == "cooperative_monitoring_locks" or v != self.monitor_template_parameters.get(k)
+            },
         }
         atomic_write(path, json.dumps(doc), mode=0o600)
 
