@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -286,3 +287,114 @@ def test_emulator_monitor_parameters_shown_and_kept_across_restart(
     params = doc["data"][0]["attributes"]["parameters"]
     assert (params["failcount"], params["monitor_interval"], params["backend_write_timeout"]) == (9, "2000ms", "4000ms")
     assert params["auto_failover"] == "safe" and params["cooperative_monitoring_locks"] == "none"
+
+
+# -- the node's files and the cluster's /state documents -----------------------------------------
+GOLDEN_STATE = json.loads((REPO / "tests" / "golden" / "state.json").read_text())
+
+
+class StateServer(http.server.ThreadingHTTPServer):
+    """An exporter's /state as the contract shapes it (the golden document), with this node's
+    name, priority, mode and clock (its ``time`` is written at each request, ``skew`` off)."""
+
+    def __init__(self, node: str, base_priority: int, mode: str = "passive", skew: float = 0.0) -> None:
+        self.node, self.base_priority, self.mode, self.skew = node, base_priority, mode, skew
+        super().__init__(("127.0.0.1", 0), StateHandler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def document(self) -> dict[str, Any]:
+        import copy
+        import time
+
+        doc = copy.deepcopy(GOLDEN_STATE)
+        doc.update(node=self.node, time=time.time() + self.skew, mode=self.mode)
+        doc["keepalived"]["instances"][0]["base_priority"] = self.base_priority
+        doc["maxscale"]["locks"] = "none" if self.mode == "passive" else "majority_of_all"
+        return doc
+
+
+class StateHandler(http.server.BaseHTTPRequestHandler):
+    server: StateServer
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        data = json.dumps(self.server.document()).encode()
+        self.send_response(200 if self.path == "/state" else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def state_server() -> Iterator[Callable[..., StateServer]]:
+    servers: list[StateServer] = []
+
+    def start(*args: Any, **kwargs: Any) -> StateServer:
+        srv = StateServer(*args, **kwargs)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        servers.append(srv)
+        return srv
+
+    yield start
+    for srv in servers:
+        srv.shutdown()
+        srv.server_close()
+
+
+def sane(emulator: Emulator) -> None:
+    control(emulator, "monitor", {"enforce_read_only_servers": True, "enforce_writable_master": True})
+
+
+def cluster_config(tmp_path: Path, emulator: Emulator, own: StateServer, peer: StateServer) -> Path:
+    peers = [{"name": "node2", "state_url": f"{peer.url}/state"}]
+    listen = own.url.removeprefix("http://")
+    return node_config(tmp_path, emulator.url, peers=peers, exporter={"listen_address": listen})
+
+
+def test_cluster_sane_is_silent(tmp_path: Path, three: Emulator, state_server: Callable[..., StateServer]) -> None:
+    sane(three)
+    config = cluster_config(tmp_path, three, state_server("node1", 150), state_server("node2", 100))
+    code, report = doctor_json(config, "--peers")
+    assert (code, report["findings"]) == (0, []), report
+    unchecked = {(n["node"], n["what"]) for n in report["not_checked"]}
+    # no peers[].maxscale: its MaxScale and the clients' view are said to be unchecked
+    assert ("node2", "its MaxScale's setup") in unchecked and ("cluster", "clients_see_different_services") in unchecked
+
+
+def test_cluster_priority_tie_clock_skew_and_mode_mismatch(
+    tmp_path: Path, three: Emulator, state_server: Callable[..., StateServer]
+) -> None:
+    sane(three)
+    own, peer = state_server("node1", 150), state_server("node2", 150, mode="locks", skew=5.0)
+    code, report = doctor_json(cluster_config(tmp_path, three, own, peer), "--peers")
+    found = {f["hazard"]: f for f in report["findings"]}
+    assert set(found) == {"priority_tie", "clock_skew", "mode_mismatch"}, report
+    assert code == 2  # mode_mismatch is critical
+    assert "node1, node2 at 150" in found["priority_tie"]["evidence"]
+    assert "node2 +5.0s" in found["clock_skew"]["evidence"] or "node2 +4.9s" in found["clock_skew"]["evidence"]
+    assert "node2 mode: locks" in found["mode_mismatch"]["evidence"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a file to another user")
+def test_state_dir_owner_from_the_files_and_keepalived_dump(tmp_path: Path, three: Emulator) -> None:
+    sane(three)
+    config = node_config(tmp_path, three.url)
+    (tmp_path / "keepalived.data").write_text(" Default script uid:gid 0:0\n")  # as keepalived 2.2.7 dumps it
+    record = tmp_path / "state" / "notify-state.json"
+    record.write_text("{}")
+    code, report = doctor_json(config)
+    assert (code, report["findings"]) == (0, []), report
+    os.chown(record, 65534, 65534)  # left by a run as another user
+    code, report = doctor_json(config)
+    assert code == 1 and [f["hazard"] for f in report["findings"]] == ["state_dir_owner"], report
+    assert "notify-state.json is" in report["findings"][0]["evidence"]
+    os.chown(record, 0, 0)
+    (tmp_path / "keepalived.data").write_text(" Default script uid:gid 65534:65534\n")
+    code, report = doctor_json(config)
+    assert code == 1 and "keepalived runs scripts as" in report["findings"][0]["evidence"], report
