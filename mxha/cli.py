@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "doctor",
-        help="list this node's setup hazards (with --peers, the cluster's) with evidence, fix and source",
+        help="list setup hazards (--peers: of the whole cluster) with evidence, fix and source",
         description="Read this node's setup (MaxScale's REST documents, the node config, the hooks' state "
         "directory; with --peers every node's /state and every configured MaxScale) and print each setup "
         "hazard with its evidence, its fix and the source of the rule. It only reads: it changes nothing, "

@@ -13,15 +13,17 @@ node's MaxScale unreadable). Whatever it could not check is listed as "not check
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from mxha.config import ConfigError, NodeConfig, load_node_config, parse_listen_address
+from mxha.config import ConfigError, MaxScaleSettings, NodeConfig, load_node_config, parse_listen_address
 from mxha.hazards import (
     Hazard,
     NotChecked,
@@ -39,6 +41,8 @@ from mxha.maxscale import MaxScaleClient, MaxScaleError
 from mxha.model import NodeState, StateFormatError, node_state_from_json
 from mxha.statedir import StateDir
 from mxha.transport import HttpJsonError, JsonHttpClient, redact_url
+
+log = logging.getLogger("mxha.doctor")
 
 EXIT_NONE, EXIT_WARNING, EXIT_CRITICAL, EXIT_COULD_NOT_LOOK = 0, 1, 2, 3
 RANK = {"info": 0, "warning": 1, "critical": 2}
@@ -111,15 +115,18 @@ def look_at_maxscale(node: str, client: MaxScaleClient, deadline: float, report:
         report.not_checked.append((node, NotChecked("MaxScale's setup", why)))
     else:
         report.add(node, *maxscale_hazards(docs.get("/v1/maxscale"), docs.get("/v1/monitors")))
-    lock_modes = {
+    locks = None if "/v1/monitors" in errors else lock_mode_of(docs.get("/v1/monitors"))
+    return docs.get("/v1/services"), docs.get("/v1/listeners"), locks
+
+
+def lock_mode_of(monitors_doc: Any) -> str:
+    """The cooperative-locks mode a MaxScale's mariadbmon monitors use ("none" when none does)."""
+    modes = {
         m.get("attributes", {}).get("parameters", {}).get("cooperative_monitoring_locks")
-        for m in _monitors(docs.get("/v1/monitors"))
+        for m in _monitors(monitors_doc)
         if m.get("attributes", {}).get("module") == "mariadbmon"
     }
-    locks = next(iter(sorted(x for x in lock_modes if isinstance(x, str) and x != "none")), None)
-    if locks is None and "/v1/monitors" not in errors:
-        locks = "none"
-    return docs.get("/v1/services"), docs.get("/v1/listeners"), locks
+    return next(iter(sorted(x for x in modes if isinstance(x, str) and x != "none")), "none")
 
 
 def _monitors(doc: Any) -> list[dict[str, Any]]:
@@ -328,3 +335,51 @@ def main(
     else:
         render(report, out)
     return report.exit_code()
+
+
+SETUP_WATCH_INTERVAL = 300.0  # a setup changes by hand, rarely: minutes, never per scrape
+
+
+class SetupWatch:
+    """The exporter's view of its MaxScale's setup hazards: the doctor's REST rules, read on their
+    own slow interval in a thread of their own (a scrape never waits for them). A MaxScale that
+    cannot be read keeps the last hazards found: its setup did not change by going away."""
+
+    def __init__(
+        self, settings: MaxScaleSettings, node: str, mode: str, interval: float = SETUP_WATCH_INTERVAL
+    ) -> None:
+        self.settings = settings
+        self.node, self.mode = node, mode
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._found: tuple[Hazard, ...] = ()
+        self._due = time.monotonic()  # the first look at once
+        self._running = False
+        self.reads = 0  # completed looks (for tests and logs)
+
+    def hazards(self) -> tuple[Hazard, ...]:
+        """The last hazards found; starts a look in the background when one is due."""
+        with self._lock:
+            if not self._running and time.monotonic() >= self._due:
+                self._running = True
+                threading.Thread(target=self._look, name="mxha-setup-watch", daemon=True).start()
+            return self._found
+
+    def _look(self) -> None:
+        deadline = time.monotonic() + BUDGET_SECONDS
+        found: tuple[Hazard, ...] | None = None
+        try:
+            docs, errors = read_documents(self.settings.client(), deadline, REQUIRED)
+            if errors:
+                log.info("setup hazards not refreshed: %s", "; ".join(f"{p}: {e}" for p, e in errors.items()))
+            else:
+                found = maxscale_hazards(docs["/v1/maxscale"], docs["/v1/monitors"])[0]
+                locks = lock_mode_of(docs["/v1/monitors"])
+                found += mode_mismatch_hazards({self.node: self.mode}, {self.node: locks})
+        finally:
+            with self._lock:
+                if found is not None:
+                    self._found = found
+                self.reads += 1
+                self._due = time.monotonic() + self.interval
+                self._running = False

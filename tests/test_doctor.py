@@ -398,3 +398,61 @@ def test_state_dir_owner_from_the_files_and_keepalived_dump(tmp_path: Path, thre
     (tmp_path / "keepalived.data").write_text(" Default script uid:gid 65534:65534\n")
     code, report = doctor_json(config)
     assert code == 1 and "keepalived runs scripts as" in report["findings"][0]["evidence"], report
+
+
+# -- the exporter publishes the same rules on its own slow interval ------------------------------
+def test_setup_watch_reads_on_its_interval_not_per_call(three: Emulator) -> None:
+    from mxha.config import MaxScaleSettings
+    from mxha.doctor import SetupWatch
+    from mxha.lab.waiting import wait_for
+
+    control(three, "monitor", {"cooperative_monitoring_locks": "majority_of_running"})
+    requests.delete(f"{three.url}/__emulator__/requests", timeout=5)
+    watch = SetupWatch(MaxScaleSettings(url=three.url), "node1", "locks", interval=3600)
+    assert watch.hazards() == ()  # the first look has only started: a caller never waits for it
+    wait_for(lambda: watch.reads == 1, 10, "the first look")
+    for _ in range(5):
+        found = watch.hazards()
+    assert [h.hazard for h in found] == ["locks_not_partition_safe"]
+    control(three, "fault", {"mode": "refuse", "duration": 30})  # MaxScale gone: the setup is still what it was
+    watch.interval, watch._due = 0.0, 0.0
+    watch.hazards()
+    wait_for(lambda: watch.reads == 2, 10, "the second look")
+    assert [h.hazard for h in watch.hazards()] == ["locks_not_partition_safe"]
+
+
+def test_the_exporter_publishes_maxscales_setup_hazards(tmp_path: Path, three: Emulator) -> None:
+    import socket
+
+    from mxha.lab.waiting import wait_for
+
+    control(three, "monitor", {"cooperative_monitoring_locks": "majority_of_running", "auto_failover": True})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = node_config(
+        tmp_path,
+        three.url,
+        mode="locks",
+        keepalived={"vips": ["198.51.100.100"], "pid_file": str(tmp_path / "none.pid")},
+    )
+    proc = subprocess.Popen(
+        [str(MXHA), "exporter", "--config.file", str(config), "--web.listen-address", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def published() -> dict[str, str]:
+            state = requests.get(f"{url}/state", timeout=5).json()
+            return {h["hazard"]: h["severity"] for h in state["hazards"]}
+
+        wait_for(lambda: "locks_not_partition_safe" in published(), 20, "the setup hazards in /state")
+        assert published() == {"locks_not_partition_safe": "critical", "failcount_below_lock_minimum": "warning"}
+        metrics = requests.get(f"{url}/metrics", timeout=5).text
+        assert 'mxha_setup_hazard{hazard="locks_not_partition_safe",severity="critical"} 1.0' in metrics
+        assert 'mxha_setup_hazard{hazard="failcount_below_lock_minimum",severity="warning"} 1.0' in metrics
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -205,9 +205,15 @@ class EmulatorState:
         self.pair_view: dict[str, Any] | None = None
         if config.backend:
             tick_ms = int(1000 * config.time_scale)
+            # as the recorded pair was configured, plus the read_only enforcement MariaDB advises for
+            # failover without locks (the shared backend has no writes, so it changes no behaviour)
             self.monitor_parameters.update(
-                auto_failover=True, auto_rejoin=True, monitor_interval=f"{tick_ms}ms"
-            )  # as the recorded pair was configured
+                auto_failover=True,
+                auto_rejoin=True,
+                monitor_interval=f"{tick_ms}ms",
+                enforce_read_only_servers=True,
+                enforce_writable_master=True,
+            )
         self._load_persisted()
 
     # -- persistence (MaxScale keeps runtime changes in maxscale.cnf.d and they win at restart)
