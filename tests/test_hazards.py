@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 import pytest
@@ -243,3 +244,12 @@ def test_mode_mismatch() -> None:
     found = mode_mismatch_hazards({"node1": "passive", "node2": "passive"}, {"node1": "majority_of_running"})
     assert names(found) == {"mode_mismatch"} and "node1's MaxScale locks=majority_of_running" in found[0].evidence
     assert mode_mismatch_hazards({"node1": "passive", "node2": "locks"}, {}) != ()
+
+
+def test_every_hazard_has_its_runbook_paragraph() -> None:
+    from conftest import REPO
+
+    runbook = (REPO / "alerts" / "runbooks.md").read_text()
+    section = runbook.split("## MaxScaleSetupHazard", 1)[1]
+    paragraphs = set(re.findall(r"^### (\w+)$", section, re.M))
+    assert paragraphs == set(CATALOGUE)
