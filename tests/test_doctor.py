@@ -456,3 +456,53 @@ def test_the_exporter_publishes_maxscales_setup_hazards(tmp_path: Path, three: E
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# -- what clients see through the VIP, every node's MaxScale read over HTTP ----------------------
+def pair_config(tmp_path: Path, own: Emulator, peer: Emulator) -> Path:
+    peers = [{"name": "node2", "state_url": "http://127.0.0.1:9/state", "maxscale": {"url": peer.url}}]
+    return node_config(tmp_path, own.url, peers=peers, exporter={"listen_address": "127.0.0.1:9"})
+
+
+@pytest.mark.parametrize(
+    ("node2_service", "expected", "code"),
+    [
+        ({"version_string": "10.11-node2"}, [], 0),
+        ({}, [("identical_version_string", "info")], 0),  # both left unset
+        ({"version_string": "10.11-node2", "port": 4007}, [("clients_see_different_services", "warning")], 1),
+        (
+            {"version_string": "10.11-node2", "servers": ["server1", "server2"]},
+            [("clients_see_different_services", "warning")],
+            1,
+        ),
+    ],
+)
+def test_client_view_across_nodes(
+    tmp_path: Path,
+    make_emulator: Callable[..., Emulator],
+    node2_service: dict[str, Any],
+    expected: list[tuple[str, str]],
+    code: int,
+) -> None:
+    node1, node2 = make_emulator(servers=THREE), make_emulator(servers=THREE)
+    for emu in (node1, node2):
+        sane(emu)
+    if "version_string" in node2_service:
+        control(node1, "services", {"version_string": "10.11-node1"})
+    if node2_service:
+        control(node2, "services", node2_service)
+    got, report = doctor_json(pair_config(tmp_path, node1, node2), "--peers")
+    assert [(f["hazard"], f["severity"]) for f in report["findings"]] == expected, report
+    assert got == code
+    unchecked = {n["what"] for n in report["not_checked"]}
+    assert "clients_see_different_services" not in unchecked and "identical_version_string" not in unchecked
+    if expected and expected[0][0] == "clients_see_different_services":
+        what = "listener RW-Split-Listener" if "port" in node2_service else "service RW-Split-Router"
+        assert what in report["findings"][0]["evidence"]
+
+
+def test_emulator_services_control_refuses_unknown_servers(three: Emulator) -> None:
+    resp = requests.post(f"{three.url}/__emulator__/services", json={"servers": ["server9"]}, timeout=5)
+    assert resp.status_code == 400
+    doc = requests.get(f"{three.url}/v1/listeners", auth=("admin", "mariadb"), timeout=5).json()
+    assert doc["data"][0]["attributes"]["parameters"]["port"] == 4006

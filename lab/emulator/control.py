@@ -35,6 +35,22 @@ def _duration_ms(value: Any, bare_ms: bool) -> int | None:
     return None
 
 
+def service_changes(payload: dict[str, Any], servers: set[str]) -> tuple[dict[str, Any], str | None]:
+    """What clients would see changed (as if maxscale.cnf said so): ``version_string``, ``router``,
+    the service's ``servers``, the listener's ``port``."""
+    out: dict[str, Any] = {}
+    for key, value in payload.items():
+        if key in ("version_string", "router") and isinstance(value, str):
+            out[key] = value
+        elif key == "port" and isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536:
+            out[key] = value
+        elif key == "servers" and isinstance(value, list) and all(v in servers for v in value):
+            out[key] = list(value)
+        else:
+            return {}, f"{key}: give version_string, router (strings), port (1-65535) or servers (known names)"
+    return out, None
+
+
 def monitor_changes(payload: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     """The monitor parameters a control request sets, or the error naming the first bad one."""
     out: dict[str, Any] = {}
@@ -153,6 +169,13 @@ class ControlMixin(HandlerBase):
                     st.parameters["config_sync_cluster"] = payload["config_sync_cluster"]
                 st.persist()
                 self._send(200, {"passive": st.passive, "config_sync_cluster": st.parameters["config_sync_cluster"]})
+            elif what == "services" and self.command == "POST":
+                changes, error = service_changes(payload, set(st.servers))
+                if error is not None:
+                    self._send(400, {"error": error})
+                    return
+                st.service.update(changes)
+                self._send(200, dict(st.service))
             elif what == "monitor" and self.command == "POST":
                 changes, error = monitor_changes(payload)
                 if error is not None:

@@ -193,6 +193,16 @@ class EmulatorState:
         self.monitor_template_parameters: dict[str, Any] = load_template("monitor.json")["attributes"]["parameters"]
         self.monitor_parameters: dict[str, Any] = dict(self.monitor_template_parameters)
         self.monitor_parameters["cooperative_monitoring_locks"] = config.lock_mode
+        # what clients see (as in maxscale.cnf: static): one readwritesplit service and its listener,
+        # named as in the recorded pair; POST /__emulator__/services changes them
+        self.service: dict[str, Any] = {
+            "name": "RW-Split-Router",
+            "router": "readwritesplit",
+            "version_string": "",
+            "servers": list(self.servers),
+            "listener": "RW-Split-Listener",
+            "port": 4006,
+        }
         self.locks_holdoff_until = 0.0  # monotonic; after release-locks, no re-locking for a minute
         self.fault = Fault()
         self.unhang = threading.Event()

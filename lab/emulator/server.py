@@ -133,6 +133,8 @@ class EmulatorHandler(DocumentsMixin, ControlMixin):
                 self._send(200, {"data": doc, "links": {"self": doc["links"]["self"]}})
             else:
                 self._errors(404, f"{seg[1]} is not a server")
+        elif head in ("services", "listeners") and len(seg) == 1 and method in ("GET", "HEAD"):
+            self._send(200, self._services_doc() if head == "services" else self._listeners_doc())
         elif head == "monitors" and len(seg) <= 2:
             self._monitors(seg[1] if len(seg) == 2 else None, body)
         else:
