@@ -253,3 +253,11 @@ def test_every_hazard_has_its_runbook_paragraph() -> None:
     section = runbook.split("## MaxScaleSetupHazard", 1)[1]
     paragraphs = set(re.findall(r"^### (\w+)$", section, re.M))
     assert paragraphs == set(CATALOGUE)
+
+
+def test_the_dashboard_shows_the_hazards_per_node() -> None:
+    from conftest import REPO
+
+    dash = json.loads((REPO / "dashboards" / "mxha-pair.json").read_text())
+    exprs = [t["expr"] for p in dash["panels"] if p["type"] == "table" for t in p.get("targets", [])]
+    assert any("mxha_setup_hazard" in e and "instance, hazard, severity" in e for e in exprs)
