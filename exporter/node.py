@@ -319,8 +319,8 @@ class NodeReader:
         # a source that fails is logged once, with why, and once when it recovers: not per scrape
         self.edges = FailureEdges(log)
         self.maxscale_source = f"MaxScale {self.client.shown_url}"
-        # MaxScale's own setup hazards (mxha doctor's rules), looked at every few minutes
-        self.setup_watch = SetupWatch(cfg.maxscale, cfg.node, cfg.mode)
+        # MaxScale's own setup and the state directory's (mxha doctor's rules), every few minutes
+        self.setup_watch = SetupWatch(cfg)
 
     # -- the background health check ----------------------------------------------------
     def run_check_once(self) -> CheckResult:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from mxha.config import ConfigError, MaxScaleSettings, NodeConfig, load_node_config, parse_listen_address
+from mxha.config import ConfigError, NodeConfig, load_node_config, parse_listen_address
 from mxha.hazards import (
     Hazard,
     NotChecked,
@@ -159,25 +159,28 @@ def keepalived_script_uid(dump_dir: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def look_at_state_dir(cfg: NodeConfig, report: Report) -> None:
-    sd = StateDir.of(cfg.notify.state_file)
+def state_dir_look(state_file: str, dump_dir: str) -> tuple[tuple[Hazard, ...], tuple[NotChecked, ...]]:
+    """The hooks' state directory: who owns it, its files, and keepalived's script user."""
+    sd = StateDir.of(state_file)
     if sd.owner_uid is None:
-        report.not_checked.append((cfg.node, NotChecked("state_dir_owner", sd.why_not_mine())))
-        return
+        return (), (NotChecked("state_dir_owner", sd.why_not_mine()),)
     files: dict[str, int] = {}
     try:
         with os.scandir(sd.path) as entries:
             for entry in entries:
                 files[entry.name] = entry.stat(follow_symlinks=False).st_uid
     except OSError as exc:
-        why = f"cannot list {sd.path}: {exc.strerror}"
-        report.not_checked.append((cfg.node, NotChecked("state_dir_owner", why)))
-        return
-    script_uid = keepalived_script_uid(cfg.keepalived.dump_dir)
+        return (), (NotChecked("state_dir_owner", f"cannot list {sd.path}: {exc.strerror}"),)
+    skipped: tuple[NotChecked, ...] = ()
+    script_uid = keepalived_script_uid(dump_dir)
     if script_uid is None:
-        why = f"keepalived's script user unknown (no readable {cfg.keepalived.dump_dir}/keepalived.data)"
-        report.not_checked.append((cfg.node, NotChecked("state_dir_owner: keepalived's script user", why)))
-    report.add(cfg.node, state_dir_hazards(sd.path, sd.owner_uid, files, script_uid, user_name))
+        why = f"keepalived's script user unknown (no readable {dump_dir}/keepalived.data)"
+        skipped = (NotChecked("state_dir_owner: keepalived's script user", why),)
+    return state_dir_hazards(sd.path, sd.owner_uid, files, script_uid, user_name), skipped
+
+
+def look_at_state_dir(cfg: NodeConfig, report: Report) -> None:
+    report.add(cfg.node, *state_dir_look(cfg.notify.state_file, cfg.keepalived.dump_dir))
 
 
 def own_state_url(cfg: NodeConfig) -> str:
@@ -341,18 +344,17 @@ SETUP_WATCH_INTERVAL = 300.0  # a setup changes by hand, rarely: minutes, never 
 
 
 class SetupWatch:
-    """The exporter's view of its MaxScale's setup hazards: the doctor's REST rules, read on their
-    own slow interval in a thread of their own (a scrape never waits for them). A MaxScale that
-    cannot be read keeps the last hazards found: its setup did not change by going away."""
+    """The exporter's view of the setup hazards that need a look at MaxScale or the disk: the
+    doctor's REST rules and its state-directory rule, on their own slow interval in a thread of
+    their own (a scrape never waits for them). A MaxScale that cannot be read keeps the last
+    hazards found: its setup did not change by going away."""
 
-    def __init__(
-        self, settings: MaxScaleSettings, node: str, mode: str, interval: float = SETUP_WATCH_INTERVAL
-    ) -> None:
-        self.settings = settings
-        self.node, self.mode = node, mode
+    def __init__(self, cfg: NodeConfig, interval: float = SETUP_WATCH_INTERVAL) -> None:
+        self.cfg = cfg
         self.interval = interval
         self._lock = threading.Lock()
-        self._found: tuple[Hazard, ...] = ()
+        self._found: tuple[Hazard, ...] = ()  # MaxScale's, kept while it cannot be read
+        self._host: tuple[Hazard, ...] = ()  # the state directory's
         self._due = time.monotonic()  # the first look at once
         self._running = False
         self.reads = 0  # completed looks (for tests and logs)
@@ -363,21 +365,26 @@ class SetupWatch:
             if not self._running and time.monotonic() >= self._due:
                 self._running = True
                 threading.Thread(target=self._look, name="mxha-setup-watch", daemon=True).start()
-            return self._found
+            return self._found + self._host
 
     def _look(self) -> None:
+        cfg = self.cfg
         deadline = time.monotonic() + BUDGET_SECONDS
         found: tuple[Hazard, ...] | None = None
+        host: tuple[Hazard, ...] = ()
         try:
-            docs, errors = read_documents(self.settings.client(), deadline, REQUIRED)
+            # the exporter keeps keepalived's dump fresh (it signals for it), so its script user is known
+            host = state_dir_look(cfg.notify.state_file, cfg.keepalived.dump_dir)[0]
+            docs, errors = read_documents(cfg.maxscale.client(), deadline, REQUIRED)
             if errors:
                 log.info("setup hazards not refreshed: %s", "; ".join(f"{p}: {e}" for p, e in errors.items()))
             else:
                 found = maxscale_hazards(docs["/v1/maxscale"], docs["/v1/monitors"])[0]
                 locks = lock_mode_of(docs["/v1/monitors"])
-                found += mode_mismatch_hazards({self.node: self.mode}, {self.node: locks})
+                found += mode_mismatch_hazards({cfg.node: cfg.mode}, {cfg.node: locks})
         finally:
             with self._lock:
+                self._host = host
                 if found is not None:
                     self._found = found
                 self.reads += 1

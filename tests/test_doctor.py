@@ -401,14 +401,14 @@ def test_state_dir_owner_from_the_files_and_keepalived_dump(tmp_path: Path, thre
 
 
 # -- the exporter publishes the same rules on its own slow interval ------------------------------
-def test_setup_watch_reads_on_its_interval_not_per_call(three: Emulator) -> None:
-    from mxha.config import MaxScaleSettings
+def test_setup_watch_reads_on_its_interval_not_per_call(tmp_path: Path, three: Emulator) -> None:
+    from mxha.config import load_node_config
     from mxha.doctor import SetupWatch
     from mxha.lab.waiting import wait_for
 
     control(three, "monitor", {"cooperative_monitoring_locks": "majority_of_running"})
     requests.delete(f"{three.url}/__emulator__/requests", timeout=5)
-    watch = SetupWatch(MaxScaleSettings(url=three.url), "node1", "locks", interval=3600)
+    watch = SetupWatch(load_node_config(str(node_config(tmp_path, three.url, mode="locks"))), interval=3600)
     assert watch.hazards() == ()  # the first look has only started: a caller never waits for it
     wait_for(lambda: watch.reads == 1, 10, "the first look")
     for _ in range(5):
@@ -421,35 +421,60 @@ def test_setup_watch_reads_on_its_interval_not_per_call(three: Emulator) -> None
     assert [h.hazard for h in watch.hazards()] == ["locks_not_partition_safe"]
 
 
-def test_the_exporter_publishes_maxscales_setup_hazards(tmp_path: Path, three: Emulator) -> None:
+def start_exporter(config: Path) -> tuple[subprocess.Popen[bytes], str]:
     import socket
 
     from mxha.lab.waiting import wait_for
 
-    control(three, "monitor", {"cooperative_monitoring_locks": "majority_of_running", "auto_failover": True})
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = node_config(
-        tmp_path,
-        three.url,
-        mode="locks",
-        keepalived={"vips": ["198.51.100.100"], "pid_file": str(tmp_path / "none.pid")},
-    )
     proc = subprocess.Popen(
         [str(MXHA), "exporter", "--config.file", str(config), "--web.listen-address", f"127.0.0.1:{port}"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: requests.get(f"{url}/healthz", timeout=1).status_code < 500, 20, "the exporter")
+    return proc, url
+
+
+def published(url: str) -> dict[str, str]:
+    state = requests.get(f"{url}/state", timeout=5).json()
+    return {h["hazard"]: h["severity"] for h in state["hazards"]}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a file to another user")
+def test_the_exporter_publishes_the_state_dir_owner(tmp_path: Path, three: Emulator) -> None:
+    from mxha.lab.waiting import wait_for
+
+    sane(three)
+    config = node_config(
+        tmp_path,
+        three.url,
+        keepalived={"vips": ["198.51.100.100"], "dump_dir": str(tmp_path), "pid_file": str(tmp_path / "none.pid")},
+    )
+    (tmp_path / "keepalived.data").write_text(" Default script uid:gid 0:0\n")
+    record = tmp_path / "state" / "notify-state.json.lock"
+    record.write_text("")
+    os.chown(record, 65534, 65534)
+    proc, url = start_exporter(config)
     try:
+        wait_for(lambda: published(url) == {"state_dir_owner": "warning"}, 20, "state_dir_owner in /state")
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
-        def published() -> dict[str, str]:
-            state = requests.get(f"{url}/state", timeout=5).json()
-            return {h["hazard"]: h["severity"] for h in state["hazards"]}
 
-        wait_for(lambda: "locks_not_partition_safe" in published(), 20, "the setup hazards in /state")
-        assert published() == {"locks_not_partition_safe": "critical", "failcount_below_lock_minimum": "warning"}
+def test_the_exporter_publishes_maxscales_setup_hazards(tmp_path: Path, three: Emulator) -> None:
+    from mxha.lab.waiting import wait_for
+
+    control(three, "monitor", {"cooperative_monitoring_locks": "majority_of_running", "auto_failover": True})
+    keepalived = {"vips": ["198.51.100.100"], "pid_file": str(tmp_path / "none.pid")}
+    proc, url = start_exporter(node_config(tmp_path, three.url, mode="locks", keepalived=keepalived))
+    try:
+        wait_for(lambda: "locks_not_partition_safe" in published(url), 20, "the setup hazards in /state")
+        assert published(url) == {"locks_not_partition_safe": "critical", "failcount_below_lock_minimum": "warning"}
         metrics = requests.get(f"{url}/metrics", timeout=5).text
         assert 'mxha_setup_hazard{hazard="locks_not_partition_safe",severity="critical"} 1.0' in metrics
         assert 'mxha_setup_hazard{hazard="failcount_below_lock_minimum",severity="warning"} 1.0' in metrics
