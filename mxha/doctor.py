@@ -104,8 +104,13 @@ def read_documents(
     return docs, errors
 
 
-def look_at_maxscale(node: str, client: MaxScaleClient, deadline: float, report: Report, *, own: bool) -> Any:
-    """One MaxScale's own hazards; returns its (services, listeners) documents (None: not read)."""
+# what the cluster look needs of one MaxScale: its /v1/services and /v1/listeners documents (None:
+# not read) and its monitors' lock mode (None: not read)
+MaxScaleLook = tuple[Any, Any, str | None]
+
+
+def look_at_maxscale(node: str, client: MaxScaleClient, deadline: float, report: Report, *, own: bool) -> MaxScaleLook:
+    """One MaxScale's own hazards, added to ``report``; what the cluster look needs of it."""
     docs, errors = read_documents(client, deadline, REQUIRED + OPTIONAL)
     missing = [p for p in REQUIRED if p in errors]
     if missing:
@@ -206,7 +211,7 @@ def read_state(url: str, deadline: float) -> tuple[NodeState | None, float, floa
         return None, sent, received, f"/state malformed ({str(exc)[:80]})"
 
 
-def look_at_cluster(cfg: NodeConfig, own_view: Any, deadline: float, report: Report) -> None:
+def look_at_cluster(cfg: NodeConfig, own_view: MaxScaleLook, deadline: float, report: Report) -> None:
     """Every node's /state (priorities, clocks, modes) and every MaxScale's client view."""
     states: dict[str, NodeState] = {}
     offsets: dict[str, float] = {}
@@ -215,7 +220,7 @@ def look_at_cluster(cfg: NodeConfig, own_view: Any, deadline: float, report: Rep
         report.not_checked.append((cfg.node, NotChecked("this node's /state", f"{problem}: is its exporter running?")))
     else:
         states[cfg.node] = state
-    views: dict[str, tuple[Any, Any]] = {cfg.node: own_view[:2]}
+    views: dict[str, tuple[Any, Any]] = {cfg.node: (own_view[0], own_view[1])}
     locks: dict[str, str | None] = {cfg.node: own_view[2]}
     for peer in cfg.peers:
         state, sent, received, problem = read_state(peer.state_url, deadline)
