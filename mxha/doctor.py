@@ -180,7 +180,7 @@ def state_dir_look(state_file: str, dump_dir: str) -> tuple[tuple[Hazard, ...], 
     script_uid = keepalived_script_uid(dump_dir)
     if script_uid is None:
         why = f"keepalived's script user unknown (no readable {dump_dir}/keepalived.data)"
-        skipped = (NotChecked("state_dir_owner: keepalived's script user", why),)
+        skipped = (NotChecked("state_dir_owner", why),)
     return state_dir_hazards(sd.path, sd.owner_uid, files, script_uid, user_name), skipped
 
 
@@ -293,20 +293,26 @@ def render(report: Report, out: TextIO) -> None:
     print(f"\n{verdict}; {len(report.not_checked)} not checked; exit {report.exit_code()}", file=out)
 
 
-def _table(rows: Sequence[tuple[str, ...]], out: TextIO, width: int = 48) -> None:
-    """Columns sized to their content, long cells wrapped at word boundaries (a terminal's width)."""
+def _table(rows: Sequence[tuple[str, ...]], out: TextIO, columns: int | None = None) -> None:
+    """Columns sized to the terminal: severity and hazard as they are, the rest of the width shared
+    by evidence, fix and source (45/35/20), cells wrapped at spaces (a name is never cut)."""
+    import shutil
     import textwrap
 
-    wrapped = [[textwrap.wrap(cell, width) or [""] for cell in row] for row in [HEADERS, *rows]]
+    total = columns or max(100, shutil.get_terminal_size((120, 24)).columns)
+    fixed = [max(len(r[i]) for r in [HEADERS, *rows]) for i in (0, 1)]
+    free = max(60, total - sum(fixed) - 2 * (len(HEADERS) - 1))
+    limits = [*fixed, int(free * 0.45), int(free * 0.35), free - int(free * 0.45) - int(free * 0.35)]
+
+    def wrap(cell: str, limit: int) -> list[str]:
+        return textwrap.wrap(cell, limit, break_long_words=False, break_on_hyphens=False) or [""]
+
+    wrapped = [[wrap(cell, limits[i]) for i, cell in enumerate(row)] for row in [HEADERS, *rows]]
     widths = [max(len(line) for row in wrapped for line in row[i]) for i in range(len(HEADERS))]
     for n, row in enumerate(wrapped):
         for k in range(max(len(cell) for cell in row)):
-            print(
-                "  ".join(
-                    (cell[k] if k < len(cell) else "").ljust(w) for cell, w in zip(row, widths, strict=True)
-                ).rstrip(),
-                file=out,
-            )
+            line = "  ".join((cell[k] if k < len(cell) else "").ljust(w) for cell, w in zip(row, widths, strict=True))
+            print(line.rstrip(), file=out)
         if n == 0:
             print("  ".join("-" * w for w in widths), file=out)
 

@@ -79,8 +79,11 @@ def test_sane_passive_setup_is_silent_and_exits_0(tmp_path: Path, three: Emulato
     code, out, rows = doctor(node_config(tmp_path, three.url))
     assert (code, rows) == (0, {}), out
     # what it could not see is said, not passed: no keepalived dump here, and no peers asked
-    assert "not checked  state_dir_owner: keepalived's script user" in out
-    assert "clients_see_different_services" in out and "run with --peers" in out
+    assert "not checked  state_dir_owner" in out and "not checked  clients_see_different_services" in out
+    _, report = doctor_json(node_config(tmp_path, three.url))
+    unchecked = {n["what"]: n["why"] for n in report["not_checked"]}
+    assert unchecked["state_dir_owner"].startswith("keepalived's script user unknown")
+    assert unchecked["clients_see_different_services"] == "cluster-wide: run with --peers"
 
 
 def test_sane_locks_setup_shows_only_the_semisync_reminder(tmp_path: Path, three: Emulator) -> None:
