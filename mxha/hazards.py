@@ -298,7 +298,7 @@ def _monitor_hazards(
             Hazard(
                 "passive_with_locks",
                 "warning",
-                f"passive=true and {where}: a passive MaxScale keeps (and takes) the locks, and holding them "
+                f"passive=true and {where}: a passive MaxScale keeps the locks it holds, and holding them "
                 "it still performs no failover, so nobody does",
             )
         )
