@@ -103,7 +103,7 @@ LAB = Durations(
 
 VARIANTS = {"production": PRODUCTION, "lab": LAB}
 
-RECORDING: list[dict[str, str]] = [
+RECORDING: list[dict[str, Any]] = [
     {
         "record": "cluster_vrid:mxha_vrrp_masters:sum",
         "expr": 'sum by (cluster, vrid) (mxha_vrrp_state{state="MASTER"})',
@@ -113,6 +113,22 @@ RECORDING: list[dict[str, str]] = [
     {
         "record": "cluster:mxha_governing_vip_holders:sum",
         "expr": 'sum by (cluster) (max by (cluster, instance) (mxha_vip_present{governing="true"}))',
+    },
+    # the cluster-wide setup hazards that per-node metrics show (mxha doctor --peers finds these and
+    # the ones no metric carries: clock_skew, clients_see_different_services, identical_version_string)
+    {
+        # two nodes with the same configured priority for the governing instance
+        "record": "cluster:mxha_setup_hazard:group",
+        "expr": 'group by (cluster) (count_values by (cluster, vrid) ("base_priority", max by (cluster, instance, '
+        'vrid) (mxha_vrrp_base_priority and on (cluster, instance, vrrp_instance) mxha_vip_present{governing="true"}'
+        ")) > 1)",
+        "labels": {"hazard": "priority_tie", "severity": "warning"},
+    },
+    {
+        # node configs that say different modes (passive, locks)
+        "record": "cluster:mxha_setup_hazard:group",
+        "expr": "group by (cluster) (count by (cluster) (group by (cluster, mode) (mxha_node_mode == 1)) > 1)",
+        "labels": {"hazard": "mode_mismatch", "severity": "critical"},
     },
 ]
 
@@ -402,13 +418,16 @@ max by (cluster) (mxha_remediator_circuit_open == 1)""",
         ),
         _alert(
             "MaxScaleSetupHazard",
-            'max by (cluster, instance, hazard, severity) (mxha_setup_hazard{severity=~"warning|critical"}) == 1',
+            'max by (cluster, instance, hazard, severity) (mxha_setup_hazard{severity=~"warning|critical"} '
+            'or cluster:mxha_setup_hazard:group{severity=~"warning|critical"}) == 1',
             d.setup_hazard_for,
             "{{ $labels.severity }}",  # the hazard's own: warning, or critical for critical hazards
-            "Setup hazard {{ $labels.hazard }} on {{ $labels.instance }} (cluster {{ $labels.cluster }})",
-            "{{ $labels.instance }} in cluster {{ $labels.cluster }} runs with a setup that works today and fails "
-            "on the day it matters: {{ $labels.hazard }}. Its /state says what was seen; the runbook says what "
-            "to change.",
+            # no instance on the cluster-wide ones (from rules over every node's metrics): the text reads
+            # either way
+            "Setup hazard {{ $labels.hazard }} in cluster {{ $labels.cluster }} {{ $labels.instance }}",
+            "{{ $labels.hazard }}: a setup that works today and fails on the day it matters, in cluster "
+            "{{ $labels.cluster }} {{ $labels.instance }}. The node's /state (or, for a cluster-wide hazard, "
+            "mxha doctor --peers) says what was seen; the runbook says what to change.",
             runbook_base,
         ),
     ]

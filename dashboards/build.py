@@ -313,6 +313,19 @@ def build() -> dict[str, Any]:
             options={"showHeader": True},
             transformations=[{"id": "merge", "options": {}}],
         ),
+        _row(23, "Setup hazards (mxha doctor's rules, as each exporter last found them)", 63),
+        _panel(
+            24,
+            "table",
+            "Setup hazards per node",
+            "Each setup hazard a node's exporter reports now (mxha_setup_hazard), with its severity: setups "
+            "that work today and fail on the day it matters. Empty is healthy. The evidence is in the node's "
+            "/state; `mxha doctor --peers` adds the cluster-wide ones; the runbook's MaxScaleSetupHazard "
+            "section says what to change.",
+            (0, 64, 24, 6),
+            [_target(f"max by (instance, hazard, severity) (mxha_setup_hazard{{{C}}})", instant=True)],
+            options={"showHeader": True, "sortBy": [{"displayName": "severity"}]},
+        ),
     ]
     return {
         "uid": UID,

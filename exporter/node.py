@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from mxha.config import NodeConfig
+from mxha.doctor import SetupWatch
 from mxha.exporter.keepalived import (
     FifoEventReader,
     KeepalivedReadError,
@@ -321,6 +322,8 @@ class NodeReader:
         # a source that fails is logged once, with why, and once when it recovers: not per scrape
         self.edges = FailureEdges(log)
         self.maxscale_source = f"MaxScale {self.client.shown_url}"
+        # MaxScale's own setup and the state directory's (mxha doctor's rules), every few minutes
+        self.setup_watch = SetupWatch(cfg)
 
     # -- the background health check ----------------------------------------------------
     def run_check_once(self) -> CheckResult:
@@ -428,18 +431,20 @@ class NodeReader:
         return self.maxscale_timeout
 
     def hazards(self) -> tuple[Hazard, ...]:
-        """This node's setup hazards: a look at the config and one stat of the follow-up marker."""
+        """This node's setup hazards: a look at the config, one stat of the follow-up marker, and
+        what the slow watch last found in MaxScale's own setup."""
         try:
             age, error = follow_up_age(self.cfg.notify.state_file), None
         except OSError as exc:
             age, error = None, exc.strerror or str(exc)
-        return node_hazards(
+        own = node_hazards(
             self.cfg,
             follow_up_age=age,
             follow_up_error=error,
             running_for=time.monotonic() - self.started,
             stale_after=FOLLOW_UP_STALE_SECONDS,
         )
+        return own + self.setup_watch.hazards()
 
     def _log_edges(self, ms: MaxScaleReading, ka_error: str | None) -> None:
         if ms.up:

@@ -14,6 +14,7 @@ from typing import NoReturn
 from mxha import __version__
 
 EXIT_USAGE = 2
+EXIT_DOCTOR_COULD_NOT_LOOK = 3  # mxha.doctor's own: 2 means "critical" there
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -21,7 +22,8 @@ class OneLineParser(argparse.ArgumentParser):
     ``mxha exporter: --web.listen-address: expected one argument (see mxha exporter --help)``."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+        # a command whose exit codes mean something else (the doctor's 2 is "critical") sets its own
+        self.exit(getattr(self, "usage_exit", EXIT_USAGE), f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _config_flag(p: argparse.ArgumentParser, what: str) -> None:
@@ -108,6 +110,31 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="read the exporter's cached result from URL (e.g. http://127.0.0.1:9843/check) "
         "instead of asking MaxScale: the lightweight mode",
+    )
+
+    p = sub.add_parser(
+        "doctor",
+        help="list setup hazards (--peers: of the whole cluster) with evidence, fix and source",
+        description="Read this node's setup (MaxScale's REST documents, the node config, the hooks' state "
+        "directory; with --peers every node's /state and every configured MaxScale) and print each setup "
+        "hazard with its evidence, its fix and the source of the rule. It only reads: it changes nothing, "
+        "anywhere. What it could not check is listed as 'not checked'. Exit 0 nothing above info, 1 "
+        "warnings, 2 critical, 3 it could not look (a bad config or flag included).",
+    )
+    p.usage_exit = EXIT_DOCTOR_COULD_NOT_LOOK  # type: ignore[attr-defined]
+    _config_flag(p, "node")
+    p.add_argument(
+        "--peers",
+        action="store_true",
+        help="also read every peer of the node config (their /state, and their MaxScale where peers[].maxscale "
+        "is set) and this node's exporter /state, for the cluster-wide hazards",
+    )
+    p.add_argument(
+        "--format",
+        dest="output",
+        choices=("table", "json"),
+        default="table",
+        help="table (default, for people) or json (for scripts: findings, not_checked, could_not_look, exit)",
     )
 
     p = sub.add_parser(
@@ -343,6 +370,12 @@ def _run_check(args: argparse.Namespace) -> int:
     return check_main(args.config_file, args.via, follow_up=args.follow_up)
 
 
+def _run_doctor(args: argparse.Namespace) -> int:
+    from mxha.doctor import main as doctor_main
+
+    return doctor_main(args.config_file, args.peers, args.output)
+
+
 def _run_notify(args: argparse.Namespace) -> int:
     from mxha.notify import main as notify_main
 
@@ -377,6 +410,7 @@ def _run_lab(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "emulator": _run_emulator,
     "check": _run_check,
+    "doctor": _run_doctor,
     "notify": _run_notify,
     "exporter": _run_exporter,
     "remediator": _run_remediator,

@@ -296,6 +296,21 @@ def cases(d: Durations) -> list[Case]:
     c.node("mxha_setup_hazard", "node1", blip, hazard="follow_up_missing", severity="warning")
     out.append(c.expect("MaxScaleSetupHazard", c.for_steps("MaxScaleSetupHazard") + 3, []))
 
+    # cluster-wide setup hazards from per-node metrics: equal configured priorities of the governing
+    # instance, node configs in different modes; distinct priorities and one mode do not fire
+    for tie, modes, fired in (
+        (True, ("passive", "passive"), [({**c1, "hazard": "priority_tie", "severity": "warning"}, "1")]),
+        (False, ("passive", "locks"), [({**c1, "hazard": "mode_mismatch", "severity": "critical"}, "1")]),
+        (False, ("locks", "locks"), []),
+    ):
+        c = Case(d)
+        for node, prio, mode in (("node1", 150, modes[0]), ("node2", 150 if tie else 100, modes[1])):
+            c.node("mxha_vrrp_base_priority", node, [prio], vrrp_instance="VI_1", vrid="51")
+            c.node("mxha_vrrp_base_priority", node, [100], vrrp_instance="VI_OTHER", vrid="52")  # not governing
+            vip(c, node, [1 if node == "node1" else 0])
+            c.node("mxha_node_mode", node, [1], mode=mode)
+        out.append(c.expect("MaxScaleSetupHazard", late("MaxScaleSetupHazard", c), fired))
+
     # remediation failing: a failed action, or the circuit open; the remediator's own job has no cluster
     # target label, so `cluster` is the metric's own label
     rem = {"instance": "mon:9844", "job": "mxha-remediator"}

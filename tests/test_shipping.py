@@ -39,6 +39,7 @@ def test_readme_shows_the_real_help(args: tuple[str, ...]) -> None:
         ("exporter",),
         ("remediator",),
         ("check",),
+        ("doctor",),
         ("notify",),
         ("emulator",),
         ("lab",),

@@ -15,6 +15,80 @@ from mxha.lab.emulator.model import (
     log,
 )
 
+# The monitor parameters `POST /__emulator__/monitor` sets (as if in maxscale.cnf), within what
+# MaxScale's documentation allows: failcount a count >= 1; monitor_interval at least 100 ms; the
+# backend timeouts whole seconds, at least 1 s (shown in ms, as 24.02 shows durations);
+# auto_failover a boolean (24.02) or true/false/safe (25.01's string form)
+MONITOR_FLAGS = ("enforce_read_only_servers", "enforce_writable_master")
+MONITOR_TIMEOUTS = ("backend_connect_timeout", "backend_read_timeout", "backend_write_timeout")
+
+
+def _duration_ms(value: Any, bare_ms: bool) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if bare_ms else value * 1000
+    if isinstance(value, str) and value.endswith("ms") and value[:-2].isdigit():
+        return int(value[:-2])
+    if isinstance(value, str) and value.endswith("s") and value[:-1].isdigit():
+        return int(value[:-1]) * 1000
+    return None
+
+
+def service_changes(payload: dict[str, Any], servers: set[str]) -> tuple[dict[str, Any], str | None]:
+    """What clients would see changed (as if maxscale.cnf said so): ``version_string``, ``router``,
+    the service's ``servers``, the listener's ``port``."""
+    out: dict[str, Any] = {}
+    for key, value in payload.items():
+        if key in ("version_string", "router") and isinstance(value, str):
+            out[key] = value
+        elif key == "port" and isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536:
+            out[key] = value
+        elif key == "servers" and isinstance(value, list) and all(v in servers for v in value):
+            out[key] = list(value)
+        else:
+            return {}, f"{key}: give version_string, router (strings), port (1-65535) or servers (known names)"
+    return out, None
+
+
+def monitor_changes(payload: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The monitor parameters a control request sets, or the error naming the first bad one."""
+    out: dict[str, Any] = {}
+    for key, value in payload.items():
+        if key == "reset_holdoff":
+            continue
+        if key == "cooperative_monitoring_locks":
+            if value not in LOCK_MODES:
+                return {}, f"cooperative_monitoring_locks must be one of {LOCK_MODES}"
+            out[key] = value
+        elif key == "failcount":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                return {}, "failcount must be an integer >= 1"
+            out[key] = value
+        elif key == "monitor_interval":
+            ms = _duration_ms(value, bare_ms=True)
+            if ms is None or ms < 100:
+                return {}, "monitor_interval must be a duration of at least 100ms (e.g. 1000ms, 2s)"
+            out[key] = f"{ms}ms"
+        elif key in MONITOR_TIMEOUTS:
+            ms = _duration_ms(value, bare_ms=False)
+            if ms is None or ms < 1000 or ms % 1000:
+                return {}, f"{key} must be whole seconds, at least 1s (e.g. 3s, 3000ms)"
+            out[key] = f"{ms}ms"
+        elif key in MONITOR_FLAGS:
+            if not isinstance(value, bool):
+                return {}, f"{key} must be a boolean"
+            out[key] = value
+        elif key == "auto_failover":
+            if not isinstance(value, bool) and value not in ("true", "false", "safe"):
+                return {}, "auto_failover must be a boolean or one of true, false, safe"
+            out[key] = value
+        else:
+            return {}, f"{key}: not a monitor parameter this emulator sets"
+    if not out:
+        return {}, "give at least one monitor parameter, e.g. cooperative_monitoring_locks"
+    return out, None
+
 
 class ControlMixin(HandlerBase):
     # -- control API ---------------------------------------------------------------------
@@ -95,16 +169,23 @@ class ControlMixin(HandlerBase):
                     st.parameters["config_sync_cluster"] = payload["config_sync_cluster"]
                 st.persist()
                 self._send(200, {"passive": st.passive, "config_sync_cluster": st.parameters["config_sync_cluster"]})
-            elif what == "monitor" and self.command == "POST":
-                mode = payload.get("cooperative_monitoring_locks")
-                if mode not in LOCK_MODES:
-                    self._send(400, {"error": f"cooperative_monitoring_locks must be one of {LOCK_MODES}"})
+            elif what == "services" and self.command == "POST":
+                changes, error = service_changes(payload, set(st.servers))
+                if error is not None:
+                    self._send(400, {"error": error})
                     return
-                st.monitor_parameters["cooperative_monitoring_locks"] = mode
-                if payload.get("reset_holdoff", True):
+                st.service.update(changes)
+                self._send(200, dict(st.service))
+            elif what == "monitor" and self.command == "POST":
+                changes, error = monitor_changes(payload)
+                if error is not None:
+                    self._send(400, {"error": error})
+                    return
+                st.monitor_parameters.update(changes)
+                if "cooperative_monitoring_locks" in changes and payload.get("reset_holdoff", True):
                     st.locks_holdoff_until = 0.0
                 st.persist()
-                self._send(200, {"cooperative_monitoring_locks": mode})
+                self._send(200, {k: st.monitor_parameters[k] for k in sorted(changes)})
             else:
                 self._send(404, {"error": f"no control route {self.command} {what}"})
 

@@ -129,3 +129,43 @@ class DocumentsMixin(HandlerBase):
             },
         }
         return doc
+
+    def _services_doc(self) -> dict[str, Any]:
+        """``GET /v1/services``, shaped as MaxScale 24.02's REST API documents it (not recorded)."""
+        svc, base = self.st.service, self._base()
+        name = svc["name"]
+        item = {
+            "id": name,
+            "type": "services",
+            "attributes": {
+                "router": svc["router"],
+                "state": "Started",
+                "parameters": {"user": "maxuser", "password": "*****", "version_string": svc["version_string"]},
+            },
+            "relationships": {
+                "servers": {"data": [{"id": s, "type": "servers"} for s in svc["servers"]]},
+                "listeners": {"data": [{"id": svc["listener"], "type": "listeners"}]},
+            },
+            "links": {"self": f"{base}/v1/services/{name}/"},
+        }
+        return {"data": [item], "links": {"self": f"{base}/v1/services/"}}
+
+    def _listeners_doc(self) -> dict[str, Any]:
+        """``GET /v1/listeners``, shaped as MaxScale 24.02's REST API documents it (not recorded)."""
+        svc, base = self.st.service, self._base()
+        item = {
+            "id": svc["listener"],
+            "type": "listeners",
+            "attributes": {
+                "state": "Running",
+                "parameters": {
+                    "address": "::",
+                    "port": svc["port"],
+                    "protocol": "MariaDBProtocol",
+                    "service": svc["name"],
+                },
+            },
+            "relationships": {"services": {"data": [{"id": svc["name"], "type": "services"}]}},
+            "links": {"self": f"{base}/v1/listeners/{svc['listener']}/"},
+        }
+        return {"data": [item], "links": {"self": f"{base}/v1/listeners/"}}

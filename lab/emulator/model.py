@@ -190,8 +190,19 @@ class EmulatorState:
         self.parameters["admin_port"] = config.port
         self.parameters["passive"] = config.passive
         self.servers = {s.name: copy.copy(s) for s in config.servers}
-        self.monitor_parameters: dict[str, Any] = dict(load_template("monitor.json")["attributes"]["parameters"])
+        self.monitor_template_parameters: dict[str, Any] = load_template("monitor.json")["attributes"]["parameters"]
+        self.monitor_parameters: dict[str, Any] = dict(self.monitor_template_parameters)
         self.monitor_parameters["cooperative_monitoring_locks"] = config.lock_mode
+        # what clients see (as in maxscale.cnf: static): one readwritesplit service and its listener,
+        # named as in the recorded pair; POST /__emulator__/services changes them
+        self.service: dict[str, Any] = {
+            "name": "RW-Split-Router",
+            "router": "readwritesplit",
+            "version_string": "",
+            "servers": list(self.servers),
+            "listener": "RW-Split-Listener",
+            "port": 4006,
+        }
         self.locks_holdoff_until = 0.0  # monotonic; after release-locks, no re-locking for a minute
         self.fault = Fault()
         self.unhang = threading.Event()
@@ -204,9 +215,15 @@ class EmulatorState:
         self.pair_view: dict[str, Any] | None = None
         if config.backend:
             tick_ms = int(1000 * config.time_scale)
+            # as the recorded pair was configured, plus the read_only enforcement MariaDB advises for
+            # failover without locks (the shared backend has no writes, so it changes no behaviour)
             self.monitor_parameters.update(
-                auto_failover=True, auto_rejoin=True, monitor_interval=f"{tick_ms}ms"
-            )  # as the recorded pair was configured
+                auto_failover=True,
+                auto_rejoin=True,
+                monitor_interval=f"{tick_ms}ms",
+                enforce_read_only_servers=True,
+                enforce_writable_master=True,
+            )
         self._load_persisted()
 
     # -- persistence (MaxScale keeps runtime changes in maxscale.cnf.d and they win at restart)
@@ -245,7 +262,11 @@ class EmulatorState:
         runtime.pop("admin_port", None)
         doc = {
             "maxscale": runtime,
-            "monitor": {"cooperative_monitoring_locks": self.monitor_parameters["cooperative_monitoring_locks"]},
+            "monitor": {
+                k: v
+                for k, v in self.monitor_parameters.items()
+                if k == "cooperative_monitoring_locks" or v != self.monitor_template_parameters.get(k)
+            },
         }
         atomic_write(path, json.dumps(doc), mode=0o600)
 

@@ -13,6 +13,7 @@ import time
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from mxha.hazards import auto_failover_on
 from mxha.lab.emulator.base import QuietHTTPServer
 from mxha.lab.emulator.control import ControlMixin
 from mxha.lab.emulator.documents import DocumentsMixin
@@ -132,6 +133,8 @@ class EmulatorHandler(DocumentsMixin, ControlMixin):
                 self._send(200, {"data": doc, "links": {"self": doc["links"]["self"]}})
             else:
                 self._errors(404, f"{seg[1]} is not a server")
+        elif head in ("services", "listeners") and len(seg) == 1 and method in ("GET", "HEAD"):
+            self._send(200, self._services_doc() if head == "services" else self._listeners_doc())
         elif head == "monitors" and len(seg) <= 2:
             self._monitors(seg[1] if len(seg) == 2 else None, body)
         else:
@@ -436,7 +439,9 @@ class Emulator:
 
         def settings() -> tuple[str, bool, bool, bool]:
             p = st.monitor_parameters
-            return st.lock_mode(), st.passive, bool(p.get("auto_failover")), bool(p.get("auto_rejoin"))
+            # auto_failover may be 25.01's string form, where "false" is off
+            failover = auto_failover_on(p.get("auto_failover")) is True
+            return st.lock_mode(), st.passive, failover, bool(p.get("auto_rejoin"))
 
         pair.start(settings)
 
