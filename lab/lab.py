@@ -109,6 +109,10 @@ class Lab:
             self.harness = Harness(workdir, prefix=PREFIX, subnet=self.layout.subnet)
 
     # -- description (the contract's `status --json`) ------------------------------------------
+    def print_doctor(self) -> None:
+        """The doctor's table for this lab (``mxha lab up`` and ``make demo`` print it)."""
+        _print_doctor(self)
+
     def describe(self) -> dict[str, Any]:
         lay, d = self.layout, self.workdir
         mon = lay.monitor
@@ -631,6 +635,25 @@ def is_baseline(views: dict[str, dict[str, Any]], mode: str) -> bool:
     return vrrp and first["passive"] is False and all(v["passive"] is True for v in others)
 
 
+def _print_doctor(lab: Lab) -> None:
+    """``mxha doctor --peers`` for the lab's first node: the setup hazards the lab keeps (the locks
+    lab's majority_of_running, as the recorded pair had) are shown, not hidden."""
+    from mxha.config import ConfigError, load_node_config
+    from mxha.doctor import look, render
+
+    nodes = lab.describe()["nodes"]
+    if not nodes:
+        return
+    try:
+        cfg = load_node_config(nodes[0]["config_file"])
+    except ConfigError as exc:
+        print(f"  mxha doctor: {exc}")
+        return
+    print(f"\nmxha doctor --peers, as {cfg.node} sees the lab:")
+    render(look(cfg, peers=True), sys.stdout)
+    print()
+
+
 def main(args: argparse.Namespace) -> int:
     lab = Lab(lab_dir(args), getattr(args, "subnet", None))
     action = args.lab_command
@@ -651,6 +674,7 @@ def main(args: argparse.Namespace) -> int:
                 f"  VIP {desc['vip']}; Prometheus {desc['prometheus_url']}  Alertmanager "
                 f"{' '.join(desc['alertmanager_urls'])}  remediator {' '.join(desc['remediator_urls'])}"
             )
+            lab.print_doctor()
             return 0
         if action == "down":
             lab.down()
