@@ -33,7 +33,6 @@ from typing import Any
 
 import yaml
 from measure import (
-    PROMETHEUS_ACCEPT,
     Scraper,
     pct,
     rss_mib,
@@ -88,9 +87,10 @@ def scraped(address: str) -> str:
 
 def split(node_dir: Path, address: str, samples: int) -> list[list[Any]]:
     """Each part of a scrape on its own, in this process, against the same keepalived and emulator."""
+    from prometheus_client.openmetrics.exposition import generate_latest
+
     from mxha.config import load_node_config
-    from mxha.exporter import exposition
-    from mxha.exporter.collector import NodeCollector
+    from mxha.exporter.collector import node_registry
     from mxha.exporter.keepalived import SignalDumpReader, json_signal_number, parse_json_dump
     from mxha.exporter.node import NodeReader
     from mxha.maxscale import MaxScaleClient, read_status
@@ -107,14 +107,13 @@ def split(node_dir: Path, address: str, samples: int) -> list[list[Any]]:
     )
     keys = ("dump", "parse", "vip", "maxscale", "monitors", "servers", "side", "expo", "gzip")
     parts: dict[str, list[float]] = {k: [] for k in keys}
-    content_type = exposition.negotiate(PROMETHEUS_ACCEPT)
     text = (node_dir / "keepalived.json").read_text()
     client = MaxScaleClient(f"http://{address}:8989", keep_alive=True)
     cfg = load_node_config(str(node_dir / "bench.yml"))
     node = NodeReader(cfg, reader, client=client, dump=reader)
     node.run_check_once()
     snap = node.snapshot()
-    collector_fixed = NodeCollector(lambda: snap)
+    registry_fixed = node_registry(lambda: snap)
     for _ in range(samples):
         t0 = time.perf_counter()
         reader.read()  # signal -> new complete dump -> parsed
@@ -131,9 +130,9 @@ def split(node_dir: Path, address: str, samples: int) -> list[list[Any]]:
         t6 = time.perf_counter()
         read_status(client, time.monotonic() + 2, servers=True)
         t6b = time.perf_counter()
-        body = exposition.write(list(collector_fixed.collect()), content_type)
+        body = generate_latest(registry_fixed)  # what Prometheus's Accept negotiates: OpenMetrics
         t7 = time.perf_counter()
-        gzip.compress(body or b"")
+        gzip.compress(body)
         t8 = time.perf_counter()
         parts["dump"].append((t1 - t0 - (t2 - t1)) * 1000)
         parts["parse"].append((t2 - t1) * 1000)
@@ -153,7 +152,7 @@ def split(node_dir: Path, address: str, samples: int) -> list[list[Any]]:
         "monitors": "GET /v1/monitors (emulator answering included)",
         "servers": "GET /v1/servers (emulator answering included)",
         "side": "the three GETs side by side, as a scrape reads them (read_status)",
-        "expo": "exposition (collectors + OpenMetrics text, exposition.write)",
+        "expo": "exposition (collectors + OpenMetrics text, prometheus_client's writer)",
         "gzip": "gzip of the exposition",
     }
     return [[names[k], f"{statistics.median(v):.2f}", f"{pct(v, 99):.2f}"] for k, v in parts.items()]
