@@ -15,13 +15,7 @@ from prometheus_client import make_wsgi_app
 from mxha.config import NodeConfig, load_node_config
 from mxha.exporter.collector import node_registry
 from mxha.exporter.node import NodeReader, make_keepalived_source
-from mxha.serving import (
-    fewer_malloc_arenas,
-    hand_back_free_memory,
-    listen_address_from,
-    listening_server,
-    serve_until_signalled,
-)
+from mxha.serving import listen_address_from, listening_server, serve_until_signalled
 
 log = logging.getLogger("mxha.exporter")
 
@@ -106,7 +100,6 @@ def build(cfg: NodeConfig) -> tuple[ExporterApp, NodeReader]:
 
 
 def main(config_file: str, listen_address: str | None) -> int:
-    fewer_malloc_arenas()
     cfg = load_node_config(config_file)
     host, port, named = listen_address_from(listen_address, cfg.listen_address, "exporter.listen_address", 9843)
     app, reader = build(cfg)
@@ -128,6 +121,4 @@ def main(config_file: str, listen_address: str | None) -> int:
     reader.run_check_once()
     threading.Thread(target=reader.check_loop, args=(stop,), name="health-check", daemon=True).start()
     log.info("exporter for node %s on http://%s:%d (keepalived source %s)", cfg.node, host, port, cfg.keepalived.source)
-    hand_back_free_memory()
-
     return serve_until_signalled(server, stop)
