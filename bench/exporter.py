@@ -15,7 +15,7 @@ then the spaced series again with MaxScale answering from memory (`bench/static_
 the recorded documents), which is the exporter's own share without the emulator's.
 It prints the split of a scrape, each part timed in this process against the same keepalived and
 emulator: signal -> new dump on disk, dump parse, kernel VIP lookup, each MaxScale document,
-exposition; plus the exporter's CPU per scrape (from /proc) and its RSS; and the targets' verdicts.
+exposition; plus the exporter's CPU per scrape (from /proc) and its RSS; and the budgets' verdicts.
 """
 
 from __future__ import annotations
@@ -45,6 +45,9 @@ MXHA = [sys.executable, "-m", "mxha"]
 
 
 IDLE_SECONDS = 5.0
+# the budgets users are promised (issue 31): a fresh scrape well inside any scrape timeout, and memory
+P99_BUDGET_MS = 15.0
+RSS_BUDGET_MIB = 35.0
 
 
 def table(title: str, header: list[str], rows: list[list[Any]]) -> None:
@@ -274,24 +277,16 @@ def main() -> int:
             ["part", "median", "p99"],
             split(d, node.address, max(50, args.rounds // 3)),
         )
-        # the targets hold for a fresh scrape however Prometheus connects: both series are judged
+        # the budget holds for a fresh scrape however Prometheus connects: both series are judged
         fresh = results["spaced 0.35 s, new connection per scrape (fresh dump each)"]
         kept = results["spaced 0.35 s, kept-alive connection (fresh dump each)"]
-        b2b = results["back to back, kept-alive (cached within min_signal_interval)"]
-        cpu_fresh, cpu_kept = float(rows[0][4]), float(rows[1][4])
         verdicts = []
-        for how, lat, cpu_own in (("new connection", fresh, cpu_fresh), ("kept-alive", kept, cpu_kept)):
-            median, p99 = statistics.median(lat), pct(lat, 99)
-            verdicts += [
-                [f"fresh-dump scrape median <= 3 ms, {how}", f"{median:.2f}", median <= 3],
-                [f"fresh-dump scrape p99 <= 8 ms, {how}", f"{p99:.2f}", p99 <= 8],
-                [f"CPU per fresh scrape <= 2.5 ms (the scrape's own), {how}", f"{cpu_own:.2f}", cpu_own <= 2.5],
-            ]
-        verdicts += [
-            ["back-to-back p99 <= 6 ms", f"{pct(b2b, 99):.2f}", pct(b2b, 99) <= 6],
-            ["RSS no higher than 27.6 MiB", f"{rss:.1f}", rss <= 27.6],
-        ]
-        table("Targets", ["target", "measured", "met"], [[a, b, "met" if c else "MISSED"] for a, b, c in verdicts])
+        for how, lat in (("new connection", fresh), ("kept-alive", kept)):
+            p99 = pct(lat, 99)
+            budget = f"fresh-dump scrape p99 <= {P99_BUDGET_MS:g} ms, {how}"
+            verdicts.append([budget, f"{p99:.2f}", p99 <= P99_BUDGET_MS])
+        verdicts.append([f"exporter RSS <= {RSS_BUDGET_MIB:g} MiB", f"{rss:.1f}", rss <= RSS_BUDGET_MIB])
+        table("Budgets", ["budget", "measured", "met"], [[a, b, "met" if c else "MISSED"] for a, b, c in verdicts])
     finally:
         h.teardown()
         shutil.rmtree(work, ignore_errors=True)

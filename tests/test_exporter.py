@@ -262,6 +262,28 @@ def test_check_route_fails_safe_when_stale(cfg: Path, standin: Callable[..., Pat
     assert state["check"]["success"] is False and state["check"]["reason"].startswith("stale")
 
 
+def test_name_filters_read_the_node_only_when_they_name_its_families(
+    cfg: Path, standin: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``name[]`` (prometheus_client's filter): a scrape of the process's own families takes no
+    snapshot (no signal to keepalived, no MaxScale request); one naming a node family does."""
+    reader = make_reader(cfg, standin("good"))
+    snapshots = []
+    real = reader.snapshot
+    monkeypatch.setattr(reader, "snapshot", lambda: snapshots.append(1) or real())
+    app = ExporterApp(reader)
+
+    def metrics(query: str) -> str:
+        environ = {"PATH_INFO": "/metrics", "REQUEST_METHOD": "GET", "QUERY_STRING": query}
+        return b"".join(app(environ, lambda status, headers: None)).decode()
+
+    text = metrics("name[]=process_cpu_seconds_total&name[]=mxha_build_info")
+    assert "process_cpu_seconds_total " in text and "mxha_build_info{" in text and snapshots == []
+    text = metrics("name[]=mxha_keepalived_up")
+    assert [line for line in text.splitlines() if not line.startswith("#")] == ["mxha_keepalived_up 1.0"]
+    assert snapshots == [1]
+
+
 def test_exporter_process_end_to_end(cfg: Path, standin: Callable[..., Path], tmp_path: Path) -> None:
     d = standin("good")
     text = cfg.read_text().replace("keepalived:\n", f"keepalived:\n  pid_file: {d}/keepalived.pid\n  dump_dir: {d}\n")
