@@ -1,5 +1,5 @@
 """The exporter's HTTP face: ``/metrics``, ``/state``, ``/check``, ``/healthz`` as a small WSGI
-app served by waitress (no framework: the exporter must stay small and fast)."""
+app served by waitress (no framework for four routes); ``/metrics`` is prometheus_client's own app."""
 
 from __future__ import annotations
 
@@ -24,16 +24,11 @@ MAX_BODY_BYTES = 4096
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 
-def _json(start: StartResponse, status: str, doc: Any, headers: tuple[tuple[str, str], ...] = ()) -> list[bytes]:
+def _json(start: StartResponse, status: str, doc: Any) -> list[bytes]:
     body = json.dumps(doc).encode()
     start(
         status,
-        [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(body))),
-            ("Cache-Control", "no-store"),
-            *headers,
-        ],
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Cache-Control", "no-store")],
     )
     return [body]
 
