@@ -16,11 +16,11 @@ import pytest
 import requests
 from conftest import KEEPALIVED_FIXTURES, control, requires_program
 from helpers import MxhaServer, write_node_config
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import generate_latest
 
 from mxha.config import load_node_config
 from mxha.exporter.app import ExporterApp
-from mxha.exporter.collector import NodeCollector
+from mxha.exporter.collector import node_registry
 from mxha.exporter.keepalived import SignalDumpReader
 from mxha.exporter.node import NodeReader
 from mxha.lab.emulator import Emulator
@@ -68,9 +68,8 @@ def make_reader(cfg_path: Path, ka_dir: Path | None, mode: str = "json", **kw: A
 
 
 def scrape(reader: NodeReader) -> str:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(NodeCollector(reader.snapshot))
-    return generate_latest(registry).decode()
+    """The exporter's whole exposition (its registry: the node's families, build info, process_*)."""
+    return generate_latest(node_registry(reader.snapshot)).decode()
 
 
 def value(text: str, series: str) -> float | None:
