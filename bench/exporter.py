@@ -8,9 +8,8 @@ One node: real keepalived (2 VRRP instances), the MaxScale emulator, the exporte
 are SPACED (0.35 s apart, above `min_signal_interval` 0.3 s, so every scrape makes keepalived write
 a fresh dump, as under Prometheus), with Prometheus's request headers (OpenMetrics accept, gzip),
 once on a new connection per scrape and once on a kept-alive one (Prometheus keeps them), by a
-client as lean as Prometheus's (raw sockets, `measure.Scraper`: a Python HTTP library would add a
-millisecond or two of its own to every figure); then back to back (inside `min_signal_interval`:
-served from the cache);
+client sending Prometheus's headers (`measure.Scraper`, on http.client); then back to back (inside
+`min_signal_interval`: served from the cache);
 then the spaced series again with MaxScale answering from memory (`bench/static_maxscale.py`,
 the recorded documents), which is the exporter's own share without the emulator's.
 It prints the split of a scrape, each part timed in this process against the same keepalived and
