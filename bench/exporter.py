@@ -8,14 +8,13 @@ One node: real keepalived (2 VRRP instances), the MaxScale emulator, the exporte
 are SPACED (0.35 s apart, above `min_signal_interval` 0.3 s, so every scrape makes keepalived write
 a fresh dump, as under Prometheus), with Prometheus's request headers (OpenMetrics accept, gzip),
 once on a new connection per scrape and once on a kept-alive one (Prometheus keeps them), by a
-client as lean as Prometheus's (raw sockets, `measure.Scraper`: a Python HTTP library would add a
-millisecond or two of its own to every figure); then back to back (inside `min_signal_interval`:
-served from the cache);
+client sending Prometheus's headers (`measure.Scraper`, on http.client); then back to back (inside
+`min_signal_interval`: served from the cache);
 then the spaced series again with MaxScale answering from memory (`bench/static_maxscale.py`,
 the recorded documents), which is the exporter's own share without the emulator's.
 It prints the split of a scrape, each part timed in this process against the same keepalived and
 emulator: signal -> new dump on disk, dump parse, kernel VIP lookup, each MaxScale document,
-exposition; plus the exporter's CPU per scrape (from /proc) and its RSS; and the targets' verdicts.
+exposition; plus the exporter's CPU per scrape (from /proc) and its RSS; and the budgets' verdicts.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ from typing import Any
 
 import yaml
 from measure import (
-    PROMETHEUS_ACCEPT,
     Scraper,
     pct,
     rss_mib,
@@ -46,6 +44,9 @@ MXHA = [sys.executable, "-m", "mxha"]
 
 
 IDLE_SECONDS = 5.0
+# the budgets users are promised (issue 31): a fresh scrape well inside any scrape timeout, and memory
+P99_BUDGET_MS = 15.0
+RSS_BUDGET_MIB = 35.0
 
 
 def table(title: str, header: list[str], rows: list[list[Any]]) -> None:
@@ -88,9 +89,10 @@ def scraped(address: str) -> str:
 
 def split(node_dir: Path, address: str, samples: int) -> list[list[Any]]:
     """Each part of a scrape on its own, in this process, against the same keepalived and emulator."""
+    from prometheus_client.openmetrics.exposition import generate_latest
+
     from mxha.config import load_node_config
-    from mxha.exporter import exposition
-    from mxha.exporter.collector import NodeCollector
+    from mxha.exporter.collector import node_registry
     from mxha.exporter.keepalived import SignalDumpReader, json_signal_number, parse_json_dump
     from mxha.exporter.node import NodeReader
     from mxha.maxscale import MaxScaleClient, read_status
@@ -107,14 +109,13 @@ def split(node_dir: Path, address: str, samples: int) -> list[list[Any]]:
     )
     keys = ("dump", "parse", "vip", "maxscale", "monitors", "servers", "side", "expo", "gzip")
     parts: dict[str, list[float]] = {k: [] for k in keys}
-    content_type = exposition.negotiate(PROMETHEUS_ACCEPT)
     text = (node_dir / "keepalived.json").read_text()
     client = MaxScaleClient(f"http://{address}:8989", keep_alive=True)
     cfg = load_node_config(str(node_dir / "bench.yml"))
     node = NodeReader(cfg, reader, client=client, dump=reader)
     node.run_check_once()
     snap = node.snapshot()
-    collector_fixed = NodeCollector(lambda: snap)
+    registry_fixed = node_registry(lambda: snap)
     for _ in range(samples):
         t0 = time.perf_counter()
         reader.read()  # signal -> new complete dump -> parsed
@@ -131,9 +132,9 @@ def split(node_dir: Path, address: str, samples: int) -> list[list[Any]]:
         t6 = time.perf_counter()
         read_status(client, time.monotonic() + 2, servers=True)
         t6b = time.perf_counter()
-        body = exposition.write(list(collector_fixed.collect()), content_type)
+        body = generate_latest(registry_fixed)  # what Prometheus's Accept negotiates: OpenMetrics
         t7 = time.perf_counter()
-        gzip.compress(body or b"")
+        gzip.compress(body)
         t8 = time.perf_counter()
         parts["dump"].append((t1 - t0 - (t2 - t1)) * 1000)
         parts["parse"].append((t2 - t1) * 1000)
@@ -153,7 +154,7 @@ def split(node_dir: Path, address: str, samples: int) -> list[list[Any]]:
         "monitors": "GET /v1/monitors (emulator answering included)",
         "servers": "GET /v1/servers (emulator answering included)",
         "side": "the three GETs side by side, as a scrape reads them (read_status)",
-        "expo": "exposition (collectors + OpenMetrics text, exposition.write)",
+        "expo": "exposition (collectors + OpenMetrics text, prometheus_client's writer)",
         "gzip": "gzip of the exposition",
     }
     return [[names[k], f"{statistics.median(v):.2f}", f"{pct(v, 99):.2f}"] for k, v in parts.items()]
@@ -275,24 +276,16 @@ def main() -> int:
             ["part", "median", "p99"],
             split(d, node.address, max(50, args.rounds // 3)),
         )
-        # the targets hold for a fresh scrape however Prometheus connects: both series are judged
+        # the budget holds for a fresh scrape however Prometheus connects: both series are judged
         fresh = results["spaced 0.35 s, new connection per scrape (fresh dump each)"]
         kept = results["spaced 0.35 s, kept-alive connection (fresh dump each)"]
-        b2b = results["back to back, kept-alive (cached within min_signal_interval)"]
-        cpu_fresh, cpu_kept = float(rows[0][4]), float(rows[1][4])
         verdicts = []
-        for how, lat, cpu_own in (("new connection", fresh, cpu_fresh), ("kept-alive", kept, cpu_kept)):
-            median, p99 = statistics.median(lat), pct(lat, 99)
-            verdicts += [
-                [f"fresh-dump scrape median <= 3 ms, {how}", f"{median:.2f}", median <= 3],
-                [f"fresh-dump scrape p99 <= 8 ms, {how}", f"{p99:.2f}", p99 <= 8],
-                [f"CPU per fresh scrape <= 2.5 ms (the scrape's own), {how}", f"{cpu_own:.2f}", cpu_own <= 2.5],
-            ]
-        verdicts += [
-            ["back-to-back p99 <= 6 ms", f"{pct(b2b, 99):.2f}", pct(b2b, 99) <= 6],
-            ["RSS no higher than 27.6 MiB", f"{rss:.1f}", rss <= 27.6],
-        ]
-        table("Targets", ["target", "measured", "met"], [[a, b, "met" if c else "MISSED"] for a, b, c in verdicts])
+        for how, lat in (("new connection", fresh), ("kept-alive", kept)):
+            p99 = pct(lat, 99)
+            budget = f"fresh-dump scrape p99 <= {P99_BUDGET_MS:g} ms, {how}"
+            verdicts.append([budget, f"{p99:.2f}", p99 <= P99_BUDGET_MS])
+        verdicts.append([f"exporter RSS <= {RSS_BUDGET_MIB:g} MiB", f"{rss:.1f}", rss <= RSS_BUDGET_MIB])
+        table("Budgets", ["budget", "measured", "met"], [[a, b, "met" if c else "MISSED"] for a, b, c in verdicts])
     finally:
         h.teardown()
         shutil.rmtree(work, ignore_errors=True)

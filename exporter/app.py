@@ -1,28 +1,21 @@
 """The exporter's HTTP face: ``/metrics``, ``/state``, ``/check``, ``/healthz`` as a small WSGI
-app served by waitress (no framework: the exporter must stay small and fast)."""
+app served by waitress (no framework for four routes); ``/metrics`` is prometheus_client's own app."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qs
+
+from prometheus_client import make_wsgi_app
 
 from mxha.config import NodeConfig, load_node_config
-from mxha.exporter import exposition
-from mxha.exporter.collector import NodeCollector
+from mxha.exporter.collector import node_registry
 from mxha.exporter.node import NodeReader, make_keepalived_source
-from mxha.serving import (
-    fewer_malloc_arenas,
-    hand_back_free_memory,
-    listen_address_from,
-    listening_server,
-    serve_until_signalled,
-)
+from mxha.serving import listen_address_from, listening_server, serve_until_signalled
 
 log = logging.getLogger("mxha.exporter")
 
@@ -31,16 +24,11 @@ MAX_BODY_BYTES = 4096
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 
-def _json(start: StartResponse, status: str, doc: Any, headers: tuple[tuple[str, str], ...] = ()) -> list[bytes]:
+def _json(start: StartResponse, status: str, doc: Any) -> list[bytes]:
     body = json.dumps(doc).encode()
     start(
         status,
-        [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(body))),
-            ("Cache-Control", "no-store"),
-            *headers,
-        ],
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Cache-Control", "no-store")],
     )
     return [body]
 
@@ -48,18 +36,18 @@ def _json(start: StartResponse, status: str, doc: Any, headers: tuple[tuple[str,
 class ExporterApp:
     def __init__(self, reader: NodeReader) -> None:
         self.reader = reader
-        self.collector = NodeCollector(reader.snapshot)
-        self.names = frozenset(name for family in self.collector.describe() for name in family.names())
+        self.registry = node_registry(reader.snapshot)
+        # prometheus_client's own app: content negotiation (text, OpenMetrics), gzip, name[] filters
+        # (a filter that names none of the node's families reads nothing), its answer to other methods
+        self.metrics = make_wsgi_app(self.registry)
 
     def __call__(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         method = environ.get("REQUEST_METHOD", "GET")
+        if path == "/metrics":
+            return self.metrics(environ, start)  # type: ignore[no-any-return]
         if method not in ("GET", "HEAD"):
             return _json(start, "405 Method Not Allowed", {"error": "only GET"})
-        if path == "/metrics":
-            if method != "GET":
-                return _json(start, "405 Method Not Allowed", {"error": "only GET"}, (("Allow", "GET"),))
-            return self.metrics(environ, start)
         if path == "/state":
             return _json(start, "200 OK", self.reader.snapshot().to_state().to_json())
         if path == "/check":
@@ -76,23 +64,6 @@ class ExporterApp:
             start("200 OK", [("Content-Type", "text/html"), ("Content-Length", str(len(body)))])
             return [body]
         return _json(start, "404 Not Found", {"error": f"no route {path}"})
-
-    def metrics(self, environ: dict[str, Any], start: StartResponse) -> list[bytes]:
-        """What prometheus_client's WSGI app answers (its negotiation, ``name[]``, gzip), written by
-        ``exposition`` (the same bytes; prometheus_client imported only for what it leaves)."""
-        params = parse_qs(environ.get("QUERY_STRING", ""))
-        families: list[exposition.Family] = []
-        if "name[]" not in params:
-            families = list(self.collector.collect())
-        elif self.names.intersection(params["name[]"]):  # nothing it could yield asked for: no read
-            families = list(exposition.restrict(self.collector.collect(), set(params["name[]"])))
-        output, content_type = exposition.encode(families, environ.get("HTTP_ACCEPT"))
-        headers = [("Content-Type", content_type)]
-        if exposition.gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING")):
-            output = gzip.compress(output)
-            headers.append(("Content-Encoding", "gzip"))
-        start("200 OK", headers)
-        return [output]
 
     def check(self, start: StartResponse) -> list[bytes]:
         """The cached health check; older than ``check.max_age`` counts as failed (fail safe)."""
@@ -124,7 +95,6 @@ def build(cfg: NodeConfig) -> tuple[ExporterApp, NodeReader]:
 
 
 def main(config_file: str, listen_address: str | None) -> int:
-    fewer_malloc_arenas()
     cfg = load_node_config(config_file)
     host, port, named = listen_address_from(listen_address, cfg.listen_address, "exporter.listen_address", 9843)
     app, reader = build(cfg)
@@ -148,8 +118,6 @@ def main(config_file: str, listen_address: str | None) -> int:
     threading.Thread(target=reader.check_loop, args=(stop,), name="health-check", daemon=True).start()
     watcher = start_crash_watch(reader, stop)
     log.info("exporter for node %s on http://%s:%d (keepalived source %s)", cfg.node, host, port, cfg.keepalived.source)
-    hand_back_free_memory()
-
     try:
         return serve_until_signalled(server, stop)
     finally:

@@ -3,12 +3,12 @@ each read with its own timeout and its own error, and the ``/state`` document bu
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from mxha.config import NodeConfig
@@ -217,26 +217,10 @@ class Snapshot:
         )
 
 
-_MONTHS = {name: number for number, name in enumerate(("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec").split(), 1)}
-
-
 def _parse_http_date(value: Any) -> float | None:
     """An HTTP date (MaxScale's ``activated_at``) as Unix time; None when it is not one."""
     if not isinstance(value, str):
         return None
-    parts = value.split()
-    # IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT" (RFC 9110), the form MaxScale writes; anything
-    # else goes to the email package, imported only then (it is a MiB of the process)
-    if len(parts) == 6 and parts[5] == "GMT" and parts[2] in _MONTHS:
-        try:
-            hour, minute, second = (int(x) for x in parts[4].split(":"))
-            return datetime(
-                int(parts[3]), _MONTHS[parts[2]], int(parts[1]), hour, minute, second, tzinfo=UTC
-            ).timestamp()
-        except ValueError:
-            pass  # not quite that form: the email package decides
-    import email.utils
-
     try:
         return email.utils.parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError):

@@ -48,34 +48,6 @@ def listening_server(
         raise error(f"{named}: cannot listen: {exc.strerror or exc}") from None
 
 
-M_ARENA_MAX = -8  # glibc's mallopt parameter
-
-
-def fewer_malloc_arenas() -> None:
-    """One malloc arena for the whole process (glibc), set before any thread starts: glibc gives
-    each thread that allocates an arena of its own, and the server's threads each kept one
-    (about 0.8 MiB of RSS in all for the exporter, measured). Elsewhere (musl) a no-op."""
-    import ctypes
-
-    try:
-        ctypes.CDLL(None).mallopt(M_ARENA_MAX, 1)
-    except (OSError, AttributeError):
-        pass
-
-
-def hand_back_free_memory() -> None:
-    """Return what start-up freed (the config's parse, imports' temporaries) to the kernel: glibc
-    keeps freed heap pages in the process otherwise."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 def serve_until_signalled(server: Any, stop: threading.Event, grace: float = 5.0) -> int:
     """Run ``server`` (waitress) until a signal sets ``stop``; then close it and return 0."""
     failure: list[BaseException] = []

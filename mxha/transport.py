@@ -1,24 +1,25 @@
 """JSON over HTTP(S) with a deadline that holds whatever the peer does.
 
 One transport for every HTTP read the project makes of a peer (a MaxScale REST API, an
-exporter's ``/state``). Built on the standard library's sockets on purpose: ``mxha check`` runs in
-a fresh process every check interval, and importing ``requests`` alone costs more CPU than the check;
-the exporter's scrape reads three documents, and ``http.client``'s header parsing was a third of each.
+exporter's ``/state``). The standard library speaks HTTP: ``http.client`` parses every answer.
+What is ours is what no library gives:
 
-Why not per-socket timeouts alone: a peer that drips one byte every half second never trips a
-read timeout, and would hold a reconcile (and its cluster's lock) for as long as it likes.
-Here every receive gets only the time left until the call's deadline, so a call ends by its
-deadline by itself; nothing relies on abandoning a stuck thread.
-
-Errors say whether the peer ANSWERED: only "no answer" (nothing came back: refused, reset,
-or silence until the deadline) may ever count toward "that node is down". A peer that
-answered with something we cannot use (refused credentials, an HTTP error, a bad or cut-off
-document, a TLS failure) is alive, and what it is doing is unknown.
+- One deadline for the whole call. Per-socket timeouts alone let a peer that drips one byte
+  every half second hold a reconcile (and its cluster's lock) for as long as it likes; here
+  every receive gets only the time left until the call's deadline, so a call ends by its
+  deadline by itself; nothing relies on abandoning a stuck thread.
+- Errors that say whether the peer ANSWERED: only "no answer" (nothing came back: refused,
+  reset, or silence until the deadline) may ever count toward "that node is down". A peer that
+  answered with something we cannot use (refused credentials, an HTTP error, a bad, cut-off or
+  oversized document, a TLS failure) is alive, and what it is doing is unknown.
+- Whether a request was sent whole: a write sent and not answered may still land.
+- The one check of a URL a user gives (``check_http_url``) and its redacted form (``redact_url``).
 """
 
 from __future__ import annotations
 
 import base64
+import io
 import ipaddress
 import json
 import re
@@ -249,17 +250,55 @@ class _Closed(Exception):
     """The peer closed the connection before its answer was complete."""
 
 
-MAX_HEAD_BYTES = 64 * 1024  # status line and headers; MaxScale's are a few hundred bytes
+MAX_BODY_BYTES = 8 * 1024 * 1024  # MaxScale's largest document (servers, monitors) is a few hundred KiB
+
+
+class _DeadlineStream(io.RawIOBase):
+    """What http.client reads an answer from: the connection's socket, each receive given only the
+    time left until the call's deadline (at most the read timeout), so a peer dripping bytes cannot
+    stretch the call. Closing it leaves the socket open: the connection may be kept alive."""
+
+    def __init__(self, sock: socket.socket, clock: _Clock) -> None:
+        super().__init__()
+        self._sock = sock
+        self._clock = clock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        self._sock.settimeout(self._clock.wait_limit())
+        count = self._sock.recv_into(buffer)
+        if count:
+            self._clock.received = True
+        return count
+
+
+class _AnswerSource:
+    """The socket-like object http.client's HTTPResponse takes: all it asks of it is ``makefile``."""
+
+    def __init__(self, sock: socket.socket, clock: _Clock) -> None:
+        self._sock = sock
+        self._clock = clock
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineStream(self._sock, self._clock))
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, kind):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 class _Connection:
     """One HTTP/1.1 connection to the peer (TLS for https), every send and receive bounded by the
     connection's clock: the time left until the call's deadline, at most the read timeout.
-
-    HTTP/1.1 as the peers we talk to speak it (MaxScale's REST API, our own exporters and replicas):
-    Content-Length, chunked or read-to-close bodies, 1xx answers skipped, keep-alive. Written here
-    rather than on ``http.client``, whose header parsing (the ``email`` package) was a third of
-    each request's CPU in the exporter's scrape."""
+    http.client parses each answer (status line, headers, 1xx skipped, Content-Length, chunked or
+    read-to-close bodies, whether the connection stays open)."""
 
     def __init__(
         self, host: str, port: int, connect_timeout: float, clock: _Clock, context: ssl.SSLContext | None
@@ -270,7 +309,6 @@ class _Connection:
         self.clock = clock
         self.context = context
         self.sock: socket.socket | None = None
-        self._buf = b""
 
     def connect(self) -> None:
         raw = _connect(self.host, self.port, self.connect_timeout)
@@ -282,104 +320,55 @@ class _Connection:
                 raw.close()
                 raise
         self.sock = raw
-        self._buf = b""
 
     def close(self) -> None:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
-        self._buf = b""
 
     def send(self, data: bytes) -> None:
         assert self.sock is not None
         self.sock.settimeout(self.clock.wait_limit())
         self.sock.sendall(data)
 
-    def _fill(self) -> None:
-        assert self.sock is not None
-        self.sock.settimeout(self.clock.wait_limit())
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise _Closed()
-        self.clock.received = True
-        self._buf += chunk
-
-    def read_until(self, marker: bytes, limit: int) -> bytes:
-        start = 0
-        while True:
-            at = self._buf.find(marker, start)
-            if at >= 0:
-                out, self._buf = self._buf[:at], self._buf[at + len(marker) :]
-                return out
-            if len(self._buf) > limit:
-                raise _Malformed(f"no end of {marker!r} within {limit} bytes")
-            start = max(0, len(self._buf) - len(marker) + 1)
-            self._fill()
-
-    def read_exactly(self, n: int) -> bytes:
-        while len(self._buf) < n:
-            self._fill()
-        out, self._buf = self._buf[:n], self._buf[n:]
-        return out
-
-    def read_to_close(self) -> bytes:
-        while True:
-            try:
-                self._fill()
-            except _Closed:
-                out, self._buf = self._buf, b""
-                return out
-
     def response(self, method: str) -> tuple[int, dict[str, str], bytes, bool]:
         """Read one answer: (status, headers as sent, body, whether the connection must close)."""
-        while True:
-            lines = self.read_until(b"\r\n\r\n", MAX_HEAD_BYTES).decode("latin-1").split("\r\n")
-            version, _, rest = lines[0].partition(" ")
-            code = rest[:3]
-            if not version.startswith("HTTP/1.") or not code.isdigit():
-                raise _Malformed(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
-            status = int(code)
-            headers: dict[str, str] = {}
-            lower: dict[str, str] = {}
-            for line in lines[1:]:
-                name, sep, value = line.partition(":")
-                if not sep or not name or name != name.strip():
-                    raise _Malformed(f"bad header line {line[:80]!r}")
-                value = value.strip()
-                key = name.lower()
-                lower[key] = f"{lower[key]}, {value}" if key in lower else value
-                headers[name] = f"{headers[name]}, {value}" if name in headers else value
-            if 100 <= status < 200:
-                continue  # an interim answer (100 Continue): the real one follows
-            break
-        tokens = {t.strip().lower() for t in lower.get("connection", "").split(",")}
-        will_close = "close" in tokens or (version == "HTTP/1.0" and "keep-alive" not in tokens)
-        if method == "HEAD" or status in (204, 304):
-            return status, headers, b"", will_close
-        if "chunked" in lower.get("transfer-encoding", "").lower():
-            return status, headers, self._chunked(), will_close
-        length = lower.get("content-length")
-        if length is not None:
-            if not length.isdigit():
-                raise _Malformed(f"bad Content-Length {length[:40]!r}")
-            return status, headers, self.read_exactly(int(length)), will_close
-        return status, headers, self.read_to_close(), True
+        # imported here: config checks import this module for check_http_url, and http.client loads
+        # the ssl and email packages (tens of ms of a hook's start-up) that only a request needs
+        import http.client
 
-    def _chunked(self) -> bytes:
-        parts: list[bytes] = []
-        while True:
-            size_line = self.read_until(b"\r\n", 1024).split(b";", 1)[0].strip()
+        assert self.sock is not None
+        answer = http.client.HTTPResponse(_AnswerSource(self.sock, self.clock), method=method)  # type: ignore[arg-type]
+        try:
             try:
-                size = int(size_line, 16)
-            except ValueError as exc:
-                raise _Malformed(f"bad chunk size {size_line[:40]!r}") from exc
-            if size == 0:
-                while self.read_until(b"\r\n", MAX_HEAD_BYTES):  # trailers, up to the empty line
-                    pass
-                return b"".join(parts)
-            parts.append(self.read_exactly(size))
-            if self.read_exactly(2) != b"\r\n":
-                raise _Malformed("a chunk does not end with CRLF")
+                answer.begin()
+            except ConnectionResetError as exc:  # http.client's RemoteDisconnected: closed, nothing said
+                raise _Closed() from exc
+            if answer.msg.defects:  # e.g. a header line without a colon: the rest was not read as headers
+                raise _Malformed(f"bad header block ({type(answer.msg.defects[0]).__name__})")
+            length = answer.getheader("Content-Length")
+            if length is not None and not answer.chunked and not length.strip().isdigit():
+                raise _Malformed(f"bad Content-Length {length[:40]!r}")  # http.client would read to close
+            if answer.length is not None:
+                if answer.length > MAX_BODY_BYTES:
+                    raise _Malformed(f"a body of {answer.length} bytes, above the {MAX_BODY_BYTES} we read")
+                body = answer.read()  # IncompleteRead if the peer closes before the end
+            else:  # chunked, or to the close
+                body = answer.read(MAX_BODY_BYTES + 1)
+                if len(body) > MAX_BODY_BYTES:
+                    raise _Malformed(f"a body above the {MAX_BODY_BYTES} bytes we read")
+            headers: dict[str, str] = {}
+            for name, value in answer.getheaders():
+                headers[name] = f"{headers[name]}, {value}" if name in headers else value
+            return answer.status, headers, body, bool(answer.will_close)
+        except http.client.IncompleteRead as exc:
+            if _caused_by(exc, ValueError):  # how http.client reports a bad chunk size
+                raise _Malformed("bad chunk size") from exc
+            raise _Closed() from exc
+        except (http.client.HTTPException, ValueError) as exc:  # a bad status line, header or chunk size
+            raise _Malformed(f"{type(exc).__name__}: {str(exc)[:80]}") from exc
+        finally:
+            answer.close()  # its reader only: the socket stays with the connection
 
 
 class _StaleConnection(Exception):

@@ -30,7 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -176,6 +176,7 @@ class Metrics:
         clock: Callable[[], float] = time.monotonic,
         coordinator: Coordinator | None = None,
     ) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # no _created twin series
         self.registry = CollectorRegistry(auto_describe=True)
         self.actions = Counter(
             "mxha_remediator_actions",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -181,10 +182,11 @@ def test_exposition_is_golden(golden: Callable[[str, str], None]) -> None:
     """The whole exposition of a fixed snapshot: a renamed or dropped series shows up here."""
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from mxha.exporter.collector import NodeCollector
+    from mxha.exporter.collector import BuildInfoCollector, NodeCollector
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(NodeCollector(fixed_snapshot))
+    registry.register(BuildInfoCollector("0.0.0-golden"))
     golden("exposition.txt", generate_latest(registry).decode())
 
 
@@ -203,51 +205,15 @@ def test_exporter_serves_openmetrics_gzip_and_name_filters(tmp_path: Path, make_
         assert zipped.headers["Content-Encoding"] == "gzip" and "mxha_keepalived_up 0.0" in zipped.text
         only = requests.get(url, params={"name[]": "mxha_maxscale_up"}, timeout=5).text
         assert [line for line in only.splitlines() if not line.startswith("#")] == ["mxha_maxscale_up 1.0"]
+        # what prometheus_client gives every Python process, and which mxha runs
+        text = requests.get(url, timeout=5).text
+        version = metadata.version("maxscale-ha")
+        assert f'mxha_build_info{{version="{version}"}} 1.0' in text
+        assert "process_resident_memory_bytes " in text and "process_cpu_seconds_total " in text
+        assert 'python_info{implementation="CPython"' in text
+        head = requests.head(url, timeout=5)
+        assert head.status_code == 405 and "GET" in head.headers["Allow"]
         assert server.stop() == 0
-
-
-def test_the_exporter_process_leaves_prometheus_client_and_ssl_unloaded(tmp_path: Path, make_emulator: Any) -> None:
-    """Its own writer covers what Prometheus asks for: prometheus_client (whose import loads ssl, the
-    email package, http.server: a third of the process's memory) is imported only for a format the
-    writer leaves to it, and then answers it."""
-    import gzip
-    import subprocess
-    import sys
-
-    import requests
-    from helpers import MxhaServer
-
-    cfg = write_node_config(tmp_path / "n.yml", make_emulator().url, keepalived={"pid_file": str(tmp_path / "none")})
-    with MxhaServer("exporter", cfg) as server:
-        url = server.url + "/metrics"
-        accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
-        for _ in range(3):
-            got = requests.get(url, headers={"Accept": accept, "Accept-Encoding": "gzip"}, timeout=5, stream=True)
-            assert b"mxha_maxscale_up 1.0" in gzip.decompress(got.raw.read())
-        maps = Path(f"/proc/{server.proc.pid}/maps").read_text()
-        assert "libssl" not in maps and "_ssl." not in maps
-        assert server.stop() == 0
-    # the same in one process, with the fallback: prometheus_client arrives with the first request
-    # for an escaping the writer leaves to it, and writes that answer
-    script = (
-        "import sys, gzip\n"
-        "from mxha.config import load_node_config\n"
-        "from mxha.exporter.app import build\n"
-        f"app, _ = build(load_node_config({str(cfg)!r}))\n"
-        "def ask(accept):\n"
-        "    got = {}\n"
-        "    body = b''.join(app({'PATH_INFO': '/metrics', 'REQUEST_METHOD': 'GET', 'HTTP_ACCEPT': accept},\n"
-        "                        lambda status, headers: got.update(headers)))\n"
-        "    return got['Content-Type'], body\n"
-        "heavy = ('prometheus_client', 'ssl', 'email', 'http.server', 'urllib.request')\n"
-        f"print(ask({accept!r})[0], [m for m in heavy if m in sys.modules])\n"
-        "kind, body = ask('application/openmetrics-text;version=1.0.0;escaping=dots')\n"
-        "print(kind, 'prometheus_client' in sys.modules, b'mxha__maxscale__up' in body)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
-    first, second = out.stdout.splitlines()
-    assert first == "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores []"
-    assert second == "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=dots True True"
 
 
 def test_exposition_says_why_maxscale_is_not_up() -> None:

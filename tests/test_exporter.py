@@ -16,11 +16,11 @@ import pytest
 import requests
 from conftest import KEEPALIVED_FIXTURES, control, requires_program
 from helpers import MxhaServer, write_node_config
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import generate_latest
 
 from mxha.config import load_node_config
 from mxha.exporter.app import ExporterApp
-from mxha.exporter.collector import NodeCollector
+from mxha.exporter.collector import node_registry
 from mxha.exporter.keepalived import SignalDumpReader
 from mxha.exporter.node import NodeReader
 from mxha.lab.emulator import Emulator
@@ -68,9 +68,8 @@ def make_reader(cfg_path: Path, ka_dir: Path | None, mode: str = "json", **kw: A
 
 
 def scrape(reader: NodeReader) -> str:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(NodeCollector(reader.snapshot))
-    return generate_latest(registry).decode()
+    """The exporter's whole exposition (its registry: the node's families, build info, process_*)."""
+    return generate_latest(node_registry(reader.snapshot)).decode()
 
 
 def value(text: str, series: str) -> float | None:
@@ -262,6 +261,28 @@ def test_check_route_fails_safe_when_stale(cfg: Path, standin: Callable[..., Pat
     assert state["check"]["success"] is False and state["check"]["reason"].startswith("stale")
 
 
+def test_name_filters_read_the_node_only_when_they_name_its_families(
+    cfg: Path, standin: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``name[]`` (prometheus_client's filter): a scrape of the process's own families takes no
+    snapshot (no signal to keepalived, no MaxScale request); one naming a node family does."""
+    reader = make_reader(cfg, standin("good"))
+    snapshots = []
+    real = reader.snapshot
+    monkeypatch.setattr(reader, "snapshot", lambda: snapshots.append(1) or real())
+    app = ExporterApp(reader)
+
+    def metrics(query: str) -> str:
+        environ = {"PATH_INFO": "/metrics", "REQUEST_METHOD": "GET", "QUERY_STRING": query}
+        return b"".join(app(environ, lambda status, headers: None)).decode()
+
+    text = metrics("name[]=process_cpu_seconds_total&name[]=mxha_build_info")
+    assert "process_cpu_seconds_total " in text and "mxha_build_info{" in text and snapshots == []
+    text = metrics("name[]=mxha_keepalived_up")
+    assert [line for line in text.splitlines() if not line.startswith("#")] == ["mxha_keepalived_up 1.0"]
+    assert snapshots == [1]
+
+
 def test_exporter_process_end_to_end(cfg: Path, standin: Callable[..., Path], tmp_path: Path) -> None:
     d = standin("good")
     text = cfg.read_text().replace("keepalived:\n", f"keepalived:\n  pid_file: {d}/keepalived.pid\n  dump_dir: {d}\n")
@@ -410,30 +431,22 @@ def test_the_notify_record_is_read_again_whenever_notify_rewrites_it(tmp_path: P
 
 
 @pytest.mark.parametrize(
-    "value",
+    ("value", "expected"),
     [
-        "Thu, 05 Dec 2026 13:00:00 GMT",  # IMF-fixdate, as MaxScale writes activated_at
-        "Sun, 29 Feb 2032 23:59:59 GMT",
-        "Thu, 31 Feb 2026 13:00:00 GMT",  # no such day
-        "Thu, 05 Dec 2026 24:00:00 GMT",
-        "Thu, 05 Dec 2026 13:00 GMT",
-        "Thursday, 05-Dec-26 13:00:00 GMT",  # the obsolete forms: the email package, imported then
-        "Thu, 05 Dec 2026 13:00:00 +0100",
-        "not a date",
-        "",
+        ("Thu, 05 Dec 2026 13:00:00 GMT", 1796475600.0),  # IMF-fixdate, as MaxScale writes activated_at
+        ("Thursday, 05-Dec-26 13:00:00 GMT", 1796475600.0),  # an obsolete form
+        ("Thu, 05 Dec 2026 13:00:00 +0100", 1796472000.0),
+        ("Thu, 31 Feb 2026 13:00:00 GMT", None),  # no such day
+        ("not a date", None),
+        ("", None),
+        (None, None),
+        (17, None),
     ],
 )
-def test_http_dates_parse_as_the_email_package_parses_them(value: str) -> None:
-    import email.utils
-
+def test_http_dates_parse_to_unix_time_or_none(value: Any, expected: float | None) -> None:
     from mxha.exporter.node import _parse_http_date
 
-    try:
-        expected: float | None = email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
-        expected = None
     assert _parse_http_date(value) == expected
-    assert _parse_http_date(None) is None and _parse_http_date(17) is None
 
 
 def test_a_maxscale_the_check_found_silent_does_not_hold_state(

@@ -115,6 +115,17 @@ def test_deadline_caps_a_slow_answer(emulator: Emulator) -> None:
     assert time.monotonic() - t0 < 1.5
 
 
+def test_a_dripping_answer_ends_by_the_deadline(emulator: Emulator) -> None:
+    """Every byte comes well within the read timeout: only the call's deadline can end it. Bytes came,
+    so the peer answered (never "no answer", which may count toward down)."""
+    control(emulator, "fault", {"mode": "drip", "delay": 0.05})
+    t0 = time.monotonic()
+    with pytest.raises(MaxScaleError) as info:
+        client_for(emulator, read_timeout=1).get_maxscale(deadline=time.monotonic() + 0.5)
+    assert info.value.kind == "timeout" and info.value.error_kind == "document", info.value
+    assert time.monotonic() - t0 < 2.0  # the whole document drips for many seconds
+
+
 def test_a_write_says_whether_it_may_have_been_applied(emulator: Emulator) -> None:
     """A PATCH sent and never answered may land later (sent, no status); one refused, rejected or
     never sent cannot: the remediator watches only the former."""
@@ -298,10 +309,14 @@ def test_read_status_reads_side_by_side_under_one_deadline(emulator: Emulator) -
     from mxha.maxscale import read_status
 
     control(emulator, "fault", {"mode": "slow", "delay": 0.3})
-    t0 = time.monotonic()
     status = read_status(client_for(emulator, read_timeout=2), time.monotonic() + 2, servers=True)
-    assert time.monotonic() - t0 < 0.8  # three slow documents, read at once: not 0.9 s
     assert status.passive is False and len(status.servers) == 2 and status.lock_mode == "none"
+    # side by side: each document's request was in the emulator before any of them was answered
+    # (one after the other, each would start after the previous one's 0.3 s answer ended)
+    served = [r for r in control(emulator, "requests")["requests"] if r["path"].startswith("/v1/")]
+    assert sorted(r["path"] for r in served) == ["/v1/maxscale", "/v1/monitors", "/v1/servers"], served
+    starts, ends = [r["time"] - r["duration"] for r in served], [r["time"] for r in served]
+    assert max(starts) < min(ends), served
     control(emulator, "fault", {"mode": "hang"})
     t0 = time.monotonic()
     with pytest.raises(MaxScaleError) as info:
@@ -449,6 +464,40 @@ def test_a_peer_that_closes_mid_body_answered_and_one_that_closes_at_once_did_no
         with pytest.raises(MaxScaleError) as info:
             MaxScaleClient(peer.url).get_maxscale(deadline=time.monotonic() + 2)
         assert info.value.kind == "closed" and info.value.error_kind == "no_answer" and info.value.sent
+    finally:
+        peer.close()
+
+
+PADDED = b"{}".ljust(2000)  # a JSON document of 2000 bytes
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n" + PADDED,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7d0\r\n" + PADDED + b"\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + PADDED,  # to the close
+    ],
+    ids=["content-length", "chunked", "to-close"],
+)
+def test_an_answer_above_the_body_cap_is_refused(answer: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """However the body is framed, no more than the cap is read (the peer answered: "document")."""
+    from mxha import transport
+
+    monkeypatch.setattr(transport, "MAX_BODY_BYTES", 1000)
+    peer = CannedPeer([answer])
+    try:
+        with pytest.raises(MaxScaleError) as info:
+            MaxScaleClient(peer.url, keep_alive=True).get_maxscale(deadline=time.monotonic() + 2)
+        assert info.value.error_kind == "document" and "1000" in str(info.value), info.value
+    finally:
+        peer.close()
+    monkeypatch.setattr(transport, "MAX_BODY_BYTES", 2000)  # at the cap: read
+    peer = CannedPeer([answer])
+    try:
+        with pytest.raises(MaxScaleError) as info:
+            MaxScaleClient(peer.url).get_maxscale(deadline=time.monotonic() + 2)
+        assert "answer has no 'data'" in str(info.value)  # read whole: a JSON document, not MaxScale's
     finally:
         peer.close()
 

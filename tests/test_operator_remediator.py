@@ -338,6 +338,7 @@ def test_a_dry_run_answers_shows_audits_and_counts_no_action(pair: Pair) -> None
     assert actions and not [k for k, v in actions.items() if v > 0 or 'result="dry_run"' in k], actions
     decisions = samples(metrics, "mxha_remediator_decisions_total")
     assert decisions == {'{cluster="mx-prod",verdict="would-correct"}': 1.0}, decisions
+    assert "_created" not in metrics  # counters come without their creation-time twin series
 
 
 # -- 9. a source that fails is logged once, and once when it recovers -----------------------------------
