@@ -41,6 +41,16 @@ from mxha.model import StateFormatError, node_state_from_json
 from mxha.policy import NO_ANSWER, OK, REFUSAL_REASONS, UNKNOWN, Action, NodeObservation, Plan, plan_actions
 from mxha.remediator.config import NodeSettings, RemediatorConfig
 from mxha.remediator.drivers import Driver, DriverError, make_driver
+from mxha.remediator.guards import (
+    Decision,
+    GuardMemory,
+    GuardSettings,
+    PeerGuardFacts,
+    Refuse,
+    decide,
+    is_rescue,
+    needs_lease,
+)
 from mxha.remediator.replicas import Coordinator, Lease, LeaseLost, Refusal
 from mxha.transport import HttpJsonError, JsonHttpClient
 
@@ -62,7 +72,14 @@ SKIP_REASONS = (
     "peer_sees_node",  # replicas: a promotion over a node counted down, which a peer replica still reaches
     "unsettled_write",  # a promotion of another node, sent without an answer, may still land
 )
-NEED_LEASE = "need-lease"  # _decide_and_act: take the cluster's lock (replicas), read again, decide again
+
+
+class _TakeLease:
+    """What ``_decide_and_act`` asks for first with replicas: take the cluster's lock, read again,
+    decide again."""
+
+
+TAKE_LEASE = _TakeLease()
 
 
 @dataclass
@@ -316,6 +333,14 @@ class Reconciler:
             else None
         )
         self.metrics = Metrics(cfg, self.runtimes, clock, self.coordinator)
+        pol = cfg.policy
+        self.guard_settings = GuardSettings(
+            pol.cooldown_seconds,
+            pol.circuit_window_seconds,
+            pol.circuit_max_actions,
+            pol.unreachable_grace_seconds,
+            cfg.dry_run,
+        )
         self.audit = audit or AuditLog(cfg.audit_log)
         self.drivers = {(c, n.name): driver_factory(n) for c, cl in cfg.clusters.items() for n in cl.nodes}
         self.clients = {
@@ -627,7 +652,7 @@ class Reconciler:
             attempt = 0
             while attempt < 2:
                 fresh = self._decide_and_act(cluster, readings, deadline, result, acted, attempt)
-                if fresh == NEED_LEASE:
+                if isinstance(fresh, _TakeLease):
                     if not self._take_lease(cluster, deadline, result):
                         break
                     # decided again from a read made while holding the lock: never on a plan made
@@ -638,7 +663,6 @@ class Reconciler:
                     continue
                 if fresh is None or time.monotonic() >= deadline:
                     break
-                assert not isinstance(fresh, str)
                 readings = fresh
                 attempt += 1
         finally:
@@ -681,9 +705,9 @@ class Reconciler:
         result: ReconcileResult,
         acted: set[str],
         attempt: int,
-    ) -> list[NodeReading] | str | None:
+    ) -> list[NodeReading] | _TakeLease | None:
         """Plan from ``readings``; guard, act. Returns fresh readings when the correction was dropped
-        because the state changed under it, NEED_LEASE when replicas must first take the cluster's
+        because the state changed under it, TAKE_LEASE when replicas must first take the cluster's
         lock, else None."""
         plan = self._plan(cluster, [r.observation for r in readings])
         rt = self.runtimes[cluster]
@@ -697,14 +721,16 @@ class Reconciler:
         self.metrics.decisions.labels(cluster, dry_verdict if self.cfg.dry_run else plan.verdict).inc()
         if not plan.actions:
             return None
-        if self.coordinator is not None and rt.lease is None and not self.cfg.dry_run:
-            return NEED_LEASE
+        if needs_lease(
+            plan, replicas=self.coordinator is not None, lease_held=rt.lease is not None, dry_run=self.cfg.dry_run
+        ):
+            return TAKE_LEASE
         # a promotion into a cluster with NO active MaxScale is a rescue: the guards exist to stop
         # flapping, and holding a rescue back would leave none active for the whole window
-        rescue = all(a.kind == "promote" for a in plan.actions) and not any(r.observation.is_active for r in readings)
-        refusal = self._guard(cluster, plan, exempt=acted, rescue=rescue, deadline=deadline, result=result)
-        if refusal is not None:
-            reason, status = refusal
+        rescue = is_rescue(plan, [r.observation for r in readings])
+        decision = self._guard(cluster, plan, exempt=acted, rescue=rescue, deadline=deadline, result=result)
+        if isinstance(decision, Refuse):
+            reason, status = decision.reason, decision.status
             result.guard = reason
             result.plan["verdict"] = reason.replace("_", "-")
             result.plan["reason"] = f"{reason.replace('_', ' ')}: not running any of it; wanted: {plan.reason}"
@@ -746,77 +772,34 @@ class Reconciler:
         rescue: bool = False,
         deadline: float | None = None,
         result: ReconcileResult | None = None,
-    ) -> tuple[str, int] | None:
-        """The guards, asked ONCE for the whole correction: (reason, HTTP status) to refuse it, or None.
-
-        With replicas, a promotion over a node counted down is refused while a peer replica got an
-        answer from that node within ``unreachable_grace_seconds``.
-
-        ``exempt``: nodes this same reconcile already acted on (its second decision finishes the
-        first correction; the cooldown is for corrections, not for the halves of one). With replicas,
-        the peers' own recent actions count as if they were ours (read while holding the lock)."""
+    ) -> Decision:
+        """Gather what the guards decide on (this replica's memory; with replicas, what its peers
+        say, read while holding the cluster's lock), ask ``guards.decide`` ONCE for the whole
+        correction, and carry out what it decided: count an admitted correction, open the breaker."""
         rt = self.runtimes[cluster]
         now = self.clock()
-        theirs, their_times, circuit_until, seen, their_unsettled = self._peer_guardrails(
-            cluster, now, deadline, result, observe=bool(plan.over_down)
-        )
-        promoted = {a.node for a in plan.actions if a.kind == "promote"}
-        if promoted:
-            # a promotion sent to another node without an answer may still land: promoting now could
-            # leave two active (MaxScale's REST API has no fencing token to stop the late one)
-            pending = {n: "by this replica" for n, w in self._unsettled(cluster).items() if w.action == "promote"}
-            for node, replica in their_unsettled.items():
-                pending.setdefault(node, f"by peer replica {replica}")
-            others = sorted(n for n in pending if n not in promoted)
-            if others:
-                if result is not None:
-                    note = "; ".join(
-                        f"a promotion of {n} sent {pending[n]} got no answer and may still land" for n in others
-                    )
-                    result.plan["notes"] = [*result.plan.get("notes", []), note]
-                return "unsettled_write", 503
-        for node in plan.over_down:
-            # our silence is not theirs: a node a peer replica got an answer from within the grace is
-            # not down, and promoting over it would leave two active (views differ, e.g. a partition
-            # between this replica and that node)
-            if node in seen and time.time() - seen[node][0] < self.cfg.policy.unreachable_grace_seconds:
-                if result is not None:
-                    note = (
-                        f"peer replica {seen[node][1]} got an answer from {node} {time.time() - seen[node][0]:.1f}s ago"
-                    )
-                    result.plan["notes"] = [*result.plan.get("notes", []), note]
-                return "peer_sees_node", 503
-        if rescue and not self.cfg.dry_run:
-            self._admit(cluster, plan, now)
-            return None
-        for action in plan.actions:
-            if action.node in exempt:
-                continue
-            last = max(rt.last_action_at.get(action.node, float("-inf")), theirs.get(action.node, float("-inf")))
-            if now - last < self.cfg.policy.cooldown_seconds:
-                return "cooldown", 503
-        if self.cfg.dry_run:
-            return None
+        peers, notes = self._peer_guardrails(cluster, now, deadline, observe=bool(plan.over_down))
         window = self.cfg.policy.circuit_window_seconds
         while rt.action_times and now - rt.action_times[0] > window:
             rt.action_times.popleft()
-        peer_count = sum(1 for t in their_times if now - t <= window)
-        if max(rt.circuit_open_until, circuit_until) > now:
-            return "circuit_open", 200
-        if len(rt.action_times) + peer_count + len(plan.actions) > self.cfg.policy.circuit_max_actions:
-            rt.circuit_open_until = now + window
-            log.warning(
-                "cluster %s: circuit breaker opened: %d actions in %gs (%d by peer replicas), and this correction "
-                "needs %d more",
-                cluster,
-                len(rt.action_times) + peer_count,
-                window,
-                peer_count,
-                len(plan.actions),
-            )
-            return "circuit_open", 200
-        self._admit(cluster, plan, now)
-        return None
+        watched = self._unsettled(cluster) if plan.promotes else {}
+        memory = GuardMemory(
+            dict(rt.last_action_at),
+            tuple(rt.action_times),
+            rt.circuit_open_until,
+            frozenset(n for n, w in watched.items() if w.action == "promote"),
+        )
+        decision = decide(plan, memory, peers, self.guard_settings, now, exempt=exempt, rescue=rescue)
+        if isinstance(decision, Refuse):
+            notes = (*notes, *decision.notes)
+            if decision.open_circuit_until is not None:
+                rt.circuit_open_until = decision.open_circuit_until
+                log.warning("cluster %s: %s", cluster, decision.opened)
+        elif decision.count:
+            self._admit(cluster, plan, now)
+        if notes and result is not None:
+            result.plan["notes"] = [*result.plan.get("notes", []), *notes]
+        return decision
 
     def _admit(self, cluster: str, plan: Plan, now: float) -> None:
         """A correction admitted whole: every action of it counts, now (and is shown to peer replicas)."""
@@ -831,34 +814,33 @@ class Reconciler:
             rt.own_actions.append((action.node, wall))
 
     def _peer_guardrails(
-        self,
-        cluster: str,
-        now: float,
-        deadline: float | None,
-        result: ReconcileResult | None,
-        observe: bool = False,
-    ) -> tuple[dict[str, float], list[float], float, dict[str, tuple[float, str]], dict[str, str]]:
-        """Peer replicas' recent actions on the cluster, on our clock: ({node: its last action}, every
-        action's time, the latest circuit_open_until any of them reports), when each of them last
-        got an answer from each node (wall-clock, with the replica's id), and the nodes a promotion
-        sent by one of them without an answer may still land on (with the replica's id)."""
+        self, cluster: str, now: float, deadline: float | None, observe: bool = False
+    ) -> tuple[PeerGuardFacts, tuple[str, ...]]:
+        """Peer replicas' guard facts on ``cluster``, read now and put on our clock (``now``), with
+        notes on peers that could not be read: their recent actions, the latest circuit_open_until
+        any of them reports, when each of them last got an answer from each node, and the nodes a
+        promotion sent by one of them without an answer may still land on."""
         if self.coordinator is None or not self.coordinator.settings.peers:
-            return {}, [], float("-inf"), {}, {}
+            return PeerGuardFacts(), ()
         # a peer asked to look first needs its own read's time too
         wait = self.cfg.policy.state_timeout * (2 if observe else 1) + (0.5 if observe else 0)
         limit = min(deadline or float("inf"), time.monotonic() + wait)
         facts = self.coordinator.peer_facts(cluster, limit, observe)
-        if facts.notes and result is not None:
-            result.plan["notes"] = [*result.plan.get("notes", []), *facts.notes]
         wall = time.time()
+
+        def ours(when: float) -> float:  # a peer's wall-clock time on our clock
+            return now - (wall - when)
+
         last: dict[str, float] = {}
         times: list[float] = []
         for node, when in facts.actions:
-            at = now - (wall - when)
+            at = ours(when)
             last[node] = max(last.get(node, float("-inf")), at)
             times.append(at)
         unsettled = {node: replica for node, (until, replica) in facts.unsettled_promotions.items() if until > wall}
-        return last, times, now + (facts.circuit_open_until - wall), facts.answered, unsettled
+        answered = {node: (ours(at), replica) for node, (at, replica) in facts.answered.items()}
+        peer = PeerGuardFacts(last, tuple(times), ours(facts.circuit_open_until), answered, unsettled)
+        return peer, tuple(facts.notes)
 
     def guardrails(self) -> dict[str, Any]:
         """What peer replicas read (``GET /guardrails``): this replica's OWN recent actions per cluster,
