@@ -20,7 +20,7 @@ from conftest import REPO
 
 from mxha.alerts.generate import FILES
 from mxha.remediator.config import parse_remediator_config
-from mxha.remediator.engine import Metrics
+from mxha.remediator.metrics import Metrics
 
 # Prometheus's own series, written by its scrape of the exporters
 PROMETHEUS = {"up"}

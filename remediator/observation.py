@@ -1,0 +1,264 @@
+"""Observe: read every node of a cluster live (its /state via its exporter, its MaxScale directly),
+side by side within one deadline, into one ``NodeObservation`` each.
+
+"Down" is measured here, not trusted from memory: a node's "no answer" streak only grows while it
+is observed again within about two ``probe_seconds``; a gap, or any answer, starts over. Only a
+reconcile holding the cluster's lock counts a read as evidence (``evidence=True``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from mxha.failure_edges import FailureEdges
+from mxha.maxscale import MaxScaleClient, MaxScaleError, read_status
+from mxha.model import StateFormatError, node_state_from_json
+from mxha.policy import NO_ANSWER, OK, UNKNOWN, NodeObservation
+from mxha.remediator.config import NodeSettings, RemediatorConfig
+from mxha.remediator.runtime import ClusterRuntime, Streak, UnsettledWrite
+from mxha.transport import HttpJsonError, JsonHttpClient
+
+log = logging.getLogger("mxha.remediator")
+
+
+@dataclass
+class NodeReading:
+    """One node read live: its /state (via its exporter) and its MaxScale (directly)."""
+
+    observation: NodeObservation
+    state_status: str  # ok, no_answer, error, budget (not asked: our own time ran out)
+    state_error: str | None = None
+    state_node: str | None = None
+    exporter_maxscale: str | None = None  # what its exporter says of its MaxScale: up, no_answer, error
+    maxscale_error: str | None = None
+    maxscale_error_kind: str | None = None
+    monitors_with_locks: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        return {**doc.pop("observation"), **doc}
+
+
+def _status_of(exc: HttpJsonError) -> str:
+    if exc.kind == "budget":
+        return "budget"
+    return NO_ANSWER if exc.error_kind == NO_ANSWER else "error"
+
+
+class Observation:
+    """The reading half of the ``Reconciler`` (its attributes are set by the Reconciler)."""
+
+    cfg: RemediatorConfig
+    clock: Callable[[], float]
+    runtimes: dict[str, ClusterRuntime]
+    clients: dict[tuple[str, str], MaxScaleClient]
+    state_clients: dict[tuple[str, str], JsonHttpClient]
+    edges: FailureEdges
+    pool: ThreadPoolExecutor
+
+    def _read_state(self, cluster: str, node: NodeSettings, deadline: float) -> dict[str, Any]:
+        """The node's /state, as far as it could be read by ``deadline``."""
+        out: dict[str, Any] = {"status": "ok"}
+        limit = min(deadline, time.monotonic() + self.cfg.policy.state_timeout)
+        client = self.state_clients[(cluster, node.name)]
+        source = f"cluster {cluster}: {node.name}'s /state {client.shown_url}"
+        try:
+            if deadline - time.monotonic() <= 0.001:
+                raise HttpJsonError("not asked: the request budget was spent", kind="budget", answered=False)
+            state = node_state_from_json(client.get_json(None, limit))
+        except HttpJsonError as exc:
+            self._failed(source, exc)
+            return {"status": _status_of(exc), "error": str(exc)[:300]}
+        except StateFormatError as exc:
+            self.edges.failed(source, "document", f"bad /state document: {exc}"[:300])
+            return {"status": "error", "error": f"bad /state document: {exc}"[:300]}
+        self.edges.ok(source)
+        out["node"] = state.node
+        out["mode"] = state.mode
+        if state.notify is not None and state.notify.locks_released_at is not None:
+            out["hook_released_at"] = state.notify.locks_released_at
+        gov = state.keepalived.governing()
+        if state.keepalived.up and gov is not None:
+            out["vrrp_state"], out["priority"] = gov.state, gov.priority
+        out["holds_vip"] = state.holds_governing_vip()
+        out["check_ok"] = state.check.success
+        ms = state.maxscale
+        out["exporter_maxscale"] = "up" if ms.up else (NO_ANSWER if ms.error_kind == NO_ANSWER else "error")
+        return out
+
+    def _read_maxscale(self, cluster: str, node: NodeSettings, deadline: float) -> dict[str, Any]:
+        client = self.clients[(cluster, node.name)]
+        source = f"cluster {cluster}: {node.name}'s MaxScale {client.shown_url}"
+        try:
+            if deadline - time.monotonic() <= 0.001:
+                raise MaxScaleError("not asked: the request budget was spent", kind="budget", answered=False)
+            status = read_status(client, deadline, servers=True)
+        except MaxScaleError as exc:
+            self._failed(source, exc)
+            return {"status": _status_of(exc), "error": str(exc)[:300], "error_kind": exc.error_kind}
+        known = status.passive is not None
+        if known:
+            self.edges.ok(source)
+        else:
+            self.edges.failed(source, "document", "MaxScale did not say whether it is passive")
+        facts = status.facts
+        return {
+            "lock_primary": facts.lock_primary,
+            "sees_primary": facts.sees_primary,
+            "reaches_majority": facts.reaches_majority,
+            "status": "ok" if known else "error",
+            "error": None if known else "MaxScale did not say whether it is passive",
+            "passive": status.passive,
+            "config_sync": status.config_sync,
+            "locks": status.lock_mode,
+            "monitors_with_locks": status.monitors_with_locks,
+        }
+
+    def _failed(self, source: str, exc: HttpJsonError) -> None:
+        if exc.kind != "budget":  # not asked, our own time having run out: that says nothing of the source
+            self.edges.failed(source, exc.error_kind, str(exc)[:300])
+
+    def observe(self, cluster: str, deadline: float, *, evidence: bool = False) -> list[NodeReading]:
+        """Every node of the cluster, read side by side; ends by ``deadline`` whatever the peers do.
+
+        ``evidence``: count this read in the "no answer" streaks and settle the unsettled writes it
+        sees applied. Only a reconcile holding the cluster's lock passes it; any other read (a peer
+        replica's ``?observe=``) changes no decision state, only when each MaxScale last answered."""
+        nodes = self.cfg.clusters[cluster].nodes
+        jobs: list[tuple[NodeSettings, Future[dict[str, Any]], Future[dict[str, Any]]]] = [
+            (
+                n,
+                self.pool.submit(self._read_state, cluster, n, deadline),
+                self.pool.submit(self._read_maxscale, cluster, n, deadline),
+            )
+            for n in nodes
+        ]
+        readings = []
+        for node, state_f, ms_f in jobs:
+            state = self._result(state_f, deadline)
+            ms = self._result(ms_f, deadline)
+            readings.append(self._reading(cluster, node.name, state, ms, evidence))
+        return readings
+
+    @staticmethod
+    def _result(future: Future[dict[str, Any]], deadline: float) -> dict[str, Any]:
+        try:
+            return future.result(timeout=max(0.0, deadline - time.monotonic()) + 0.25)
+        except TimeoutError:  # only if a worker overran its own deadline: say so, decide nothing on it
+            future.cancel()
+            return {"status": "budget", "error": "read did not finish by the deadline"}
+
+    def _reading(
+        self, cluster: str, name: str, state: dict[str, Any], ms: dict[str, Any], evidence: bool
+    ) -> NodeReading:
+        """Combine what the node's exporter and its MaxScale said into one observation.
+
+        Only "no answer" counts toward down, and only when the MaxScale gives none AND its
+        exporter either gives none or itself reports its MaxScale not answering.
+        """
+        identity_ok = state.get("node") in (None, name)
+        if ms["status"] == "ok":
+            status = OK
+            rt = self.runtimes[cluster]
+            with rt.answered_lock:
+                rt.answered_at = {**rt.answered_at, name: time.time()}
+        elif ms["status"] == NO_ANSWER and (
+            state["status"] == NO_ANSWER or (state["status"] == "ok" and state.get("exporter_maxscale") == NO_ANSWER)
+        ):
+            status = NO_ANSWER
+        else:
+            status = UNKNOWN
+        down_for = self._evidence(cluster, name, status, budget_only=ms["status"] == "budget", record=evidence)
+        if status == OK and evidence:
+            self._settle(cluster, name, ms.get("passive"))
+        obs = NodeObservation(
+            name,
+            state.get("vrrp_state"),
+            state.get("priority"),
+            state.get("holds_vip"),
+            state.get("check_ok"),
+            maxscale=status,
+            passive=ms.get("passive") if status == OK else None,
+            locks=ms.get("locks"),
+            config_sync=ms.get("config_sync"),
+            down_for=down_for,
+            identity_ok=identity_ok,
+            mode=state.get("mode"),
+            lock_primary=ms.get("lock_primary") if status == OK else None,
+            sees_primary=ms.get("sees_primary") if status == OK else None,
+            reaches_majority=ms.get("reaches_majority") if status == OK else None,
+            relock_backoff=self._in_backoff(cluster, name, state.get("hook_released_at")),
+        )
+        return NodeReading(
+            obs,
+            state["status"],
+            state.get("error"),
+            state.get("node"),
+            state.get("exporter_maxscale"),
+            ms.get("error"),
+            ms.get("error_kind"),
+            tuple(ms.get("monitors_with_locks", ())),
+        )
+
+    def _settle(self, cluster: str, name: str, passive: bool | None) -> None:
+        """Forget an unsettled write on ``name`` once its mode is read as the write wanted (its
+        watch ending is ``_unsettled``'s). Holding the cluster's lock."""
+        rt = self.runtimes[cluster]
+        pending = rt.unsettled.get(name)
+        if pending is not None and passive is (pending.action == "demote"):
+            rt.unsettled = {n: w for n, w in rt.unsettled.items() if n != name}
+            log.info("cluster %s: the %s of %s sent without an answer is applied", cluster, pending.action, name)
+
+    def _unsettled(self, cluster: str) -> Mapping[str, UnsettledWrite]:
+        """The unsettled writes still watched (those whose watch has ended dropped). Holding the
+        cluster's lock."""
+        rt = self.runtimes[cluster]
+        now = self.clock()
+        watched = rt.unsettled
+        for name, write in watched.items():
+            if now >= write.until:
+                log.info(
+                    "cluster %s: the %s of %s sent without an answer was not seen applied within "
+                    "unsettled_write_seconds",
+                    cluster,
+                    write.action,
+                    name,
+                )
+        rt.unsettled = {n: w for n, w in watched.items() if now < w.until}
+        return rt.unsettled
+
+    def _backoff_left(self, cluster: str, name: str, now: float) -> float:
+        """Seconds left (0: none) of MaxScale's no-relock back-off after OUR last release on the node."""
+        ours = self.runtimes[cluster].released_at.get(name)
+        return 0.0 if ours is None else max(0.0, self.cfg.policy.relock_backoff_seconds - (now - ours))
+
+    def _in_backoff(self, cluster: str, name: str, hook_released_at: float | None) -> bool:
+        """Is the node inside MaxScale's no-relock back-off after a release we or its hooks made?"""
+        if self._backoff_left(cluster, name, self.clock()) > 0:
+            return True
+        return hook_released_at is not None and time.time() - hook_released_at < self.cfg.policy.relock_backoff_seconds
+
+    def _evidence(self, cluster: str, name: str, status: str, *, budget_only: bool, record: bool) -> float | None:
+        """The length of the node's "no answer" streak with this observation in it; ``record``
+        (holding the cluster's lock): and keep the streak so."""
+        rt = self.runtimes[cluster]
+        now = self.clock()
+        if status != NO_ANSWER:
+            if record and not budget_only:  # a read we never made says nothing either way
+                if name in rt.streaks:
+                    rt.streaks = {n: s for n, s in rt.streaks.items() if n != name}
+                rt.counted_down = rt.counted_down - {name}
+            return None
+        streak = rt.streaks.get(name)
+        # the probe looks every probe_seconds and one look takes at most state_timeout: a longer
+        # gap means nobody was looking, and silence nobody saw is no evidence
+        max_gap = 2 * self.cfg.policy.probe_seconds + self.cfg.policy.state_timeout + 0.5
+        since = now if streak is None or now - streak.last > max_gap else streak.since
+        if record:
+            rt.streaks = {**rt.streaks, name: Streak(since, now)}
+        return now - since
