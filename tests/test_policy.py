@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 from reaching import PROPERTY, must_reach, reached
 
-from mxha.policy import NO_ANSWER, OK, UNKNOWN, NodeObservation, Plan, plan_actions
+from mxha.policy import NO_ANSWER, OK, UNKNOWN, NodeObservation, Plan, cannot_take_locks, plan_actions
 
 GRACE = 10.0
 NAMES = ("a", "b", "c", "d")
@@ -650,3 +651,20 @@ def test_a_tie_refusal_names_the_candidates_that_tie_not_the_highest_priority() 
         plan = plan_actions([replace(n, mode=mode) for n in (n1, n2, n3)], GRACE, mode)
         assert (plan.verdict, plan.refusal) == ("refused", "priority_tie")
         assert "candidates n2, n3 share the highest VRRP priority 100 of those that may see the primary" in plan.reason
+
+
+@pytest.mark.parametrize(
+    "changes,why_not",
+    [
+        ({}, None),
+        ({"holds_vip": False}, "does not hold the VIP as VRRP MASTER"),
+        ({"vrrp_state": "BACKUP"}, "does not hold the VIP as VRRP MASTER"),
+        ({"reaches_majority": None}, "does not see a majority of the servers Running"),
+        ({"reaches_majority": False, "relock_backoff": True}, "does not see a majority of the servers Running"),
+        ({"relock_backoff": True}, "is inside its no-relock back-off"),
+    ],
+)
+def test_one_rule_says_whether_a_node_could_take_the_locks(changes: dict[str, Any], why_not: str | None) -> None:
+    """The remediator asks it of its keeper, mxha notify of its peers."""
+    taker = NodeObservation("n1", "MASTER", 150, True, True, OK, False, locks=LOCKS, reaches_majority=True)
+    assert cannot_take_locks(replace(taker, **changes)) == why_not
