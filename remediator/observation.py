@@ -12,13 +12,14 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from mxha.failure_edges import FailureEdges
-from mxha.maxscale import MaxScaleClient, MaxScaleError, read_status
-from mxha.model import StateFormatError, node_state_from_json
-from mxha.policy import NO_ANSWER, OK, UNKNOWN, NodeObservation
+from mxha.maxscale import MaxScaleClient, MaxScaleError, MaxScaleStatus, read_status
+from mxha.model import NodeState, StateFormatError, node_state_from_json
+from mxha.node_observation import maxscale_answer, observe_node, released_within
+from mxha.policy import NO_ANSWER, OK, NodeObservation
 from mxha.remediator.config import NodeSettings, RemediatorConfig
 from mxha.remediator.runtime import ClusterRuntime, Streak, UnsettledWrite
 from mxha.transport import HttpJsonError, JsonHttpClient
@@ -62,8 +63,7 @@ class Observation:
     pool: ThreadPoolExecutor
 
     def _read_state(self, cluster: str, node: NodeSettings, deadline: float) -> dict[str, Any]:
-        """The node's /state, as far as it could be read by ``deadline``."""
-        out: dict[str, Any] = {"status": "ok"}
+        """The node's /state (``state``), as far as it could be read by ``deadline``."""
         limit = min(deadline, time.monotonic() + self.cfg.policy.state_timeout)
         client = self.state_clients[(cluster, node.name)]
         source = f"cluster {cluster}: {node.name}'s /state {client.shown_url}"
@@ -78,18 +78,9 @@ class Observation:
             self.edges.failed(source, "document", f"bad /state document: {exc}"[:300])
             return {"status": "error", "error": f"bad /state document: {exc}"[:300]}
         self.edges.ok(source)
-        out["node"] = state.node
-        out["mode"] = state.mode
-        if state.notify is not None and state.notify.locks_released_at is not None:
-            out["hook_released_at"] = state.notify.locks_released_at
-        gov = state.keepalived.governing()
-        if state.keepalived.up and gov is not None:
-            out["vrrp_state"], out["priority"] = gov.state, gov.priority
-        out["holds_vip"] = state.holds_governing_vip()
-        out["check_ok"] = state.check.success
         ms = state.maxscale
-        out["exporter_maxscale"] = "up" if ms.up else (NO_ANSWER if ms.error_kind == NO_ANSWER else "error")
-        return out
+        exporter_maxscale = "up" if ms.up else (NO_ANSWER if ms.error_kind == NO_ANSWER else "error")
+        return {"status": "ok", "state": state, "node": state.node, "exporter_maxscale": exporter_maxscale}
 
     def _read_maxscale(self, cluster: str, node: NodeSettings, deadline: float) -> dict[str, Any]:
         client = self.clients[(cluster, node.name)]
@@ -106,16 +97,10 @@ class Observation:
             self.edges.ok(source)
         else:
             self.edges.failed(source, "document", "MaxScale did not say whether it is passive")
-        facts = status.facts
         return {
-            "lock_primary": facts.lock_primary,
-            "sees_primary": facts.sees_primary,
-            "reaches_majority": facts.reaches_majority,
             "status": "ok" if known else "error",
             "error": None if known else "MaxScale did not say whether it is passive",
-            "passive": status.passive,
-            "config_sync": status.config_sync,
-            "locks": status.lock_mode,
+            "read": status,
             "monitors_with_locks": status.monitors_with_locks,
         }
 
@@ -156,43 +141,26 @@ class Observation:
     def _reading(
         self, cluster: str, name: str, state: dict[str, Any], ms: dict[str, Any], evidence: bool
     ) -> NodeReading:
-        """Combine what the node's exporter and its MaxScale said into one observation.
+        """Combine what the node's exporter and its MaxScale said into one observation
+        (``mxha.node_observation``, the builder the notify hook uses for its peers).
 
         Only "no answer" counts toward down, and only when the MaxScale gives none AND its
         exporter either gives none or itself reports its MaxScale not answering.
         """
-        identity_ok = state.get("node") in (None, name)
-        if ms["status"] == "ok":
-            status = OK
+        state_doc: NodeState | None = state.get("state")
+        direct: MaxScaleStatus | None = ms.get("read")
+        status = maxscale_answer(direct, ms["status"] == NO_ANSWER, state_doc, state["status"] == NO_ANSWER)
+        if status == OK:
             rt = self.runtimes[cluster]
             with rt.answered_lock:
                 rt.answered_at = {**rt.answered_at, name: time.time()}
-        elif ms["status"] == NO_ANSWER and (
-            state["status"] == NO_ANSWER or (state["status"] == "ok" and state.get("exporter_maxscale") == NO_ANSWER)
-        ):
-            status = NO_ANSWER
-        else:
-            status = UNKNOWN
         down_for = self._evidence(cluster, name, status, budget_only=ms["status"] == "budget", record=evidence)
-        if status == OK and evidence:
-            self._settle(cluster, name, ms.get("passive"))
-        obs = NodeObservation(
-            name,
-            state.get("vrrp_state"),
-            state.get("priority"),
-            state.get("holds_vip"),
-            state.get("check_ok"),
-            maxscale=status,
-            passive=ms.get("passive") if status == OK else None,
-            locks=ms.get("locks"),
-            config_sync=ms.get("config_sync"),
+        if direct is not None and status == OK and evidence:
+            self._settle(cluster, name, direct.passive)
+        obs = replace(
+            observe_node(name, state_doc, direct, maxscale=status),
             down_for=down_for,
-            identity_ok=identity_ok,
-            mode=state.get("mode"),
-            lock_primary=ms.get("lock_primary") if status == OK else None,
-            sees_primary=ms.get("sees_primary") if status == OK else None,
-            reaches_majority=ms.get("reaches_majority") if status == OK else None,
-            relock_backoff=self._in_backoff(cluster, name, state.get("hook_released_at")),
+            relock_backoff=self._in_backoff(cluster, name, state_doc),
         )
         return NodeReading(
             obs,
@@ -237,11 +205,11 @@ class Observation:
         ours = self.runtimes[cluster].released_at.get(name)
         return 0.0 if ours is None else max(0.0, self.cfg.policy.relock_backoff_seconds - (now - ours))
 
-    def _in_backoff(self, cluster: str, name: str, hook_released_at: float | None) -> bool:
+    def _in_backoff(self, cluster: str, name: str, state: NodeState | None) -> bool:
         """Is the node inside MaxScale's no-relock back-off after a release we or its hooks made?"""
         if self._backoff_left(cluster, name, self.clock()) > 0:
             return True
-        return hook_released_at is not None and time.time() - hook_released_at < self.cfg.policy.relock_backoff_seconds
+        return released_within(state, self.cfg.policy.relock_backoff_seconds, time.time())
 
     def _evidence(self, cluster: str, name: str, status: str, *, budget_only: bool, record: bool) -> float | None:
         """The length of the node's "no answer" streak with this observation in it; ``record``
