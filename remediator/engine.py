@@ -19,7 +19,6 @@ that comes back active after being counted down is demoted at once.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +43,7 @@ from mxha.remediator.guards import (
 )
 from mxha.remediator.metrics import Metrics
 from mxha.remediator.observation import NodeReading, Observation
+from mxha.remediator.rechecks import RecheckQueue
 from mxha.remediator.replicas import Coordinator, LeaseLost, Refusal
 from mxha.remediator.runtime import ClusterRuntime, ReconcileResult
 from mxha.remediator.views import Views
@@ -108,6 +108,8 @@ class Reconciler(Observation, Correction, Views):
         largest = max(len(cl.nodes) for cl in cfg.clusters.values())
         self.pool = ThreadPoolExecutor(max_workers=max(8, 4 * largest), thread_name_prefix="observe")
         self._closed = False
+        # rechecks side by side across clusters, as each cluster's reconcile is its own
+        self.rechecks = RecheckQueue(self._recheck, workers=max(2, len(cfg.clusters)))
 
     @property
     def replica_id(self) -> str | None:
@@ -147,44 +149,25 @@ class Reconciler(Observation, Correction, Views):
     def _schedule_recheck(self, cluster: str, delay: float) -> None:
         """Look again a little later without waiting for Alertmanager: an alert that keeps firing
         is only re-sent at its repeat_interval, so an undone correction (or a grace period that
-        ends) would otherwise wait that long."""
-        rt = self.runtimes[cluster]
+        ends) would otherwise wait that long. One pending recheck per cluster: the sooner wins."""
         if delay <= 0 or self._closed:
             return
-        due = time.monotonic() + delay
-        with rt.recheck_lock:
-            if rt.recheck is not None:
-                if rt.recheck_due <= due:
-                    return
-                rt.recheck.cancel()
-            timer = threading.Timer(delay, self._recheck, args=(cluster,))
-            timer.daemon = True
-            rt.recheck, rt.recheck_due = timer, due
-            timer.start()
+        self.rechecks.add_after(cluster, delay)
 
     def _recheck(self, cluster: str) -> None:
-        rt = self.runtimes[cluster]
-        with rt.recheck_lock:
-            rt.recheck, rt.recheck_due = None, float("inf")
         if self._closed:
             return
+        rt = self.runtimes[cluster]
         now = time.monotonic()
         kind = "probe" if rt.streaks or rt.counted_down or rt.unsettled else "recheck"
         trigger = {"status": kind, "alertname": "", "cluster": cluster, "fingerprint": ""}
-        try:
-            self.reconcile(cluster, [trigger], now, now + self.cfg.request_budget_seconds)
-        except Exception:  # noqa: BLE001 - a timer thread must not die silently
-            log.exception("cluster %s: recheck failed", cluster)
+        self.reconcile(cluster, [trigger], now, now + self.cfg.request_budget_seconds)
 
     def close(self) -> None:
         self._closed = True
+        self.rechecks.close()
         if self.coordinator is not None:
             self.coordinator.close()
-        for rt in self.runtimes.values():
-            with rt.recheck_lock:
-                if rt.recheck is not None:
-                    rt.recheck.cancel()
-                    rt.recheck = None
 
     def _reconcile_locked(self, cluster: str, deadline: float) -> ReconcileResult:
         started = time.monotonic()

@@ -59,7 +59,7 @@ class UnsettledWrite:
 class ClusterRuntime:
     """One cluster's decision state. ``lock`` is held by the one reconcile of the cluster at a time,
     the only writer of ``streaks``, ``counted_down``, ``unsettled`` and ``released_at``.
-    ``/status``, ``/guardrails`` and the probe timer read them without that lock (a peer replica
+    ``/status``, ``/guardrails`` and the rechecks read them without that lock (a peer replica
     asks for ``/guardrails`` while it holds its own cluster lock, and ours may be held by a
     reconcile that waits for that peer): so they are replaced whole, never changed in place, and a
     reader that took one holds a consistent snapshot. ``answered_at`` is written by every read of
@@ -81,6 +81,3 @@ class ClusterRuntime:
     own_actions: collections.deque[tuple[str, float]] = field(default_factory=collections.deque)  # (node, wall)
     recent: collections.deque[dict[str, Any]] = field(default_factory=lambda: collections.deque(maxlen=50))
     unsettled: Mapping[str, UnsettledWrite] = field(default_factory=dict)  # by node
-    recheck: threading.Timer | None = None
-    recheck_due: float = float("inf")
-    recheck_lock: threading.Lock = field(default_factory=threading.Lock)
