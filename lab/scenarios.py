@@ -15,6 +15,7 @@ from typing import Any
 import requests
 
 from mxha.lab.lab import Lab, baseline_text, emulator_view, is_baseline
+from mxha.maxscale import passive_patch
 from mxha.model import NodeState
 from mxha.notify_record import NotifyRecord
 from mxha.remediator_model import AuditRecord, RemediatorStatus
@@ -263,7 +264,7 @@ class Scenario:
             url,
             auth=("admin", "mariadb"),
             timeout=2,
-            json={"data": {"attributes": {"parameters": {"passive": passive}}}},
+            json=passive_patch(passive),
         ).raise_for_status()
 
     def remediator_actions(self, since_wall: float) -> list[dict[str, Any]]:

@@ -17,9 +17,12 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mxha.maxscale import MaxScaleClient, MaxScaleError, monitor_master, server_is_running
+
+if TYPE_CHECKING:
+    from mxha.config import NodeConfig
 
 EXIT_HEALTHY = 0
 EXIT_UNHEALTHY = 1
@@ -190,7 +193,7 @@ def main(config_file: str, via: str | None = None, *, follow_up: bool = False) -
     return EXIT_HEALTHY if result.success else EXIT_UNHEALTHY
 
 
-def _mark_follow_up(cfg: Any) -> str | None:
+def _mark_follow_up(cfg: NodeConfig) -> str | None:
     """Before a follow-up: may this run write in the hooks' state directory (only its owner does),
     and the marker the exporter watches (``follow_up_missing``). Returns why no follow-up happens,
     or None when it goes ahead."""
@@ -211,7 +214,7 @@ def _mark_follow_up(cfg: Any) -> str | None:
 
 
 def _follow_up(
-    cfg: Any, config_file: str, healthy: bool, client: MaxScaleClient | None = None, ends: float | None = None
+    cfg: NodeConfig, config_file: str, healthy: bool, client: MaxScaleClient | None = None, ends: float | None = None
 ) -> None:
     """The periodic, level-triggered look the notify events lack (``mxha.notify.follow_up``): with
     ``keepalived.vips`` set, a MaxScale whose mode disagrees with live state gets a recheck. Reading

@@ -28,6 +28,12 @@ class MaxScaleError(HttpJsonError):
     """
 
 
+def passive_patch(passive: bool) -> dict[str, Any]:
+    """The body of ``PATCH /v1/maxscale`` that sets the mode: a JSON boolean (what ``maxctrl alter
+    maxscale passive`` sends)."""
+    return {"data": {"attributes": {"parameters": {"passive": bool(passive)}}}}
+
+
 @dataclass
 class MaxScaleClient(JsonHttpClient):
     """One MaxScale's REST API. Every call has a connect and a read timeout, and may have a deadline.
@@ -61,9 +67,8 @@ class MaxScaleClient(JsonHttpClient):
         return _objects("/v1/monitors", self._get_data("/v1/monitors", deadline))
 
     def set_passive(self, passive: bool, deadline: float | None = None) -> None:
-        """PATCH /v1/maxscale with a JSON boolean (what ``maxctrl alter maxscale passive`` sends)."""
-        body = {"data": {"attributes": {"parameters": {"passive": bool(passive)}}}}
-        self.request("PATCH", "/v1/maxscale", body, expect=(200, 204), deadline=deadline)
+        """PATCH /v1/maxscale with ``passive_patch``."""
+        self.request("PATCH", "/v1/maxscale", passive_patch(passive), expect=(200, 204), deadline=deadline)
 
     def call_module_command(
         self, module: str, command: str, args: list[str], deadline: float | None = None

@@ -32,13 +32,16 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mxha.hook_decision import RECHECK, desired_mode, follow_up_reason, skip_event
 from mxha.maxscale import MaxScaleClient, MaxScaleError, reaches_majority, read_status
 from mxha.model import governing_instance
 from mxha.notify_record import NotifyEntry, NotifyRecord
 from mxha.statedir import StateDir, open_for_update
+
+if TYPE_CHECKING:
+    from mxha.config import NodeConfig
 
 ACTIVE_STATES = frozenset({"MASTER"})
 PASSIVE_STATES = frozenset({"BACKUP", "FAULT", "STOP", "DELETED"})
@@ -174,7 +177,7 @@ def release_all_locks(
     return f"; locks {', '.join(notes)}" if notes else ""
 
 
-def peer_can_take_locks(cfg: Any, deadline: float) -> tuple[bool, str]:
+def peer_can_take_locks(cfg: NodeConfig, deadline: float) -> tuple[bool, str]:
     """Is there a peer that can take the locks (``mxha.policy.cannot_take_locks``, the rule the
     remediator applies to its keeper; the back-off is its own hook's last release)? Peers are read again every
     ``POLL_SECONDS`` until ``notify.peer_budget`` ends: the peer takes the VIP a moment after this
@@ -227,7 +230,7 @@ def live_master(vips: tuple[str, ...]) -> tuple[bool | None, str]:
     return True, f"VIP {', '.join(vips)} on this host"
 
 
-def consult_peers(cfg: Any, priority: int | None, deadline: float, newer_call: Any) -> tuple[str | None, str]:
+def consult_peers(cfg: NodeConfig, priority: int | None, deadline: float, newer_call: Any) -> tuple[str | None, str]:
     """Read the peers until the budget ends; (peer yielded to or None, the reason in one line)."""
     from mxha.peers import read_peers
     from mxha.policy import GO_ACTIVE, OK, WAIT, YIELD, NodeObservation, decide_for_hook
@@ -272,7 +275,7 @@ def log_line(path: str | None, line: str) -> None:
 EXIT_CONFIG = 2  # a config error, or a run the setup refuses (the wrong user, no state directory)
 
 
-def state_dir_problem(cfg: Any) -> str | None:
+def state_dir_problem(cfg: NodeConfig) -> str | None:
     """Why this run may not write the hooks' files (only the owner of their directory does), or None."""
     lock_path = cfg.notify.lock_file or f"{cfg.notify.state_file}.lock"
     for where in (StateDir.of(cfg.notify.state_file), StateDir.of(lock_path)):
@@ -347,7 +350,7 @@ def main(config_file: str, type_: str | None, name: str | None, state: str | Non
 
 
 def unrecorded(
-    cfg: Any, t: Transition, deadline: float, why: str, *, refusal: bool = False, tickets: Tickets | None = None
+    cfg: NodeConfig, t: Transition, deadline: float, why: str, *, refusal: bool = False, tickets: Tickets | None = None
 ) -> int:
     """A call that cannot use the hooks' lock, tickets or record (``why``). Going passive is never
     blocked by our own files: a BACKUP/FAULT/STOP/DELETED transition of the governing instance is
@@ -390,7 +393,7 @@ def unrecorded(
     return 0
 
 
-def _handle(cfg: Any, t: Transition, deadline: float, tickets: Tickets | None = None) -> int:
+def _handle(cfg: NodeConfig, t: Transition, deadline: float, tickets: Tickets | None = None) -> int:
     settings = cfg.notify
     record = NotifyRecord.read(settings.state_file)
     entry = NotifyEntry(time.time(), t.type, t.name, t.state, t.priority, t.ticket)
@@ -497,7 +500,7 @@ def _locks_worth_a_look(record: NotifyRecord) -> bool:
 
 
 def follow_up(
-    cfg: Any, config_file: str, maxscale_passive: bool | None, lock_primary: Any = lambda: None
+    cfg: NodeConfig, config_file: str, maxscale_passive: bool | None, lock_primary: Any = lambda: None
 ) -> str | None:
     """Called by ``mxha check`` every interval: the periodic, level-triggered look that events lack.
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from mxha.config import PeerSettings
 from mxha.maxscale import MaxScaleError, MaxScaleStatus, read_status
-from mxha.model import NodeState, StateFormatError, node_state_from_json
+from mxha.model import NodeState, StateFormatError
 from mxha.node_observation import observe_node, unknown
 from mxha.policy import OK, UNKNOWN, NodeObservation
 from mxha.transport import HttpJsonError, JsonHttpClient
@@ -69,7 +69,7 @@ def read_peer(peer: PeerSettings, deadline: float) -> PeerReading:
     timeout = max(0.01, deadline - time.monotonic())
     client = JsonHttpClient(peer.state_url, connect_timeout=timeout, read_timeout=timeout)
     try:
-        state = node_state_from_json(client.get_json(None, deadline))
+        state = NodeState.from_json(client.get_json(None, deadline))
     except HttpJsonError as exc:
         return PeerReading(unknown(peer.name), f"/state unreadable ({exc.error_kind})")
     except StateFormatError as exc:

@@ -17,7 +17,7 @@ from typing import Any
 
 from mxha.failure_edges import FailureEdges
 from mxha.maxscale import MaxScaleClient, MaxScaleError, MaxScaleStatus, read_status
-from mxha.model import NodeState, StateFormatError, node_state_from_json
+from mxha.model import NodeState, StateFormatError
 from mxha.node_observation import maxscale_answer, observe_node, released_within
 from mxha.policy import NO_ANSWER, OK, NodeObservation
 from mxha.remediator.config import NodeSettings, RemediatorConfig
@@ -70,7 +70,7 @@ class Observation:
         try:
             if deadline - time.monotonic() <= 0.001:
                 raise HttpJsonError("not asked: the request budget was spent", kind="budget", answered=False)
-            state = node_state_from_json(client.get_json(None, limit))
+            state = NodeState.from_json(client.get_json(None, limit))
         except HttpJsonError as exc:
             self._failed(source, exc)
             return {"status": _status_of(exc), "error": str(exc)[:300]}
