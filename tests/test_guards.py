@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 from hypothesis import event, given
 from hypothesis import strategies as st
-from reaching import PROPERTY, must_reach, reached
+from reaching import PROPERTY, SAFETY, must_reach, reached
 
 from mxha.policy import Action, Plan
 from mxha.remediator.guards import Admit, GuardMemory, GuardSettings, PeerGuardFacts, Refuse, decide
@@ -148,7 +148,7 @@ def first_refusals(case: Case) -> bool:
 
 
 @must_reach()
-@PROPERTY
+@SAFETY
 @given(cases(("breaker near its limit", "breaker near its limit", "peer actions", "arbitrary")))
 def test_the_breaker_counts_the_whole_correction(case: Case) -> None:
     """A correction that would fit one action at a time but not whole is refused whole."""
@@ -162,7 +162,7 @@ def test_the_breaker_counts_the_whole_correction(case: Case) -> None:
 
 
 @must_reach()
-@PROPERTY
+@SAFETY
 @given(cases(("peer actions", "peer actions", "cooldown", "arbitrary")))
 def test_the_breaker_and_the_cooldown_count_every_replicas_actions(case: Case) -> None:
     """Who took an action does not matter: moving them all to this replica decides the same."""
@@ -209,7 +209,7 @@ def test_a_node_acted_on_within_the_cooldown_is_not_acted_on_again(case: Case) -
 
 
 @must_reach()
-@PROPERTY
+@SAFETY
 @given(cases(("unsettled elsewhere", "unsettled elsewhere", "arbitrary")))
 def test_no_promotion_while_another_may_still_land(case: Case) -> None:
     d = case.decide()
@@ -220,7 +220,7 @@ def test_no_promotion_while_another_may_still_land(case: Case) -> None:
 
 
 @must_reach()
-@PROPERTY
+@SAFETY
 @given(cases(("peer sees node", "peer sees node", "rescue", "arbitrary")))
 def test_no_promotion_over_a_node_a_peer_replica_reaches(case: Case) -> None:
     d = case.decide()

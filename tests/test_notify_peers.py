@@ -22,7 +22,7 @@ from conftest import control
 from helpers import StateServer, write_node_config
 from hypothesis import event, given
 from hypothesis import strategies as st
-from reaching import PROPERTY, must_reach, reached
+from reaching import SAFETY, must_reach, reached
 
 from mxha.lab.emulator import Emulator
 from mxha.lab.node import installed_mxha
@@ -118,7 +118,7 @@ def peer_sets(draw: st.DrawFn) -> list[NodeObservation]:
 
 
 @must_reach()
-@PROPERTY
+@SAFETY
 @given(peer_sets())
 def test_yields_only_to_a_verified_better_active_keeper(peers: list[NodeObservation]) -> None:
     d = decide_for_hook(ME, peers)

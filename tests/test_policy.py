@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
-from reaching import PROPERTY, must_reach, reached
+from reaching import PROPERTY, SAFETY, must_reach, reached
 
 from mxha.policy import NO_ANSWER, OK, UNKNOWN, NodeObservation, Plan, cannot_take_locks, plan_actions
 
@@ -241,7 +241,7 @@ def _would_promote(nodes: list[NodeObservation], plan: Plan) -> bool:
 
 
 @must_reach()
-@PROPERTY
+@SAFETY
 @given(promoting)
 def test_a_promotion_leaves_exactly_one_possibly_active(nodes: list[NodeObservation]) -> None:
     plan = plan_actions(nodes, GRACE)
@@ -263,7 +263,7 @@ def test_with_a_keeper_every_other_reachable_node_ends_passive(nodes: list[NodeO
 
 
 @must_reach()
-@PROPERTY
+@SAFETY
 @given(clusters)
 def test_the_plan_never_leaves_none_active_where_one_was(nodes: list[NodeObservation]) -> None:
     plan = plan_actions(nodes, GRACE)
@@ -274,7 +274,7 @@ def test_the_plan_never_leaves_none_active_where_one_was(nodes: list[NodeObserva
 
 
 @must_reach()
-@PROPERTY
+@SAFETY
 @given(situations(only=("unusable", "unusable", "keeper")))
 def test_a_node_of_unknown_mode_blocks_every_promotion(nodes: list[NodeObservation]) -> None:
     plan = plan_actions(nodes, GRACE)
@@ -286,7 +286,7 @@ def test_a_node_of_unknown_mode_blocks_every_promotion(nodes: list[NodeObservati
 
 
 @must_reach()
-@PROPERTY
+@SAFETY
 @given(situations(only=("silent", "silent", "silent", "keeper")))
 def test_silence_shorter_than_the_grace_blocks_every_promotion(nodes: list[NodeObservation]) -> None:
     plan = plan_actions(nodes, GRACE)
@@ -331,7 +331,7 @@ def test_a_state_from_the_wrong_node_refuses_the_cluster(nodes: list[NodeObserva
 
 
 @must_reach()
-@PROPERTY
+@SAFETY
 @given(promoting)
 def test_the_plan_never_makes_more_nodes_active(nodes: list[NodeObservation]) -> None:
     plan = plan_actions(nodes, GRACE)
@@ -342,7 +342,7 @@ def test_the_plan_never_makes_more_nodes_active(nodes: list[NodeObservation]) ->
 
 
 @must_reach()
-@PROPERTY
+@SAFETY
 @given(situations(only=("keeper", "restarted backup", "split brain", "silent")))
 def test_demotions_before_promotions_and_at_most_one_promotion(nodes: list[NodeObservation]) -> None:
     kinds = [a.kind for a in plan_actions(nodes, GRACE).actions]
@@ -502,7 +502,7 @@ def _in_mode(only: tuple[str, ...]) -> st.SearchStrategy[tuple[str, list[NodeObs
 
 
 @must_reach()
-@PROPERTY
+@SAFETY
 @given(passive_or_locks)
 def test_locks_are_released_only_by_a_lone_holder_to_a_keeper_that_can_take_them(
     case: tuple[str, list[NodeObservation]],
@@ -522,7 +522,7 @@ def test_locks_are_released_only_by_a_lone_holder_to_a_keeper_that_can_take_them
 
 
 @must_reach()
-@PROPERTY
+@SAFETY
 @given(_in_mode(("split brain", "keeper", "tie", "lock holder elsewhere")))
 def test_never_releases_the_locks_of_the_vip_holder(case: tuple[str, list[NodeObservation]]) -> None:
     mode, nodes = case
@@ -536,7 +536,7 @@ def test_never_releases_the_locks_of_the_vip_holder(case: tuple[str, list[NodeOb
 
 
 @must_reach()
-@PROPERTY
+@SAFETY
 @given(_in_mode(("relock back-off", "relock back-off", "relock back-off", "lock holder elsewhere")))
 def test_never_releases_the_locks_into_the_keepers_no_relock_back_off(case: tuple[str, list[NodeObservation]]) -> None:
     """Released then, nobody would hold the locks for up to a minute."""
