@@ -22,7 +22,6 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from typing import Any
 
 from mxha.failure_edges import FailureEdges
@@ -45,13 +44,13 @@ from mxha.remediator.metrics import Metrics
 from mxha.remediator.observation import NodeReading, Observation
 from mxha.remediator.rechecks import RecheckQueue
 from mxha.remediator.replicas import Coordinator, LeaseLost, Refusal
-from mxha.remediator.runtime import ClusterRuntime, ReconcileResult
+from mxha.remediator.runtime import UNDECIDED, ClusterRuntime, DecisionRecord, ReconcileResult
 from mxha.remediator.views import Views
 from mxha.remediator_model import AuditRecord
 from mxha.transport import JsonHttpClient
 
 log = logging.getLogger("mxha.remediator")
-WOULD_CORRECT = "would-correct"  # a dry run's verdict for a plan it would have carried out
+WOULD_CORRECT = "would-correct"  # a dry run's verdict for a plan it would have carried out (runtime.VERDICTS)
 
 
 class _TakeLease:
@@ -123,7 +122,7 @@ class Reconciler(Observation, Correction, Views):
         remaining = deadline - time.monotonic()
         if not rt.lock.acquire(timeout=max(0.0, remaining)):
             plan = Plan("busy", "another reconcile of this cluster held the lock past the request budget", retry=True)
-            return ReconcileResult(cluster, time.monotonic(), time.time(), [], _plan_json(plan), status=503)
+            return ReconcileResult(cluster, time.monotonic(), time.time(), [], DecisionRecord.of(plan), status=503)
         try:
             if rt.last is not None and rt.last.started_mono >= arrived:
                 # a reconcile that read live state after this delivery arrived has already run
@@ -134,7 +133,7 @@ class Reconciler(Observation, Correction, Views):
                 result = self._reconcile_locked(cluster, deadline)
             previous, rt.last = rt.last, result
             probe = all(t.get("status") == "probe" for t in triggers)
-            if not probe or result.results or previous is None or previous.plan["verdict"] != result.plan["verdict"]:
+            if not probe or result.results or previous is None or previous.plan.verdict != result.plan.verdict:
                 self._audit(result, triggers)  # probes are audited only when something changed
             watching = bool(rt.streaks or rt.counted_down or self._unsettled(cluster))
         finally:
@@ -173,7 +172,7 @@ class Reconciler(Observation, Correction, Views):
         started = time.monotonic()
         # Observation may use half of what is left; the rest is kept for a whole correction.
         readings = self.observe(cluster, started + (deadline - started) / 2, evidence=True)
-        result = ReconcileResult(cluster, started, time.time(), [], {})
+        result = ReconcileResult(cluster, started, time.time(), [], UNDECIDED)
         acted: set[str] = set()
         rt = self.runtimes[cluster]
         try:
@@ -209,12 +208,14 @@ class Reconciler(Observation, Correction, Views):
             result.lock = got.detail
             result.guard = got.reason
             result.status = 503
-            result.plan["verdict"] = got.reason.replace("_", "-")
-            result.plan["reason"] = f"{got.detail}: not running any of it; wanted: {result.plan['reason']}"
+            wanted = result.plan
+            result.plan = wanted.instead(
+                got.reason.replace("_", "-"), f"{got.detail}: not running any of it; wanted: {wanted.reason}"
+            )
             self.metrics.skipped.labels(cluster, got.reason).inc()
-            for action in result.plan["actions"]:
-                kind = recorded_kind(action["kind"])
-                result.results.append(self._record(cluster, action["node"], kind, "skipped", got.detail))
+            for action in wanted.actions:
+                kind = recorded_kind(action.kind)
+                result.results.append(self._record(cluster, action.node, kind, "skipped", got.detail))
             log.warning("cluster %s: no correction: %s", cluster, got.detail)
             return False
         self.runtimes[cluster].lease = got
@@ -243,9 +244,9 @@ class Reconciler(Observation, Correction, Views):
         rt = self.runtimes[cluster]
         rt.refused = plan.refusal
         result.observations = [r.to_json() for r in readings]
-        result.plan = _plan_json(plan)
+        result.plan = DecisionRecord.of(plan)
         if attempt:
-            result.plan["notes"] = [*result.plan["notes"], "decided again after the state changed mid-correction"]
+            result.plan = result.plan.noted("decided again after the state changed mid-correction")
         result.status = 503 if plan.retry else (200 if result.status == 503 else result.status)
         dry_verdict = WOULD_CORRECT if plan.verdict == "corrected" else plan.verdict
         self.metrics.decisions.labels(cluster, dry_verdict if self.cfg.dry_run else plan.verdict).inc()
@@ -262,16 +263,16 @@ class Reconciler(Observation, Correction, Views):
         if isinstance(decision, Refuse):
             reason, status = decision.reason, decision.status
             result.guard = reason
-            result.plan["verdict"] = reason.replace("_", "-")
-            result.plan["reason"] = f"{reason.replace('_', ' ')}: not running any of it; wanted: {plan.reason}"
+            result.plan = result.plan.instead(
+                reason.replace("_", "-"), f"{reason.replace('_', ' ')}: not running any of it; wanted: {plan.reason}"
+            )
             self.metrics.skipped.labels(cluster, reason).inc()
             for action in plan.actions:
                 result.results.append(self._record(cluster, action.node, action.kind, "skipped", reason))
             result.status = max(result.status, status)
             return None
         if self.cfg.dry_run:
-            result.plan["verdict"] = dry_verdict
-            result.plan["reason"] = f"dry run, nothing was sent: {plan.reason}"
+            result.plan = result.plan.instead(dry_verdict, f"dry run, nothing was sent: {plan.reason}")
             for action in plan.actions:
                 result.results.append(self._would(cluster, action.node, recorded_kind(action.kind)))
             return None
@@ -327,8 +328,8 @@ class Reconciler(Observation, Correction, Views):
                 log.warning("cluster %s: %s", cluster, decision.opened)
         elif decision.count:
             self._admit(cluster, plan, now)
-        if notes and result is not None:
-            result.plan["notes"] = [*result.plan.get("notes", []), *notes]
+        if result is not None:
+            result.plan = result.plan.noted(*notes)
         return decision
 
     def _admit(self, cluster: str, plan: Plan, now: float) -> None:
@@ -380,7 +381,7 @@ class Reconciler(Observation, Correction, Views):
                 triggers,
                 result.shared,
                 result.observations,
-                result.plan,
+                result.plan.to_json(),
                 result.guard,
                 result.results,
                 result.status,
@@ -389,9 +390,3 @@ class Reconciler(Observation, Correction, Views):
                 result.lock,
             )
         )
-
-
-def _plan_json(plan: Plan) -> dict[str, Any]:
-    doc = asdict(plan)
-    doc["actions"] = list(doc["actions"])
-    return doc

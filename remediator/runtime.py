@@ -5,10 +5,64 @@ from __future__ import annotations
 import collections
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from mxha.policy import Action, Plan
 from mxha.remediator.replicas import Lease
+
+# Every verdict a reconcile can end with: the policy's plan, then what the engine made of it.
+VERDICTS = (
+    "ok",
+    "corrected",
+    "no-candidate",
+    "refused",
+    "waiting",  # mxha.policy.Plan's own
+    "would-correct",  # a dry run's "corrected": nothing was sent
+    "busy",  # another reconcile of the cluster held its lock past the request budget
+    "cooldown",
+    "circuit-open",
+    "unsettled-write",
+    "peer-sees-node",  # a guard refused the whole correction (guards.decide)
+    "lock-busy",
+    "lock-unavailable",  # replicas: the cluster's lock could not be taken
+)
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """A reconcile's decision as it is answered, shown and audited: the policy's ``Plan``, then,
+    replaced whole (never edited in place), what the engine made of it."""
+
+    verdict: str  # one of VERDICTS
+    reason: str
+    keep: str | None = None
+    actions: tuple[Action, ...] = ()
+    retry: bool = False
+    notes: tuple[str, ...] = ()
+    refusal: str | None = None  # the policy's refusal reason (mxha.policy.REFUSAL_REASONS)
+    over_down: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, plan: Plan) -> DecisionRecord:
+        return cls(
+            plan.verdict, plan.reason, plan.keep, plan.actions, plan.retry, plan.notes, plan.refusal, plan.over_down
+        )
+
+    def noted(self, *notes: str) -> DecisionRecord:
+        return replace(self, notes=(*self.notes, *notes)) if notes else self
+
+    def instead(self, verdict: str, reason: str) -> DecisionRecord:
+        """Not run as planned: the verdict says what happened instead, the reason keeps what was wanted."""
+        return replace(self, verdict=verdict, reason=reason)
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["actions"] = list(doc["actions"])
+        return doc
+
+
+UNDECIDED = DecisionRecord("busy", "not decided yet")  # replaced before anyone reads it
 
 
 @dataclass
@@ -17,7 +71,7 @@ class ReconcileResult:
     started_mono: float
     time: float
     observations: list[dict[str, Any]]
-    plan: dict[str, Any]
+    plan: DecisionRecord
     results: list[dict[str, Any]] = field(default_factory=list)
     status: int = 200
     shared: bool = False
@@ -26,9 +80,9 @@ class ReconcileResult:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "verdict": self.plan["verdict"],
-            "reason": self.plan["reason"],
-            "keep": self.plan["keep"],
+            "verdict": self.plan.verdict,
+            "reason": self.plan.reason,
+            "keep": self.plan.keep,
             "actions": self.results,
             "status": self.status,
             "time": self.time,

@@ -87,7 +87,7 @@ class Views:
                     if w.until > now
                 },
                 last_observed=last.observations if last else None,
-                last_plan=last.plan if last else None,
+                last_plan=last.plan.to_json() if last else None,
                 last_guard=last.guard if last else None,
                 last_reconcile_at=last.time if last else None,
                 recent_actions=list(rt.recent),

@@ -120,3 +120,22 @@ def test_a_status_is_read_back_as_it_was_written() -> None:
 def test_what_is_not_a_status_document_is_refused(doc: Any) -> None:
     with pytest.raises(DocumentFormatError):
         RemediatorStatus.from_json(doc)
+
+
+def test_a_decision_record_shows_the_plan_as_it_was_and_what_became_of_it() -> None:
+    from dataclasses import asdict
+
+    from mxha.policy import Action, Plan
+    from mxha.remediator.runtime import VERDICTS, DecisionRecord
+
+    plan = Plan(
+        "corrected", "keep n1 active: demote n2, promote n1", "n1", (Action("n2", "demote"), Action("n1", "promote"))
+    )
+    record = DecisionRecord.of(plan)
+    assert record.to_json() == {**asdict(plan), "actions": [asdict(a) for a in plan.actions]}
+    refused = record.noted("a note").instead("cooldown", "cooldown: not running any of it; wanted: " + plan.reason)
+    assert (refused.verdict, refused.notes, refused.actions) == ("cooldown", ("a note",), plan.actions)
+    assert record.verdict == "corrected"  # replaced whole, never edited
+    # every refusal the guards and the lock can give is a verdict the record knows
+    refusals = ("cooldown", "circuit_open", "unsettled_write", "peer_sees_node", "lock_busy", "lock_unavailable")
+    assert {r.replace("_", "-") for r in refusals} <= set(VERDICTS)
