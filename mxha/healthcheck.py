@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mxha.maxscale import MaxScaleClient, MaxScaleError, monitor_master, server_is_running
+from mxha.maxscale import MaxScaleClient, MaxScaleError, ServerView, monitor_views, server_views
 
 if TYPE_CHECKING:
     from mxha.config import NodeConfig
@@ -46,10 +46,10 @@ class CheckResult:
 
 
 def evaluate_servers(
-    servers: list[dict[str, Any]], expected: tuple[str, ...], require_running: bool
+    servers: tuple[ServerView, ...], expected: tuple[str, ...], require_running: bool
 ) -> tuple[bool, str]:
     """Pure verdict over the server list MaxScale returned."""
-    listed = {str(s.get("id")): s for s in servers}
+    listed = {s.name: s for s in servers}
     if expected:
         missing = [name for name in expected if name not in listed]
         found = len(expected) - len(missing)
@@ -62,7 +62,7 @@ def evaluate_servers(
             return False, "MaxScale lists no servers"
         considered = list(listed.values())
         summary = f"{len(listed)} servers listed (no expected_servers configured)"
-    running = sum(1 for s in considered if server_is_running(s))
+    running = sum(1 for s in considered if s.running)
     if require_running and running == 0:
         return False, f"{summary} but none is Running"
     return True, f"{summary}, {running} Running"
@@ -82,7 +82,7 @@ def run_check(
     now = time.time()
     deadline = started + timeout
     try:
-        servers = client.get_servers(deadline=deadline)
+        servers = server_views(client.get_servers(deadline=deadline))
         ok, reason = evaluate_servers(servers, expected, require_running)
         if ok and peers:
             unseen = primary_unseen(client, servers, peers, deadline)
@@ -94,7 +94,7 @@ def run_check(
 
 
 def primary_unseen(
-    client: MaxScaleClient, servers: list[dict[str, Any]], peers: tuple[Any, ...], deadline: float
+    client: MaxScaleClient, servers: tuple[ServerView, ...], peers: tuple[Any, ...], deadline: float
 ) -> str | None:
     """The reason to fail the check, or None: the server this MaxScale's monitor names the primary
     is Down HERE but Running for a peer's MaxScale. Then this MaxScale is the one cut off: if it is
@@ -103,10 +103,10 @@ def primary_unseen(
 
     A primary Down for every MaxScale (a database outage) or a peer that cannot be read never fails
     the check: that would take every node out at once (see ``require_running``)."""
-    down = {str(s.get("id")) for s in servers if not server_is_running(s)}
+    down = {s.name for s in servers if not s.running}
     if not down:
         return None  # the common case: one GET, nothing more
-    named = {m for m in (monitor_master(x) for x in client.get_monitors(deadline=deadline)) if m}
+    named = {m.master for m in monitor_views(client.get_monitors(deadline=deadline)) if m.master}
     lost = sorted(named & down)
     if not lost:
         return None

@@ -233,20 +233,33 @@ def status_from_documents(
         version=str(maxscale.get("version", "")),
         commit=str(maxscale.get("commit", "")),
         activated_at=activated if isinstance(activated, str) else None,
-        monitors=tuple(
-            MonitorView(
-                str(m.get("id")),
-                str(m.get("attributes", {}).get("module", "")),
-                monitor_lock_mode(m),
-                monitor_primary(m),
-                monitor_master(m),
-                monitor_locks(m),
-            )
-            for m in monitors
-        ),
-        servers=tuple(
-            ServerView(str(s.get("id")), str(s.get("attributes", {}).get("state", ""))) for s in servers or []
-        ),
+        monitors=monitor_views(monitors),
+        servers=server_views(servers or []),
+    )
+
+
+def server_views(servers: list[dict[str, Any]]) -> tuple[ServerView, ...]:
+    """``/v1/servers``' objects as every component reads them."""
+    return tuple(ServerView(str(s.get("id")), str(_attributes(s).get("state", ""))) for s in servers)
+
+
+def _attributes(obj: dict[str, Any]) -> dict[str, Any]:
+    attrs = obj.get("attributes")
+    return attrs if isinstance(attrs, dict) else {}
+
+
+def monitor_views(monitors: list[dict[str, Any]]) -> tuple[MonitorView, ...]:
+    """``/v1/monitors``' objects as every component reads them."""
+    return tuple(
+        MonitorView(
+            str(m.get("id")),
+            str(_attributes(m).get("module", "")),
+            monitor_lock_mode(m),
+            monitor_primary(m),
+            monitor_master(m),
+            monitor_locks(m),
+        )
+        for m in monitors
     )
 
 
