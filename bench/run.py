@@ -34,6 +34,8 @@ import requests
 import yaml
 from measure import pct, rss_mib, user_install  # bench/, the scripts' own folder
 
+from mxha.maxscale import passive_patch
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 MXHA = [sys.executable, "-m", "mxha"]
@@ -351,7 +353,7 @@ def bench_remediator(requests_n: int) -> list[list[Any]]:
             emus["node2"].url + "/v1/maxscale",
             auth=("admin", "mariadb"),
             timeout=5,
-            json={"data": {"attributes": {"parameters": {"passive": False}}}},
+            json=passive_patch(False),
         ).raise_for_status()
         states["node2"].set("MASTER", True, 100)
         t0 = time.perf_counter()

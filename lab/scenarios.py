@@ -17,8 +17,10 @@ from typing import Any
 import requests
 
 from mxha.lab.lab import Lab, baseline_text, emulator_view, is_baseline
+from mxha.maxscale import passive_patch
 from mxha.model import NodeState
 from mxha.notify_record import NotifyRecord
+from mxha.remediator_model import AuditRecord, RemediatorStatus
 
 SAMPLE_PERIOD = 0.05
 LIMIT = 60.0  # generous: the targets are reported, not asserted
@@ -309,7 +311,7 @@ class Scenario:
             url,
             auth=("admin", "mariadb"),
             timeout=2,
-            json={"data": {"attributes": {"parameters": {"passive": passive}}}},
+            json=passive_patch(passive),
         ).raise_for_status()
 
     def remediator_actions(self, since_wall: float) -> list[dict[str, Any]]:
@@ -317,15 +319,10 @@ class Scenario:
         their results, so only the reconciles that ran are read."""
         actions = []
         for path in self.lab.audit_files():  # every replica's
-            for line in path.read_text().splitlines() if path.exists() else []:
-                record = json.loads(line)
-                if record.get("shared"):
+            for record in AuditRecord.read_lines(path.read_text()) if path.exists() else []:
+                if record.shared:
                     continue
-                actions += [
-                    {**a, "replica": record.get("replica")}
-                    for a in record.get("results", [])
-                    if a["time"] >= since_wall
-                ]
+                actions += [{**a, "replica": record.replica} for a in record.results if a["time"] >= since_wall]
         return sorted(actions, key=lambda a: a["time"])
 
     def wait_alerts_clear(self, timeout: float = 30.0) -> None:
@@ -754,8 +751,10 @@ class DatabaseScenario(Scenario):
             released = state.notify.locks_released_at if state.notify else None
             if released is not None:
                 left = max(left, released + RELOCK_BACKOFF - time.time())
-        status = requests.get(f"http://{self.lab.layout.monitor}:9844/status", headers=self.token(), timeout=2).json()
-        for remaining in status["clusters"]["lab"].get("relock_backoff", {}).values():
+        status = RemediatorStatus.from_json(
+            requests.get(f"http://{self.lab.layout.monitor}:9844/status", headers=self.token(), timeout=2).json()
+        )
+        for remaining in status.clusters["lab"].relock_backoff.values():
             left = max(left, float(remaining))
         return left
 
@@ -1039,9 +1038,8 @@ class CircuitBreaker(Scenario):
         deadline = time.monotonic() + LIMIT
         while time.monotonic() < deadline and opened is None:
             try:
-                if requests.get(status_url, headers=self.token(), timeout=2).json()["clusters"]["lab"]["circuit"][
-                    "open"
-                ]:
+                status = RemediatorStatus.from_json(requests.get(status_url, headers=self.token(), timeout=2).json())
+                if status.clusters["lab"].circuit.open:
                     opened = sampler.now()
             except (requests.RequestException, ValueError, KeyError):
                 pass

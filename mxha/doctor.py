@@ -38,7 +38,7 @@ from mxha.hazards import (
     state_dir_hazards,
 )
 from mxha.maxscale import MaxScaleClient, MaxScaleError
-from mxha.model import NodeState, StateFormatError, node_state_from_json
+from mxha.model import NodeState, StateFormatError
 from mxha.statedir import StateDir
 from mxha.transport import HttpJsonError, JsonHttpClient, redact_url
 
@@ -206,7 +206,7 @@ def read_state(url: str, deadline: float) -> tuple[NodeState | None, float, floa
         return None, sent, time.time(), f"/state unreadable ({exc.error_kind})"
     received = time.time()
     try:
-        return node_state_from_json(doc), sent, received, None
+        return NodeState.from_json(doc), sent, received, None
     except StateFormatError as exc:
         return None, sent, received, f"/state malformed ({str(exc)[:80]})"
 

@@ -17,9 +17,12 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mxha.maxscale import MaxScaleClient, MaxScaleError, monitor_master, server_is_running
+from mxha.maxscale import MaxScaleClient, MaxScaleError, ServerView, monitor_views, server_views
+
+if TYPE_CHECKING:
+    from mxha.config import NodeConfig
 
 EXIT_HEALTHY = 0
 EXIT_UNHEALTHY = 1
@@ -44,10 +47,10 @@ class CheckResult:
 
 
 def evaluate_servers(
-    servers: list[dict[str, Any]], expected: tuple[str, ...], require_running: bool
+    servers: tuple[ServerView, ...], expected: tuple[str, ...], require_running: bool
 ) -> tuple[bool, str]:
     """Pure verdict over the server list MaxScale returned."""
-    listed = {str(s.get("id")): s for s in servers}
+    listed = {s.name: s for s in servers}
     if expected:
         missing = [name for name in expected if name not in listed]
         found = len(expected) - len(missing)
@@ -60,7 +63,7 @@ def evaluate_servers(
             return False, "MaxScale lists no servers"
         considered = list(listed.values())
         summary = f"{len(listed)} servers listed (no expected_servers configured)"
-    running = sum(1 for s in considered if server_is_running(s))
+    running = sum(1 for s in considered if s.running)
     if require_running and running == 0:
         return False, f"{summary} but none is Running"
     return True, f"{summary}, {running} Running"
@@ -81,7 +84,7 @@ def run_check(
     deadline = started + timeout
     silent = False
     try:
-        servers = client.get_servers(deadline=deadline)
+        servers = server_views(client.get_servers(deadline=deadline))
         ok, reason = evaluate_servers(servers, expected, require_running)
         if ok and peers:
             unseen = primary_unseen(client, servers, peers, deadline)
@@ -94,7 +97,7 @@ def run_check(
 
 
 def primary_unseen(
-    client: MaxScaleClient, servers: list[dict[str, Any]], peers: tuple[Any, ...], deadline: float
+    client: MaxScaleClient, servers: tuple[ServerView, ...], peers: tuple[Any, ...], deadline: float
 ) -> str | None:
     """The reason to fail the check, or None: the server this MaxScale's monitor names the primary
     is Down HERE but Running for a peer's MaxScale. Then this MaxScale is the one cut off: if it is
@@ -103,10 +106,10 @@ def primary_unseen(
 
     A primary Down for every MaxScale (a database outage) or a peer that cannot be read never fails
     the check: that would take every node out at once (see ``require_running``)."""
-    down = {str(s.get("id")) for s in servers if not server_is_running(s)}
+    down = {s.name for s in servers if not s.running}
     if not down:
         return None  # the common case: one GET, nothing more
-    named = {m for m in (monitor_master(x) for x in client.get_monitors(deadline=deadline)) if m}
+    named = {m.master for m in monitor_views(client.get_monitors(deadline=deadline)) if m.master}
     lost = sorted(named & down)
     if not lost:
         return None
@@ -193,7 +196,7 @@ def main(config_file: str, via: str | None = None, *, follow_up: bool = False) -
     return EXIT_HEALTHY if result.success else EXIT_UNHEALTHY
 
 
-def _mark_follow_up(cfg: Any) -> str | None:
+def _mark_follow_up(cfg: NodeConfig) -> str | None:
     """Before a follow-up: may this run write in the hooks' state directory (only its owner does),
     and the marker the exporter watches (``follow_up_missing``). Returns why no follow-up happens,
     or None when it goes ahead."""
@@ -214,7 +217,7 @@ def _mark_follow_up(cfg: Any) -> str | None:
 
 
 def _follow_up(
-    cfg: Any, config_file: str, healthy: bool, client: MaxScaleClient | None = None, ends: float | None = None
+    cfg: NodeConfig, config_file: str, healthy: bool, client: MaxScaleClient | None = None, ends: float | None = None
 ) -> None:
     """The periodic, level-triggered look the notify events lack (``mxha.notify.follow_up``): with
     ``keepalived.vips`` set, a MaxScale whose mode disagrees with live state gets a recheck. Reading

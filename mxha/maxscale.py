@@ -28,6 +28,12 @@ class MaxScaleError(HttpJsonError):
     """
 
 
+def passive_patch(passive: bool) -> dict[str, Any]:
+    """The body of ``PATCH /v1/maxscale`` that sets the mode: a JSON boolean (what ``maxctrl alter
+    maxscale passive`` sends)."""
+    return {"data": {"attributes": {"parameters": {"passive": bool(passive)}}}}
+
+
 @dataclass
 class MaxScaleClient(JsonHttpClient):
     """One MaxScale's REST API. Every call has a connect and a read timeout, and may have a deadline.
@@ -61,9 +67,8 @@ class MaxScaleClient(JsonHttpClient):
         return _objects("/v1/monitors", self._get_data("/v1/monitors", deadline))
 
     def set_passive(self, passive: bool, deadline: float | None = None) -> None:
-        """PATCH /v1/maxscale with a JSON boolean (what ``maxctrl alter maxscale passive`` sends)."""
-        body = {"data": {"attributes": {"parameters": {"passive": bool(passive)}}}}
-        self.request("PATCH", "/v1/maxscale", body, expect=(200, 204), deadline=deadline)
+        """PATCH /v1/maxscale with ``passive_patch``."""
+        self.request("PATCH", "/v1/maxscale", passive_patch(passive), expect=(200, 204), deadline=deadline)
 
     def call_module_command(
         self, module: str, command: str, args: list[str], deadline: float | None = None
@@ -228,20 +233,33 @@ def status_from_documents(
         version=str(maxscale.get("version", "")),
         commit=str(maxscale.get("commit", "")),
         activated_at=activated if isinstance(activated, str) else None,
-        monitors=tuple(
-            MonitorView(
-                str(m.get("id")),
-                str(m.get("attributes", {}).get("module", "")),
-                monitor_lock_mode(m),
-                monitor_primary(m),
-                monitor_master(m),
-                monitor_locks(m),
-            )
-            for m in monitors
-        ),
-        servers=tuple(
-            ServerView(str(s.get("id")), str(s.get("attributes", {}).get("state", ""))) for s in servers or []
-        ),
+        monitors=monitor_views(monitors),
+        servers=server_views(servers or []),
+    )
+
+
+def server_views(servers: list[dict[str, Any]]) -> tuple[ServerView, ...]:
+    """``/v1/servers``' objects as every component reads them."""
+    return tuple(ServerView(str(s.get("id")), str(_attributes(s).get("state", ""))) for s in servers)
+
+
+def _attributes(obj: dict[str, Any]) -> dict[str, Any]:
+    attrs = obj.get("attributes")
+    return attrs if isinstance(attrs, dict) else {}
+
+
+def monitor_views(monitors: list[dict[str, Any]]) -> tuple[MonitorView, ...]:
+    """``/v1/monitors``' objects as every component reads them."""
+    return tuple(
+        MonitorView(
+            str(m.get("id")),
+            str(_attributes(m).get("module", "")),
+            monitor_lock_mode(m),
+            monitor_primary(m),
+            monitor_master(m),
+            monitor_locks(m),
+        )
+        for m in monitors
     )
 
 

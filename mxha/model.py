@@ -106,10 +106,6 @@ class MaxScaleView:
     servers: tuple[ServerView, ...] = ()
     monitors: tuple[MonitorView, ...] = ()
 
-    def sees_master(self) -> bool | None:
-        """Does this MaxScale mark any server Master? (None while it is not up.)"""
-        return any(s.has("Master") for s in self.servers) if self.up else None
-
 
 @dataclass(frozen=True)
 class NotifyView:
@@ -149,9 +145,6 @@ class NodeState:
     def governing_vrrp_state(self) -> str | None:
         gov = self.keepalived.governing()
         return gov.state if self.keepalived.up and gov is not None else None
-
-    def instance_state(self, name: str) -> str | None:
-        return next((i.state for i in self.keepalived.instances if i.name == name), None)
 
     # -- the wire format ----------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -334,10 +327,6 @@ def _monitor(m: Any) -> MonitorView:
     )
 
 
-def node_state_from_json(doc: Any) -> NodeState:
-    return NodeState.from_json(doc)
-
-
 __all__ = [
     "governing_instance",
     "CheckView",
@@ -349,5 +338,4 @@ __all__ = [
     "NotifyView",
     "StateFormatError",
     "VipState",
-    "node_state_from_json",
 ]

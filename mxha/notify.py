@@ -31,17 +31,20 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
+from mxha.hook_decision import RECHECK, desired_mode, follow_up_reason, skip_event
 from mxha.maxscale import MaxScaleClient, MaxScaleError, reaches_majority, read_status
 from mxha.model import governing_instance
 from mxha.notify_record import NotifyEntry, NotifyRecord
 from mxha.statedir import lock_path, open_for_update, still_there, write_problem
 
+if TYPE_CHECKING:
+    from mxha.config import NodeConfig
+
 ACTIVE_STATES = frozenset({"MASTER"})
 PASSIVE_STATES = frozenset({"BACKUP", "FAULT", "STOP", "DELETED"})
-RECHECK = "RECHECK"  # a call without TYPE NAME STATE: decide from live state alone
 POLL_SECONDS = 0.1  # how often a waiting notify looks at its peers again
 RETRY_MAX_DELAY = 0.2  # the longest pause between two attempts to set MaxScale's mode
 
@@ -184,16 +187,15 @@ def release_all_locks(
     return f"; locks {', '.join(notes)}" if notes else ""
 
 
-def peer_can_take_locks(cfg: Any, deadline: float) -> tuple[bool, str]:
-    """Is there a peer that should and can take the locks: it holds its VIP as VRRP MASTER (the
-    locks belong with the VIP; at keepalived's start both nodes are BACKUP and nobody should get
-    them), its MaxScale sees a majority of the servers Running (it can lock them), and its hook did
-    not release locks within MaxScale's no-relock back-off? Peers are read again every
+def peer_can_take_locks(cfg: NodeConfig, deadline: float) -> tuple[bool, str]:
+    """Is there a peer that can take the locks (``mxha.policy.cannot_take_locks``, the rule the
+    remediator applies to its keeper; the back-off is its own hook's last release)? Peers are read again every
     ``POLL_SECONDS`` until ``notify.peer_budget`` ends: the peer takes the VIP a moment after this
     node left it. Always yes without peers configured (nobody to ask: release, as before)."""
     if not cfg.peers:
         return True, ""
     from mxha.peers import read_peers
+    from mxha.policy import cannot_take_locks
 
     end = min(deadline, time.monotonic() + cfg.notify.peer_budget)
     while True:
@@ -204,18 +206,18 @@ def peer_can_take_locks(cfg: Any, deadline: float) -> tuple[bool, str]:
                 seen.append(f"{reading.name}: {reading.problem or 'unreadable'}")
                 continue
             servers = state.maxscale.servers
-            running = sum(1 for sv in servers if sv.running)
+            running = f"{sum(1 for sv in servers if sv.running)}/{len(servers)}"
             released = state.notify.locks_released_at if state.notify else None
-            if released is not None and time.time() - released < cfg.notify.relock_backoff:
-                # it released within MaxScale's no-relock back-off: it could not take them (two nodes
-                # handing the locks back and forth would leave nobody holding them for a minute)
-                seen.append(f"{reading.name}: released locks {time.time() - released:.0f}s ago (back-off)")
-            elif not (state.holds_governing_vip() and state.governing_vrrp_state() == "MASTER"):
-                seen.append(f"{reading.name}: does not hold the VIP")
-            elif state.maxscale.up and reaches_majority(servers):
-                return True, f"{reading.name} holds the VIP and sees {running}/{len(servers)} Running"
-            else:
-                seen.append(f"{reading.name}: sees {running}/{len(servers)} servers Running")
+            taker = replace(
+                reading.observation,
+                reaches_majority=state.maxscale.up and reaches_majority(servers),
+                # its own hook's release, within MaxScale's no-relock back-off
+                relock_backoff=released is not None and time.time() - released < cfg.notify.relock_backoff,
+            )
+            why_not = cannot_take_locks(taker)
+            if why_not is None:
+                return True, f"{reading.name} holds the VIP and sees {running} Running"
+            seen.append(f"{reading.name} {why_not} (it sees {running} Running)")
         if time.monotonic() + POLL_SECONDS >= end:
             return False, "; ".join(seen) or "no peer"
         time.sleep(POLL_SECONDS)
@@ -238,7 +240,7 @@ def live_master(vips: tuple[str, ...]) -> tuple[bool | None, str]:
     return True, f"VIP {', '.join(vips)} on this host"
 
 
-def consult_peers(cfg: Any, priority: int | None, deadline: float, newer_call: Any) -> tuple[str | None, str]:
+def consult_peers(cfg: NodeConfig, priority: int | None, deadline: float, newer_call: Any) -> tuple[str | None, str]:
     """Read the peers until the budget ends; (peer yielded to or None, the reason in one line)."""
     from mxha.peers import read_peers
     from mxha.policy import GO_ACTIVE, OK, WAIT, YIELD, NodeObservation, decide_for_hook
@@ -290,7 +292,7 @@ def _to_syslog(line: str) -> None:
     syslog.syslog(syslog.LOG_WARNING, line)
 
 
-def state_dir_problem(cfg: Any) -> str | None:
+def state_dir_problem(cfg: NodeConfig) -> str | None:
     """Why this run may not write the hooks' files (only the owner of their directory does), or None."""
     return write_problem(cfg.notify.state_file, cfg.notify.lock_file)
 
@@ -361,7 +363,7 @@ def main(config_file: str, type_: str | None, name: str | None, state: str | Non
 
 
 def unrecorded(
-    cfg: Any, t: Transition, deadline: float, why: str, *, refusal: bool = False, tickets: Tickets | None = None
+    cfg: NodeConfig, t: Transition, deadline: float, why: str, *, refusal: bool = False, tickets: Tickets | None = None
 ) -> int:
     """A call that cannot use the hooks' lock, tickets or record (``why``). Going passive is never
     blocked by our own files: a BACKUP/FAULT/STOP/DELETED transition of the governing instance is
@@ -417,7 +419,7 @@ def unrecorded(
     return 0
 
 
-def _handle(cfg: Any, t: Transition, deadline: float, tickets: Tickets | None = None) -> int:
+def _handle(cfg: NodeConfig, t: Transition, deadline: float, tickets: Tickets | None = None) -> int:
     settings = cfg.notify
     record = NotifyRecord.read(settings.state_file)
     entry = NotifyEntry(time.time(), t.type, t.name, t.state, t.priority, t.ticket)
@@ -429,20 +431,17 @@ def _handle(cfg: Any, t: Transition, deadline: float, tickets: Tickets | None = 
 
     code = 0
     quiet = False
-    if t.type == "GROUP" and not settings.group_events:
-        entry.result = "recorded; GROUP events ignored (notify.group_events: false)"
-    elif t.type == "INSTANCE" and governing is None:
-        entry.result = (
-            f"recorded; acting on none: {len(known)} VRRP instances seen ({', '.join(sorted(known))}) "
-            "and keepalived.governing_instance is not set"
-        )
-        code = 1
-    elif t.type == "INSTANCE" and t.name != governing:
-        entry.result = "recorded; not the governing instance"
-    elif t.type == RECHECK and not cfg.keepalived.vips:
-        entry.result = "nothing done: a recheck needs live state (keepalived.vips is not set)"
-    elif newer_call() or record.governing_seq > t.ticket:
-        entry.result = "superseded: a newer call decides from live state; nothing done"
+    skip = skip_event(
+        t.type,
+        t.name,
+        governing,
+        known,
+        group_events=settings.group_events,
+        has_vips=bool(cfg.keepalived.vips),
+        superseded=lambda: newer_call() or record.governing_seq > t.ticket,
+    )
+    if skip is not None:
+        entry.result, code = skip.result, skip.code
     else:
         master, source = live_master(cfg.keepalived.vips)
         if master is None and t.type == RECHECK:
@@ -459,9 +458,13 @@ def _handle(cfg: Any, t: Transition, deadline: float, tickets: Tickets | None = 
                     priority = t.priority if t.priority is not None else record.last_priority(governing)
                     yielded_to, why = consult_peers(cfg, priority, deadline, newer_call)
                     why = f"{source}; {why}"
-                # mode: locks: every MaxScale stays active; leaving MASTER only hands the locks over
-                passive = False if locks_mode else (not wants_active or yielded_to is not None)
-                release = settings.release_locks and (not wants_active if locks_mode else passive)
+                mode = desired_mode(
+                    locks_mode=locks_mode,
+                    wants_active=wants_active,
+                    yielded_to=yielded_to,
+                    release_locks=settings.release_locks,
+                )
+                passive, release = mode.passive, mode.release_locks
                 client = cfg.maxscale.client()
 
                 def hand_over() -> tuple[bool, str]:
@@ -523,7 +526,7 @@ def _locks_worth_a_look(record: NotifyRecord) -> bool:
 
 
 def follow_up(
-    cfg: Any, config_file: str, maxscale_passive: bool | None, lock_primary: Any = lambda: None
+    cfg: NodeConfig, config_file: str, maxscale_passive: bool | None, lock_primary: Any = lambda: None
 ) -> str | None:
     """Called by ``mxha check`` every interval: the periodic, level-triggered look that events lack.
 
@@ -541,18 +544,17 @@ def follow_up(
     if master is None:
         return None
     record = NotifyRecord.read(cfg.notify.state_file)
-    locks_mode = cfg.mode == "locks"  # every MaxScale active there
-    if locks_mode and maxscale_passive is True:
-        why = "MaxScale passive=true in mode: locks"
-    elif not locks_mode and master and record.yielded_to is not None and cfg.peers:
-        why = f"yielded to {record.yielded_to}: looking again"
-    elif not locks_mode and maxscale_passive is not None and maxscale_passive == master:
-        why = f"MaxScale passive={str(maxscale_passive).lower()} but the VIP is {'here' if master else 'elsewhere'}"
-    elif not master and cfg.notify.release_locks and _locks_worth_a_look(record) and lock_primary() is True:
-        # both modes: the locks belong with the VIP (passive mode with locks on: a passive holder
-        # cannot fail over, and the active MaxScale shows no primary)
-        why = "this MaxScale holds the locks but the VIP is elsewhere"
-    else:
+    why = follow_up_reason(
+        locks_mode=cfg.mode == "locks",
+        master=master,
+        maxscale_passive=maxscale_passive,
+        yielded_to=record.yielded_to,
+        has_peers=bool(cfg.peers),
+        release_locks=cfg.notify.release_locks,
+        locks_worth_a_look=_locks_worth_a_look(record),
+        holds_locks=lock_primary,
+    )
+    if why is None:
         return None
     # a notify is running: it decides, no pile-up
     probe = acquire_lock(lock_path(cfg.notify.state_file, cfg.notify.lock_file), time.monotonic())

@@ -1,10 +1,10 @@
 """What ``mxha notify`` reads of its peers before going active: each peer's ``/state`` (and, when
 configured, its MaxScale directly), side by side, all within one deadline.
 
-Standard library only (``mxha notify`` is a fresh process per event). The observation it builds is
-the policy's ``NodeObservation``, filled the way the remediator fills it: a peer's MaxScale mode
-counts only when it was read (from the peer's MaxScale, or else from the peer's exporter, which
-reads it live for every ``/state``); anything unusable leaves the mode unknown.
+Standard library only (``mxha notify`` is a fresh process per event). The observation is built by
+the remediator's builder (``mxha.node_observation``): a peer's MaxScale mode counts only when it was
+read (from the peer's MaxScale, or else from the peer's exporter, which reads it live for every
+``/state``); anything unusable leaves the mode unknown, and silence never counts as down.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import time
 from dataclasses import dataclass
 
 from mxha.config import PeerSettings
-from mxha.maxscale import MaxScaleError, read_status
-from mxha.model import NodeState, StateFormatError, node_state_from_json
+from mxha.maxscale import MaxScaleError, MaxScaleStatus, read_status
+from mxha.model import NodeState, StateFormatError
+from mxha.node_observation import observe_node, unknown
 from mxha.policy import OK, UNKNOWN, NodeObservation
 from mxha.transport import HttpJsonError, JsonHttpClient
 
@@ -43,9 +44,7 @@ class PeerReading:
 class _DirectRead:
     """The peer's MaxScale read directly (when configured)."""
 
-    passive: bool | None = None
-    config_sync: bool | None = None
-    locks: str | None = None
+    status: MaxScaleStatus | None = None
     error: str | None = None
 
 
@@ -62,45 +61,39 @@ def read_peer(peer: PeerSettings, deadline: float) -> PeerReading:
             except MaxScaleError as exc:
                 direct.error = f"its MaxScale: {exc.error_kind}"
                 return
-            direct.passive, direct.config_sync, direct.locks = status.passive, status.config_sync, status.lock_mode
+            direct.status = status
             direct.error = None if status.passive is not None else "its MaxScale: mode unknown"
 
         ms_thread = threading.Thread(target=read_ms, daemon=True)
         ms_thread.start()
-    empty = NodeObservation(peer.name, None, None, None, None, maxscale=UNKNOWN)
     timeout = max(0.01, deadline - time.monotonic())
     client = JsonHttpClient(peer.state_url, connect_timeout=timeout, read_timeout=timeout)
     try:
-        state = node_state_from_json(client.get_json(None, deadline))
+        state = NodeState.from_json(client.get_json(None, deadline))
     except HttpJsonError as exc:
-        return PeerReading(empty, f"/state unreadable ({exc.error_kind})")
+        return PeerReading(unknown(peer.name), f"/state unreadable ({exc.error_kind})")
     except StateFormatError as exc:
-        return PeerReading(empty, f"/state malformed ({str(exc)[:80]})")
-    gov = state.keepalived.governing()
-    vrrp, priority = (gov.state, gov.priority) if state.keepalived.up and gov is not None else (None, None)
+        return PeerReading(unknown(peer.name), f"/state malformed ({str(exc)[:80]})")
     ms = state.maxscale
-    problem = None
+    read: MaxScaleStatus | None = None
     if ms_thread is not None:
         ms_thread.join(max(0.0, deadline - time.monotonic()) + 0.05)
         if ms_thread.is_alive():  # still reading: nothing it found counts
-            passive, config_sync, locks, problem = None, None, None, "its MaxScale: no answer by the deadline"
+            problem: str | None = "its MaxScale: no answer by the deadline"
         else:
-            passive, config_sync, locks, problem = direct.passive, direct.config_sync, direct.locks, direct.error
+            read, problem = direct.status, direct.error
+        passive = read.passive if read is not None else None
     else:
-        passive, config_sync, locks = (ms.passive if ms.up else None), ms.config_sync, ms.locks
-        if passive is None:
-            problem = f"its MaxScale: {ms.error_kind or 'mode unknown'} (per its exporter)"
-    obs = NodeObservation(
+        passive = ms.passive if ms.up else None
+        problem = None if passive is not None else f"its MaxScale: {ms.error_kind or 'mode unknown'} (per its exporter)"
+    # silence never counts as down here: a peer that does not answer is only unknown
+    obs = observe_node(
         peer.name,
-        vrrp,
-        priority,
-        state.holds_governing_vip(),
-        state.check.success,
+        state,
+        read,
         maxscale=OK if passive is not None else UNKNOWN,
-        passive=passive,
-        locks=locks,
-        config_sync=config_sync,
-        identity_ok=state.node == peer.name,
+        exporter_view=ms_thread is None,
+        plan_facts=False,
     )
     if not obs.identity_ok:
         problem = f"ignored: its /state names {state.node!r}"
@@ -119,8 +112,4 @@ def read_peers(peers: tuple[PeerSettings, ...], deadline: float) -> list[PeerRea
         t.start()
     for t in threads:
         t.join(max(0.0, deadline - time.monotonic()) + 0.1)
-    return [
-        results.get(p.name)
-        or PeerReading(NodeObservation(p.name, None, None, None, None, maxscale=UNKNOWN), "no answer by the deadline")
-        for p in peers
-    ]
+    return [results.get(p.name) or PeerReading(unknown(p.name), "no answer by the deadline") for p in peers]

@@ -146,13 +146,31 @@ def mode_contradictions(nodes: list[NodeObservation], mode: str) -> list[str]:
     return out
 
 
+def cannot_take_locks(n: NodeObservation) -> str | None:
+    """THE rule for whether a node could take the cooperative locks if they were released now
+    (None: it could; else why not, as a predicate of the node). Asked by the remediator of its
+    keeper and by ``mxha notify`` of its peers before it releases the locks.
+
+    It must hold its VIP as VRRP MASTER (the locks belong with the VIP: at keepalived's start both
+    nodes are BACKUP and nobody should get them), its MaxScale must see a majority of the servers
+    Running (it could lock them), and it must not be inside MaxScale's no-relock back-off after a
+    release (nobody would hold the locks for up to a minute, or two nodes would hand them back and
+    forth)."""
+    if not (n.holds_vip is True and n.vrrp_state == "MASTER"):
+        return "does not hold the VIP as VRRP MASTER"
+    if n.reaches_majority is not True:
+        return "does not see a majority of the servers Running"
+    if n.relock_backoff:
+        return "is inside its no-relock back-off"
+    return None
+
+
 def lock_handover(keep: NodeObservation, others: list[NodeObservation]) -> tuple[str | None, str]:
     """Should the locks move to the keeper? (the node to release on, or None; why, in one line)
 
     Only when the keeper's MaxScale uses locks and is known not to hold them, ONE other node is
-    known to hold them, the keeper sees a majority of the servers Running (it could lock them) and
-    is not inside its no-relock back-off (else nobody would hold them for up to a minute). Never on
-    the keeper itself."""
+    known to hold them, and the keeper could take them (``cannot_take_locks``). Never on the keeper
+    itself."""
     if keep.locks in (None, "none") or keep.lock_primary is True:
         return None, ""
     holders = sorted(n.name for n in others if n.lock_primary is True)
@@ -162,10 +180,9 @@ def lock_handover(keep: NodeObservation, others: list[NodeObservation]) -> tuple
         return None, "nobody holds the locks: MaxScale takes free locks by itself"
     if len(holders) > 1:
         return None, f"{', '.join(holders)} all claim the locks: not choosing"
-    if keep.reaches_majority is not True:
-        return None, f"not releasing {holders[0]}'s locks: {keep.name} does not see a majority of the servers Running"
-    if keep.relock_backoff:
-        return None, f"not releasing {holders[0]}'s locks: {keep.name} is inside its no-relock back-off"
+    why_not = cannot_take_locks(keep)
+    if why_not is not None:
+        return None, f"not releasing {holders[0]}'s locks: {keep.name} {why_not}"
     return holders[0], f"{holders[0]} holds the locks, {keep.name} holds the VIP"
 
 

@@ -166,7 +166,7 @@ def webhook() -> Response:
 def status() -> Response:
     if not _authorized():
         return _error(401, "missing or wrong credentials")
-    return jsonify(_reconciler().status())
+    return jsonify(_reconciler().status().to_json())
 
 
 @api.get("/guardrails")
@@ -182,7 +182,7 @@ def guardrails() -> Response:
         if cluster not in _config().clusters:
             return _error(400, "observe: not a configured cluster")
         rec.observe(cluster, time.monotonic() + _config().policy.state_timeout)
-    return jsonify(rec.guardrails())
+    return jsonify(rec.guardrails().to_json())
 
 
 @api.get("/metrics")

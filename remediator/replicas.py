@@ -34,6 +34,7 @@ from urllib.parse import quote
 
 import pymysql
 
+from mxha.remediator_model import DocumentFormatError, Guardrails
 from mxha.transport import HttpJsonError, JsonHttpClient
 
 if TYPE_CHECKING:
@@ -210,7 +211,7 @@ class PeerFacts:
 class _PeerView:
     ok: bool = False
     error: str | None = None
-    doc: dict[str, Any] = field(default_factory=dict)  # the last document read
+    doc: Guardrails | None = None  # the last document read
     read_at: float | None = None
 
 
@@ -357,12 +358,12 @@ class Coordinator:
         def read(url: str) -> None:
             view = self.peer_views[url]
             try:
-                doc = self.peer_clients[url].get_json(path, deadline)
-                if not isinstance(doc, dict) or not isinstance(doc.get("clusters"), dict):
-                    raise HttpJsonError("not a /guardrails document", kind="format")
+                doc = Guardrails.from_json(self.peer_clients[url].get_json(path, deadline))
                 view.ok, view.error, view.doc, view.read_at = True, None, doc, time.time()
             except HttpJsonError as exc:
                 view.ok, view.error = False, str(exc)[:200]
+            except DocumentFormatError as exc:
+                view.ok, view.error = False, str(HttpJsonError(str(exc), kind="format"))[:200]
 
         list(self.pool.map(read, list(self.peer_views)))
         facts = PeerFacts()
@@ -370,31 +371,20 @@ class Coordinator:
             if not view.ok:
                 age = "never read" if view.read_at is None else f"last read {time.time() - view.read_at:.0f}s ago"
                 facts.notes.append(f"peer replica {url} unreadable ({view.error}); its actions as {age}")
-            entry = view.doc.get("clusters", {}).get(cluster) if view.doc else None
-            if not isinstance(entry, dict):
+            entry = view.doc.clusters.get(cluster) if view.doc else None
+            if entry is None:
                 continue
-            replica = str(view.doc.get("replica") or url)
-            for a in entry.get("actions", []):
-                if isinstance(a, dict) and isinstance(a.get("at"), (int, float)) and isinstance(a.get("node"), str):
-                    facts.actions.append((a["node"], float(a["at"])))
-            until = entry.get("circuit_open_until")
-            if isinstance(until, (int, float)):
-                facts.circuit_open_until = max(facts.circuit_open_until, float(until))
-            for w in entry.get("unsettled", []):
-                if (
-                    isinstance(w, dict)
-                    and w.get("action") == "promote"
-                    and isinstance(w.get("node"), str)
-                    and isinstance(w.get("until"), (int, float))
-                    and float(w["until"]) > facts.unsettled_promotions.get(w["node"], (float("-inf"), ""))[0]
-                ):
-                    facts.unsettled_promotions[w["node"]] = (float(w["until"]), replica)
-            answered = entry.get("answered")
-            if view.ok and isinstance(answered, dict):  # only what a peer says NOW about reachability
-                for node, at in answered.items():
-                    if isinstance(node, str) and isinstance(at, (int, float)):
-                        if at > facts.answered.get(node, (float("-inf"), ""))[0]:
-                            facts.answered[node] = (float(at), replica)
+            replica = view.doc.replica or url if view.doc else url
+            facts.actions += [(a.node, a.at) for a in entry.actions]
+            if entry.circuit_open_until is not None:
+                facts.circuit_open_until = max(facts.circuit_open_until, entry.circuit_open_until)
+            for w in entry.unsettled:
+                if w.action == "promote" and w.until > facts.unsettled_promotions.get(w.node, (float("-inf"), ""))[0]:
+                    facts.unsettled_promotions[w.node] = (w.until, replica)
+            if view.ok:  # only what a peer says NOW about reachability
+                for node, at in entry.answered.items():
+                    if at > facts.answered.get(node, (float("-inf"), ""))[0]:
+                        facts.answered[node] = (at, replica)
         return facts
 
     def close(self) -> None:

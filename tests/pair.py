@@ -126,7 +126,8 @@ class Pair:
         return doc
 
     def vrrp(self, name: str, instance: str = "VI_1") -> str | None:
-        return NodeState.from_json(self.state(name)).instance_state(instance)
+        instances = NodeState.from_json(self.state(name)).keepalived.instances
+        return next((i.state for i in instances if i.name == instance), None)
 
     def metrics(self, name: str) -> str:
         return requests.get(self.exporter_url(name) + "/metrics", timeout=5).text

@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 from conftest import control
 from helpers import StateServer, write_node_config
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
+from reaching import SAFETY, must_reach, reached
 
 from mxha.lab.emulator import Emulator
 from mxha.lab.node import installed_mxha
@@ -79,7 +80,7 @@ ME = obs("me", 100, passive=True)
 
 peer_obs = st.builds(
     obs,
-    st.sampled_from(["p1", "p2", "p3"]),
+    st.sampled_from(["p2", "p3"]),  # p1 is the situation's peer
     st.one_of(st.none(), st.integers(1, 254)),
     vrrp=st.sampled_from(["MASTER", "BACKUP", "FAULT", None]),
     vip=st.booleans(),
@@ -88,12 +89,41 @@ peer_obs = st.builds(
     passive=st.one_of(st.none(), st.booleans()),
     identity=st.booleans(),
 )
+# the peers a notify meets, as situations: a better keeper already active (it came back first), a
+# better one still passive (both became MASTER at once), a worse or equal one still active, one that
+# cannot be read usefully, one whose /state names another node; plus any peer at all
+PEER_SITUATIONS = {
+    "better keeper, active": obs("p1", 150),
+    "better keeper, passive": obs("p1", 150, passive=True),
+    "worse peer, active": obs("p1", 50, vrrp="BACKUP", vip=False),
+    "tied peer, active": obs("p1", 100),
+    "unreadable peer": obs("p1", 150, ms="no_answer"),
+    "stranger": obs("p1", 150, identity=False),
+}
 
 
-@given(st.lists(peer_obs, max_size=3, unique_by=lambda o: o.name))
+# the yield is the case to reach: the better active keeper weighs three times
+PEER_KIND = st.sampled_from([*PEER_SITUATIONS, "better keeper, active", "better keeper, active", "arbitrary"])
+OTHER_PEERS = st.lists(peer_obs, max_size=2, unique_by=lambda o: o.name)
+
+
+@st.composite
+def peer_sets(draw: st.DrawFn) -> list[NodeObservation]:
+    kind = draw(PEER_KIND)
+    event(f"situation: {kind}")
+    others = draw(OTHER_PEERS)
+    if kind == "arbitrary":
+        return others
+    return [PEER_SITUATIONS[kind], *others]
+
+
+@must_reach()
+@SAFETY
+@given(peer_sets())
 def test_yields_only_to_a_verified_better_active_keeper(peers: list[NodeObservation]) -> None:
     d = decide_for_hook(ME, peers)
-    if d.action == YIELD:
+    event(f"decision: {d.action}")
+    if reached(d.action == YIELD, "a yield"):
         p = next(p for p in peers if p.name == d.peer)
         assert p.identity_ok and p.maxscale == OK and p.passive is False
         assert p.vrrp_state == "MASTER" and p.holds_vip and p.check_ok

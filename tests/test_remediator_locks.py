@@ -145,8 +145,9 @@ def test_locks_follow_the_vip_holder_by_release_on_the_other_node(locks: LockClu
     # nothing left to do: the next delivery says ok and acts on nothing
     again = result_of(post(client))
     assert again["verdict"] == "ok" and again["actions"] == [], again
-    status = locks.reconciler.status()["clusters"]["mx-prod"] if locks.reconciler else {}
-    assert status["mode"] == "locks" and "node2" in status["relock_backoff"]
+    assert locks.reconciler is not None
+    status = locks.reconciler.status().clusters["mx-prod"]
+    assert status.mode == "locks" and "node2" in status.relock_backoff
     audit = [json.loads(line) for line in locks.audit.read_text().splitlines()]
     assert any(r["results"] and r["results"][0]["action"] == "release_locks" for r in audit)
 
@@ -303,7 +304,7 @@ def test_demoting_the_lock_holder_hands_its_locks_to_the_keeper(mixed: LockClust
     result = result_of(post(mixed.client()))
     assert [(a["node"], a["action"], a["result"]) for a in result["actions"]] == [("node2", "demote", "success")]
     wait_for(lambda: mixed.holder() == "node1", 20 * TICK, "node1 takes the locks node2 released")
-    recent = mixed.reconciler.status()["clusters"]["mx-prod"]["recent_actions"] if mixed.reconciler else []
+    recent = mixed.reconciler.status().clusters["mx-prod"].recent_actions if mixed.reconciler else []
     assert [(a["node"], a["action"], a["result"]) for a in recent][-2:] == [
         ("node2", "demote", "success"),
         ("node2", "release_locks", "success"),
