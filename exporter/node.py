@@ -93,14 +93,6 @@ class MaxScaleReading:
         return self.lock_mode if self.up else None
 
 
-@dataclass(frozen=True)
-class VipReading:
-    address: str
-    vrrp_instance: str
-    governing: bool
-    present: bool
-
-
 class NotifyStateCache:
     """The notify record, parsed again only when its bytes changed: reading a few KiB is cheap,
     parsing and rebuilding the view once per scrape was not. Comparing bytes, not stat fields,
@@ -147,7 +139,7 @@ class Snapshot:
     keepalived_read_at: float | None
     keepalived_duration: float
     governing_instance: str | None
-    vips: tuple[VipReading, ...]
+    vips: tuple[NodeVip, ...]
     vip_error: str | None
     check: CheckResult | None
     check_max_age: float
@@ -196,7 +188,7 @@ class Snapshot:
                 error=self.keepalived_error,
                 instances=tuple(instances),
             ),
-            vips=tuple(NodeVip(v.address, v.vrrp_instance, v.governing, v.present) for v in self.vips),
+            vips=self.vips,
             vip_error=self.vip_error,
             check=check,
             maxscale=MaxScaleView(
@@ -448,7 +440,7 @@ class NodeReader:
 
     def _vips(
         self, state: KeepalivedState | None, governing: str | None, local: set[str] | None
-    ) -> tuple[VipReading, ...]:
+    ) -> tuple[NodeVip, ...]:
         """The VIPs keepalived declares (remembered across a failed read: the list is config, the
         presence is asked of the kernel every time) plus the configured ones."""
         if state is not None:
@@ -459,4 +451,4 @@ class NodeReader:
         for address in self.cfg.keepalived.vips:
             if not any(a == address for _, a in wanted):
                 wanted[(governing or self.cfg.keepalived.governing_instance or "", address)] = True
-        return tuple(VipReading(addr, inst, gov, addr in local) for (inst, addr), gov in sorted(wanted.items()))
+        return tuple(NodeVip(addr, inst, gov, addr in local) for (inst, addr), gov in sorted(wanted.items()))

@@ -13,12 +13,13 @@ from typing import Any
 
 from mxha.hazards import SEVERITIES, Hazard
 from mxha.maxscale import MonitorView, ServerLock, ServerView
+from mxha.transport import ERROR_KINDS as TRANSPORT_ERROR_KINDS
 
 # How a pair keeps one MaxScale in charge: `passive` on all but one, or cooperative monitoring locks.
 MODES = ("passive", "locks")
 
 # why a MaxScale is not up (mxha.transport.ERROR_KINDS); "unknown" from an exporter too old to say
-ERROR_KINDS = ("no_answer", "auth", "http", "document", "tls", "unknown")
+ERROR_KINDS = (*TRANSPORT_ERROR_KINDS, "unknown")
 
 
 def governing_instance(configured: str | None, instances: set[str] | frozenset[str]) -> str | None:

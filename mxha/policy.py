@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mxha.transport import NO_ANSWER as NO_ANSWER  # the transport's word, the policy's too
+
 # What the caller learnt of a node's MaxScale: its mode was read ("ok"), nothing answered
 # ("no_answer": the only state that may ever count toward down), or it answered with something
 # unusable, or could not be asked ("unknown": mode unknown, blocks every promotion).
 OK = "ok"
-NO_ANSWER = "no_answer"
 UNKNOWN = "unknown"
 
 REFUSAL_REASONS = ("node_identity", "config_sync", "priority_tie", "mode")

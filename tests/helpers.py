@@ -150,9 +150,9 @@ class StateServer:
         import time
 
         from mxha.exporter.keepalived import KeepalivedState, Vip, VrrpInstance
-        from mxha.exporter.node import MaxScaleReading, Snapshot, VipReading
+        from mxha.exporter.node import MaxScaleReading, Snapshot
         from mxha.healthcheck import CheckResult
-        from mxha.model import NotifyView
+        from mxha.model import NodeVip, NotifyView
 
         vip = "198.51.100.100"
         inst = VrrpInstance("VI_1", 51, "eth0", self.vrrp, self.priority, self.priority, time.time() - 5, (Vip(vip),))
@@ -173,7 +173,7 @@ class StateServer:
             keepalived_read_at=time.time(),
             keepalived_duration=0.001,
             governing_instance="VI_1",
-            vips=(VipReading(vip, "VI_1", True, self.holds_vip),),
+            vips=(NodeVip(vip, "VI_1", True, self.holds_vip),),
             vip_error=None,
             check=CheckResult(self.check_ok, "2/2 expected servers listed", time.time(), 0.003),
             check_max_age=6,

@@ -17,10 +17,10 @@ from helpers import write_node_config
 from test_hooks import notify, state_of
 
 from mxha.exporter.keepalived import KeepalivedState, Vip, VrrpInstance
-from mxha.exporter.node import MaxScaleReading, Snapshot, VipReading
+from mxha.exporter.node import MaxScaleReading, Snapshot
 from mxha.hazards import Hazard
 from mxha.healthcheck import CheckResult
-from mxha.model import NodeState, NotifyView, StateFormatError, governing_instance
+from mxha.model import NodeState, NodeVip, NotifyView, StateFormatError, governing_instance
 from mxha.notify_record import NotifyEntry, NotifyRecord
 
 T = 1795649168.0
@@ -59,8 +59,8 @@ def fixed_snapshot(**changes: Any) -> Snapshot:
         keepalived_duration=0.001,
         governing_instance="VI_1",
         vips=(
-            VipReading("198.51.100.100", "VI_1", True, True),
-            VipReading("198.51.100.101", "VI_2", False, False),
+            NodeVip("198.51.100.100", "VI_1", True, True),
+            NodeVip("198.51.100.101", "VI_2", False, False),
         ),
         vip_error=None,
         check=CheckResult(True, "2/2 expected servers listed, 2 Running", T - 0.2, 0.004),
