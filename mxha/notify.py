@@ -376,17 +376,22 @@ def unrecorded(
         _to_syslog(f"{t.type} {t.name} {t.state}: {why}")
     prio = f" {t.priority}" if t.priority is not None else ""
     head = f"{t.type} {t.name} {t.state}{prio}"
-    known = NotifyRecord.read(cfg.notify.state_file).known_instances() | ({t.name} if t.type == "INSTANCE" else set())
-    governing = governing_instance(cfg.keepalived.governing_instance, frozenset(known))
     if t.type == RECHECK or not t.wants_passive:
         log_line(log_file, f"{head}: nothing done: {why} (without it only going passive is applied)")
         return EXIT_CONFIG if refusal else 1
-    if (t.type == "GROUP" and not cfg.notify.group_events) or (t.type == "INSTANCE" and t.name != governing):
-        log_line(log_file, f"{head}: not the governing instance, nothing to do; not recorded: {why}")
-        return 0
-    if tickets is not None and t.ticket and tickets.latest() > t.ticket:
-        log_line(log_file, f"{head}: superseded: a newer call decides from live state; nothing done")
-        return 0
+    known = NotifyRecord.read(cfg.notify.state_file).known_instances() | ({t.name} if t.type == "INSTANCE" else set())
+    skip = skip_event(  # the same table as a recorded call: which events act at all
+        t.type,
+        t.name,
+        governing_instance(cfg.keepalived.governing_instance, frozenset(known)),
+        known,
+        group_events=cfg.notify.group_events,
+        has_vips=bool(cfg.keepalived.vips),
+        superseded=lambda: tickets is not None and t.ticket > 0 and tickets.latest() > t.ticket,
+    )
+    if skip is not None:
+        log_line(log_file, f"{head}: {skip.result.removeprefix('recorded; ')}; not recorded: {why}")
+        return skip.code
     master, source = live_master(cfg.keepalived.vips)
     if master:
         log_line(log_file, f"{head}: {source}: live state says active, left as is; not recorded: {why}")
