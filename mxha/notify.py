@@ -505,15 +505,17 @@ def _handle(cfg: NodeConfig, t: Transition, deadline: float, tickets: Tickets | 
                 record.governing_seq = t.ticket
                 record.desired_passive = passive
                 record.yielded_to = yielded_to
-                if t.type != RECHECK:
-                    record.governing_instance = t.name
-                    record.governing_state = t.state
     record.node = cfg.node
     record.updated_at = time.time()
     if quiet:  # a recheck that changed nothing: not a history line every check interval
         record.rechecked_at = entry.time
     else:
         record.add(entry)
+    if t.type != RECHECK and (entry.acted or (t.type == "INSTANCE" and t.name == governing)):
+        # keepalived's newest word on the governing instance, also when a recheck that read the
+        # same live state got there first (the event is then skipped as superseded)
+        record.governing_instance = t.name
+        record.governing_state = record.instances[f"{t.type} {t.name}"]["state"]
     record.write(settings.state_file)
     if not quiet:
         prio = f" {t.priority}" if t.priority is not None else ""

@@ -236,6 +236,31 @@ def test_older_transition_never_overwrites_newer(emulator: Emulator, tmp_path: P
     assert state_of(cfg)["history"][-1]["result"] == "superseded: a newer call decides from live state; nothing done"
 
 
+def test_event_a_recheck_got_ahead_of_still_names_the_governing_state(emulator: Emulator, tmp_path: Path) -> None:
+    # keepalived's MASTER call waits on the lock while the check's recheck (a newer ticket) applies
+    # the same live state: the call is skipped as superseded, and the record still says MASTER
+    cfg = write_node_config(tmp_path / "n.yml", emulator.url)
+    assert notify(cfg, "INSTANCE", "VI_1", "BACKUP").returncode == 0
+    from mxha.config import load_node_config
+    from mxha.notify import Transition, _handle
+    from mxha.notify_record import NotifyRecord
+
+    path = load_node_config(str(cfg)).notify.state_file
+    record = NotifyRecord.read(path)
+    master_ticket = record.governing_seq + 5
+    record.governing_seq += 10  # the recheck that got ahead
+    record.write(path)
+    event = Transition("INSTANCE", "VI_1", "MASTER", 150, master_ticket)
+    assert _handle(load_node_config(str(cfg)), event, time.monotonic() + 2) == 0
+    doc = state_of(cfg)
+    assert doc["history"][-1]["result"].startswith("superseded")
+    assert doc["governing_state"] == "MASTER"
+    # and an older event than the newest one seen never takes it back
+    stale = Transition("INSTANCE", "VI_1", "BACKUP", 100, master_ticket - 1)
+    assert _handle(load_node_config(str(cfg)), stale, time.monotonic() + 2) == 0
+    assert state_of(cfg)["governing_state"] == "MASTER"
+
+
 def test_hooks_in_keepalived_conf_run_as_keepalived_runs_them(emulator: Emulator, tmp_path: Path) -> None:
     """keepalived resolves a script's path (realpath) and runs it from "/": the hook line the lab
     and the tests write must work that way, which `<venv>/bin/python -m mxha` does not (the venv's
