@@ -3,7 +3,7 @@
 #   docker build -t maxscale-ha .     (podman: podman build --format docker, which keeps the health check)
 #   docker run --network host -v /etc/mxha:/etc/mxha:ro ... maxscale-ha exporter --config.file /etc/mxha/node.yml
 #   docker run -p 9844:9844 -e MXHA_HEALTH_PORT=9844 -v /etc/mxha:/etc/mxha:ro maxscale-ha remediator ...
-# See the README's "Container" paragraph (Install on real hosts) for the exporter's mounts and capabilities.
+# See docs/container.md for the exporter's mounts and capabilities.
 
 # Any Debian-like image with python3 (3.11 or later) and its venv module: the official slim image
 # by default; tests/test_image.py passes one it builds from Debian packages (no registry there).

@@ -13,7 +13,7 @@ from mxha.exporter.keepalived import STATES
 from mxha.exporter.node import Snapshot
 from mxha.maxscale import SERVER_STATE_FLAGS
 
-# name -> help; the README's metrics table is tested against this.
+# name -> help; docs/exporter.md's metrics table is tested against this (tests/test_docs.py).
 METRICS: dict[str, str] = {
     "mxha_keepalived_up": "1 if keepalived's state was read this scrape, else 0.",
     "mxha_vrrp_state": "1 for the VRRP instance's current state, 0 for each other state.",

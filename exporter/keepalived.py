@@ -502,7 +502,7 @@ class SignalDumpReader:
                         return parse(fh.read())
                 except PermissionError as exc:
                     raise KeepalivedReadError(
-                        f"cannot read {path}: permission denied (keepalived writes 0600; see README: --umask)"
+                        f"cannot read {path}: permission denied (keepalived writes 0600; see docs/exporter.md: --umask)"
                     ) from exc
                 except (OSError, DumpParseError) as exc:
                     last_error = str(exc)

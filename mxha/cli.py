@@ -32,7 +32,7 @@ def _config_flag(p: argparse.ArgumentParser, what: str) -> None:
         dest="config_file",
         required=True,
         metavar="FILE",
-        help=f"YAML {what} config (see README 'Configuration')",
+        help=f"YAML {what} config (see docs/configuration.md)",
     )
 
 

@@ -91,7 +91,7 @@ MARIADB_COOP = "MariaDB: MariaDB Monitor, Cooperative Monitoring"
 RUNBOOK = "alerts/runbooks.md#maxscalesetuphazard"
 
 CATALOGUE: dict[str, HazardInfo] = {
-    "notify_unordered": HazardInfo("list the governing instance's VIPs under keepalived.vips", "this project (README)"),
+    "notify_unordered": HazardInfo("list the governing instance's VIPs under keepalived.vips", "this project"),
     "follow_up_missing": HazardInfo(
         "add --follow-up to keepalived's vrrp_script line (run as the state directory's owner)", "this project"
     ),

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -187,7 +187,10 @@ REMEDIATOR_DOC = {
     "allow_no_auth": True,
     "replicas": {"lock": {"servers": ["127.0.0.1:1"], "user": "u", "password": "p"}},
     "clusters": {
-        "c": {"lock_servers": ["127.0.0.1:2"], "nodes": [{"name": "a", "state_url": f"{URL}/state", "maxscale": {"url": URL}}]}
+        "c": {
+            "lock_servers": ["127.0.0.1:2"],
+            "nodes": [{"name": "a", "state_url": f"{URL}/state", "maxscale": {"url": URL}}],
+        }
     },
 }
 
@@ -204,7 +207,10 @@ def documented_keys(heading: str) -> set[str]:
 
 @pytest.mark.parametrize(
     "heading,parse,doc",
-    [("## Node config", parse_node_config, NODE_DOC), ("## Remediator config", parse_remediator_config, REMEDIATOR_DOC)],
+    [
+        ("## Node config", parse_node_config, NODE_DOC),
+        ("## Remediator config", parse_remediator_config, REMEDIATOR_DOC),
+    ],
 )
 def test_configuration_reference_is_the_loader(
     heading: str, parse: Any, doc: dict[str, Any], monkeypatch: pytest.MonkeyPatch
@@ -227,12 +233,18 @@ def test_the_key_recorder_sees_what_the_loader_refuses(monkeypatch: pytest.Monke
 
 
 def doc_files() -> list[Path]:
-    return [REPO / "README.md", *sorted(DOCS.glob("*.md"))]
+    """The README, docs/, and the pages next to what they describe."""
+    return [
+        REPO / "README.md",
+        *sorted(DOCS.glob("*.md")),
+        REPO / "alerts/runbooks.md",
+        REPO / "examples/keepalived/README.md",
+    ]
 
 
 def slug(heading: str) -> str:
     """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as dashes."""
-    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    text = re.sub(r"[`*]", "", heading.strip().lower())
     return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
 
 
