@@ -10,6 +10,7 @@ down.
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +18,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import REPO
+from conftest import REPO, requires_program
 from prometheus_client.metrics import MetricWrapperBase
 
 from mxha import config as node_config
@@ -290,3 +291,39 @@ def test_docs_hold_no_dated_runs() -> None:
     for path in doc_files():
         dated = re.findall(r"\b20\d\d-\d\d-\d\d\b(?!T)", path.read_text())  # not a payload's timestamp
         assert dated == [], f"{path.name}: {dated}"
+
+
+# --- the README's first hour ---------------------------------------------------------------------
+
+
+def first_hour_block(lang: str) -> str:
+    """The first ``lang`` code block of the README's "First hour" procedure, unindented."""
+    text = section_of((REPO / "README.md").read_text(), "## First hour on real hosts")
+    m = re.search(rf"^ *```{lang}\n(.*?)^ *```", text, re.M | re.S)
+    assert m, f"no {lang} block in the first hour"
+    return "\n".join(line[3:] for line in m.group(1).splitlines())
+
+
+def test_first_hour_keepalived_lines_are_the_examples() -> None:
+    """The keepalived lines the README shows are the example config's, line for line (so the
+    README cannot drift from what tests/test_shipping.py runs through keepalived --config-test)."""
+    example = {
+        line.split("#", 1)[0].strip()
+        for line in (REPO / "examples/keepalived/keepalived-primary.conf").read_text().splitlines()
+    }
+    shown = [line.strip() for line in first_hour_block("text").splitlines() if line.strip() != "..."]
+    assert "enable_script_security" in shown and any("--follow-up" in line for line in shown)
+    assert [line for line in shown if line not in example] == []
+
+
+@requires_program("promtool")
+def test_first_hour_prometheus_config_is_valid(tmp_path: Path) -> None:
+    config = first_hour_block("yaml").replace(
+        "/etc/prometheus/rules/mxha-rules.yml", str(REPO / "alerts/mxha-rules.yml")
+    )
+    (tmp_path / "prometheus.yml").write_text(config)
+    proc = subprocess.run(
+        ["promtool", "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 rule files found" in proc.stdout
