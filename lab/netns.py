@@ -295,8 +295,12 @@ class Harness:
 
     # -- teardown -------------------------------------------------------------------------
     def teardown(self) -> None:
-        for entry in reversed(self.record.get("processes", [])):
+        entries = list(reversed(self.record.get("processes", [])))
+        # clustered Alertmanagers leave their gossip one at a time: one stopping while its peer stops
+        # too waits out the leave timeout; the rest stop side by side, each in its own time
+        for entry in [e for e in entries if e["label"].startswith("alertmanager")]:
             _kill_group(entry["pid"], signal.SIGTERM, 5.0)
+        _kill_groups([e["pid"] for e in entries if not e["label"].startswith("alertmanager")], signal.SIGTERM, 5.0)
         self.record["processes"] = []
         for host_if in self.record.get("host_links", []):
             run("ip", "link", "del", host_if, check=False)
@@ -323,7 +327,14 @@ def _alive(pid: int) -> bool:
         done, _ = os.waitpid(pid, os.WNOHANG)
         return done == 0
     except ChildProcessError:
-        return True
+        pass
+    # not our child (`mxha lab down` runs in another process than `lab up`): a zombie whose parent
+    # does not reap it (a container's pid 1 that is no init) has exited all the same
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[:1] not in (["Z"], ["X"])
 
 
 def _signal_both(pid: int, sig: int) -> None:
@@ -347,6 +358,19 @@ def _kill_group(pid: int, sig: int, timeout: float) -> None:
             os.waitpid(pid, 0)
         except ChildProcessError:
             pass
+
+
+def _kill_groups(pids: list[int], sig: int, timeout: float) -> None:
+    """``_kill_group`` for many at once: each stops in its own time (keepalived takes about a second
+    to send its last adverts), all within one ``timeout``."""
+    for pid in pids:
+        _signal_both(pid, sig)
+    deadline = time.monotonic() + timeout
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in pids:
+        if _alive(pid):
+            _kill_group(pid, signal.SIGKILL, 0)
 
 
 def _kill_namespace_leftovers(namespace: str) -> None:

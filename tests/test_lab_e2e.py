@@ -32,6 +32,16 @@ def mxha(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "mxha", *args], capture_output=True, text=True, timeout=timeout)
 
 
+def exited(pid: int) -> bool:
+    """Gone, or a zombie: it has exited and waits for its parent (``lab up`` started it and has exited
+    itself, so it is init's, which reaps in its own time)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X")
+
+
 @pytest.fixture(scope="module", params=DEMO_LABS, ids=[f"{m}-{n}nodes-{r}replicas" for m, n, r in DEMO_LABS])
 def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
     mode, count, replicas = request.param
@@ -48,7 +58,7 @@ def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
         assert not LAB_DIR.exists()
         assert not any(ns.startswith("mxha-") for ns in run("ip", "netns", "list").stdout.split())
         assert "mxha-h" not in run("ip", "-br", "link").stdout
-        assert all(not Path(f"/proc/{pid}").exists() for pid in pids + [p["pid"] for p in record["processes"]])
+        assert all(exited(pid) for pid in pids + [p["pid"] for p in record["processes"]])
         assert mxha("lab", "status", "--dir", str(LAB_DIR)).returncode == 1
 
 
