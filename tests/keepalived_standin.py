@@ -55,7 +55,9 @@ signal.signal(json_signum, lambda *_: write("keepalived.json"))
 signal.signal(signal.SIGUSR1, lambda *_: write("keepalived.data"))
 signal.signal(signal.SIGUSR2, lambda *_: write("keepalived.stats"))
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-with open(os.path.join(workdir, "keepalived.pid"), "w") as fh:
+# whole or not at all: a test starts reading once the file exists
+with open(os.path.join(workdir, "keepalived.pid.tmp"), "w") as fh:
     fh.write(f"{os.getpid()}\n")
+os.replace(os.path.join(workdir, "keepalived.pid.tmp"), os.path.join(workdir, "keepalived.pid"))
 while True:
     time.sleep(3600)
