@@ -70,11 +70,12 @@ def test_check_hang_ends_within_timeout(emulator: Emulator, tmp_path: Path) -> N
         tmp_path / "n.yml",
         emulator.url,
         check={"expected_servers": ["server1"], "timeout": 0.5},
-        maxscale={"read_timeout": 5},
+        maxscale={"read_timeout": 30},
     )
     code, line, elapsed = check(cfg)
     assert code == 1 and "no answer within" in line
-    assert elapsed < 3.0  # python start-up + 0.5 s timeout, far below the 5 s read timeout
+    # the check's 0.5 s ends it, not the 30 s read timeout (the margin is for a loaded machine)
+    assert elapsed < 15
 
 
 def test_check_connection_refused(tmp_path: Path) -> None:
