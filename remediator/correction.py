@@ -13,8 +13,8 @@ from mxha.policy import Action, NodeObservation, Plan
 from mxha.remediator.config import RemediatorConfig
 from mxha.remediator.drivers import Driver, DriverError
 from mxha.remediator.metrics import Metrics
-from mxha.remediator.observation import NodeReading
 from mxha.remediator.runtime import ClusterRuntime, ReconcileResult, UnsettledWrite
+from mxha.remediator_model import NodeReading
 
 log = logging.getLogger("mxha.remediator")
 

@@ -41,12 +41,12 @@ from mxha.remediator.guards import (
     needs_lease,
 )
 from mxha.remediator.metrics import Metrics
-from mxha.remediator.observation import NodeReading, Observation
+from mxha.remediator.observation import Observation
 from mxha.remediator.rechecks import RecheckQueue
 from mxha.remediator.replicas import Coordinator, LeaseLost, Refusal
 from mxha.remediator.runtime import UNDECIDED, ClusterRuntime, DecisionRecord, ReconcileResult
 from mxha.remediator.views import Views
-from mxha.remediator_model import AuditRecord
+from mxha.remediator_model import AuditRecord, NodeReading
 from mxha.transport import JsonHttpClient
 
 log = logging.getLogger("mxha.remediator")
@@ -243,7 +243,7 @@ class Reconciler(Observation, Correction, Views):
         plan = self._plan(cluster, [r.observation for r in readings])
         rt = self.runtimes[cluster]
         rt.refused = plan.refusal
-        result.observations = [r.to_json() for r in readings]
+        result.observations = list(readings)
         result.plan = DecisionRecord.of(plan)
         if attempt:
             result.plan = result.plan.noted("decided again after the state changed mid-correction")
