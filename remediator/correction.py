@@ -29,6 +29,7 @@ class Correction:
 
     cfg: RemediatorConfig
     clock: Callable[[], float]
+    wall_clock: Callable[[], float]
     runtimes: dict[str, ClusterRuntime]
     clients: dict[tuple[str, str], MaxScaleClient]
     drivers: dict[tuple[str, str], Driver]
@@ -190,7 +191,7 @@ class Correction:
         pol = self.cfg.policy
         rt = self.runtimes[cluster]
         write = UnsettledWrite(
-            action.kind, self.clock() + pol.unsettled_write_seconds, time.time() + pol.unsettled_write_seconds
+            action.kind, self.clock() + pol.unsettled_write_seconds, self.wall_clock() + pol.unsettled_write_seconds
         )
         rt.unsettled = {**rt.unsettled, action.node: write}
         reason = f"outcome unknown: {exc}; {seen}; it may still be applied (watched {pol.unsettled_write_seconds:g}s)"
@@ -251,7 +252,7 @@ class Correction:
 
     def _record(self, cluster: str, node: str, action: str, outcome: str, reason: str = "") -> dict[str, Any]:
         self.metrics.actions.labels(cluster, node, action, outcome).inc()
-        entry = {"time": time.time(), "node": node, "action": action, "result": outcome, "reason": reason}
+        entry = {"time": self.wall_clock(), "node": node, "action": action, "result": outcome, "reason": reason}
         self.runtimes[cluster].recent.append(entry)
         log.info("cluster %s: %s %s -> %s %s", cluster, action, node, outcome, reason)
         return entry
@@ -260,7 +261,7 @@ class Correction:
         """What a dry run would have done: shown and audited as such (result ``dry_run``), never
         counted as an action."""
         entry = {
-            "time": time.time(),
+            "time": self.wall_clock(),
             "node": node,
             "action": action,
             "result": "dry_run",

@@ -11,6 +11,13 @@ started after they arrived). Alerts are only triggers: nothing here reads an add
 Every read shares the reconcile's deadline (``limits.request_budget_seconds``): a peer that drips
 or hangs cannot hold the cluster's lock past it.
 
+Two kinds of time. What the decision rests on is read from the clocks the ``Reconciler`` is given
+(``clock`` for cooldowns, the breaker, streaks, back-offs and unsettled writes; ``wall_clock`` for
+what is compared with other processes' wall-clock times: a hook's release, peer replicas' facts,
+the records), so a test drives them without sleeping. A request's deadline is real time
+(``time.monotonic``, as the caller set it): it bounds real reads and writes, which a test's
+clock standing still must never stretch.
+
 While a node is in a "no answer" streak, or was counted down, the cluster is probed every
 ``probe_seconds`` without waiting for Alertmanager, so a grace ends when it should and a node
 that comes back active after being counted down is demoted at once.
@@ -72,9 +79,11 @@ class Reconciler(Observation, Correction, Views):
         driver_factory: Callable[[NodeSettings], Driver] = make_driver,
         audit: AuditLog | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.cfg = cfg
         self.clock = clock
+        self.wall_clock = wall_clock
         self.runtimes = {name: ClusterRuntime() for name in cfg.clusters}
         self.coordinator = (
             Coordinator(cfg.replicas, list(cfg.clusters), cfg.auth, cfg.policy.state_timeout)
@@ -122,7 +131,9 @@ class Reconciler(Observation, Correction, Views):
         remaining = deadline - time.monotonic()
         if not rt.lock.acquire(timeout=max(0.0, remaining)):
             plan = Plan("busy", "another reconcile of this cluster held the lock past the request budget", retry=True)
-            return ReconcileResult(cluster, time.monotonic(), time.time(), [], DecisionRecord.of(plan), status=503)
+            return ReconcileResult(
+                cluster, time.monotonic(), self.wall_clock(), [], DecisionRecord.of(plan), status=503
+            )
         try:
             if rt.last is not None and rt.last.started_mono >= arrived:
                 # a reconcile that read live state after this delivery arrived has already run
@@ -172,7 +183,7 @@ class Reconciler(Observation, Correction, Views):
         started = time.monotonic()
         # Observation may use half of what is left; the rest is kept for a whole correction.
         readings = self.observe(cluster, started + (deadline - started) / 2, evidence=True)
-        result = ReconcileResult(cluster, started, time.time(), [], UNDECIDED)
+        result = ReconcileResult(cluster, started, self.wall_clock(), [], UNDECIDED)
         acted: set[str] = set()
         rt = self.runtimes[cluster]
         try:
@@ -335,7 +346,7 @@ class Reconciler(Observation, Correction, Views):
     def _admit(self, cluster: str, plan: Plan, now: float) -> None:
         """A correction admitted whole: every action of it counts, now (and is shown to peer replicas)."""
         rt = self.runtimes[cluster]
-        wall = time.time()
+        wall = self.wall_clock()
         keep = max(self.cfg.policy.circuit_window_seconds, self.cfg.policy.cooldown_seconds)
         while rt.own_actions and wall - rt.own_actions[0][1] > keep:
             rt.own_actions.popleft()
@@ -357,7 +368,7 @@ class Reconciler(Observation, Correction, Views):
         wait = self.cfg.policy.state_timeout * (2 if observe else 1) + (0.5 if observe else 0)
         limit = min(deadline or float("inf"), time.monotonic() + wait)
         facts = self.coordinator.peer_facts(cluster, limit, observe)
-        wall = time.time()
+        wall = self.wall_clock()
 
         def ours(when: float) -> float:  # a peer's wall-clock time on our clock
             return now - (wall - when)
@@ -376,7 +387,7 @@ class Reconciler(Observation, Correction, Views):
     def _audit(self, result: ReconcileResult, triggers: list[dict[str, Any]]) -> None:
         self.audit.write(
             AuditRecord(
-                time.time(),
+                self.wall_clock(),
                 result.cluster,
                 triggers,
                 result.shared,

@@ -64,6 +64,7 @@ class Observation:
 
     cfg: RemediatorConfig
     clock: Callable[[], float]
+    wall_clock: Callable[[], float]
     runtimes: dict[str, ClusterRuntime]
     clients: dict[tuple[str, str], MaxScaleClient]
     state_clients: dict[tuple[str, str], JsonHttpClient]
@@ -157,7 +158,7 @@ class Observation:
         if status == OK:
             rt = self.runtimes[cluster]
             with rt.answered_lock:
-                rt.answered_at = {**rt.answered_at, name: time.time()}
+                rt.answered_at = {**rt.answered_at, name: self.wall_clock()}
         down_for = self._evidence(cluster, name, status, budget_only=ms.status == "budget", record=evidence)
         if direct is not None and status == OK and evidence:
             self._settle(cluster, name, direct.passive)
@@ -213,7 +214,7 @@ class Observation:
         """Is the node inside MaxScale's no-relock back-off after a release we or its hooks made?"""
         if self._backoff_left(cluster, name, self.clock()) > 0:
             return True
-        return released_within(state, self.cfg.policy.relock_backoff_seconds, time.time())
+        return released_within(state, self.cfg.policy.relock_backoff_seconds, self.wall_clock())
 
     def _evidence(self, cluster: str, name: str, status: str, *, budget_only: bool, record: bool) -> float | None:
         """The length of the node's "no answer" streak with this observation in it; ``record``

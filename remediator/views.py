@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -28,6 +27,7 @@ class Views:
 
     cfg: RemediatorConfig
     clock: Callable[[], float]
+    wall_clock: Callable[[], float]
     runtimes: dict[str, ClusterRuntime]
     coordinator: Coordinator | None
 
@@ -42,7 +42,7 @@ class Views:
         """What peer replicas read (``GET /guardrails``): this replica's OWN recent actions per cluster,
         wall-clock, and its breaker. Never what it read from others (no echo, no double count)."""
         now = self.clock()
-        wall = time.time()
+        wall = self.wall_clock()
         out: dict[str, ClusterGuardrails] = {}
         keep = max(self.cfg.policy.circuit_window_seconds, self.cfg.policy.cooldown_seconds)
         for name, rt in self.runtimes.items():
