@@ -28,14 +28,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from mxha.failure_edges import FailureEdges
 from mxha.policy import NodeObservation, Plan, plan_actions
 from mxha.remediator.audit import AuditLog
 from mxha.remediator.config import NodeSettings, RemediatorConfig
-from mxha.remediator.correction import Correction, recorded_kind
+from mxha.remediator.correction import Corrector, recorded_kind
 from mxha.remediator.drivers import Driver, make_driver
 from mxha.remediator.guards import (
     Decision,
@@ -48,13 +46,12 @@ from mxha.remediator.guards import (
     needs_lease,
 )
 from mxha.remediator.metrics import Metrics
-from mxha.remediator.observation import Observation
+from mxha.remediator.observation import Observer
 from mxha.remediator.rechecks import RecheckQueue
 from mxha.remediator.replicas import Coordinator, LeaseLost, Refusal
 from mxha.remediator.runtime import UNDECIDED, ClusterRuntime, DecisionRecord, ReconcileResult
 from mxha.remediator.views import Views
-from mxha.remediator_model import AuditRecord, NodeReading
-from mxha.transport import JsonHttpClient
+from mxha.remediator_model import AuditRecord, Guardrails, NodeReading, RemediatorStatus
 
 log = logging.getLogger("mxha.remediator")
 WOULD_CORRECT = "would-correct"  # a dry run's verdict for a plan it would have carried out (runtime.VERDICTS)
@@ -68,9 +65,10 @@ class _TakeLease:
 TAKE_LEASE = _TakeLease()
 
 
-class Reconciler(Observation, Correction, Views):
-    """Reconcile each configured cluster: observe (``observation``), decide (``mxha.policy`` and
-    ``guards``), act (``correction``); what it shows is ``views``."""
+class Reconciler:
+    """Reconcile each configured cluster: observe (``observation.Observer``), decide (``mxha.policy``
+    and ``guards``), act (``correction.Corrector``); what it shows is ``views.Views``. They share the
+    clusters' ``ClusterRuntime`` and the clocks, passed to each."""
 
     def __init__(
         self,
@@ -101,27 +99,46 @@ class Reconciler(Observation, Correction, Views):
         )
         self.audit = audit or AuditLog(cfg.audit_log)
         self.drivers = {(c, n.name): driver_factory(n) for c, cl in cfg.clusters.items() for n in cl.nodes}
-        self.clients = {
-            (c, n.name): n.maxscale.client(keep_alive=True) for c, cl in cfg.clusters.items() for n in cl.nodes
-        }
-        self.state_clients = {
-            (c, n.name): JsonHttpClient(
-                n.state_url, connect_timeout=cfg.policy.state_timeout, read_timeout=cfg.policy.state_timeout
-            )
-            for c, cl in cfg.clusters.items()
-            for n in cl.nodes
-        }
-        # a node's /state or MaxScale that fails is logged once, with why, and once when it recovers
-        self.edges = FailureEdges(log)
-        largest = max(len(cl.nodes) for cl in cfg.clusters.values())
-        self.pool = ThreadPoolExecutor(max_workers=max(8, 4 * largest), thread_name_prefix="observe")
+        clients = {(c, n.name): n.maxscale.client(keep_alive=True) for c, cl in cfg.clusters.items() for n in cl.nodes}
+        self.observer = Observer(cfg, self.runtimes, clients, clock=clock, wall_clock=wall_clock)
+        self.corrector = Corrector(
+            cfg,
+            self.runtimes,
+            clients,
+            self.drivers,
+            self.metrics,
+            clock=clock,
+            wall_clock=wall_clock,
+            observe=lambda cluster, deadline: self.observer.observe(cluster, deadline, evidence=True),
+            plan=self._plan,
+            fence=self._fence,
+        )
+        self.views = Views(
+            cfg,
+            self.runtimes,
+            self.coordinator,
+            clock=clock,
+            wall_clock=wall_clock,
+            backoff_left=self.observer.backoff_left,
+        )
         self._closed = False
         # rechecks side by side across clusters, as each cluster's reconcile is its own
         self.rechecks = RecheckQueue(self._recheck, workers=max(2, len(cfg.clusters)))
 
     @property
     def replica_id(self) -> str | None:
-        return self.cfg.replicas.id if self.cfg.replicas is not None else None
+        return self.views.replica_id
+
+    def observe(self, cluster: str, deadline: float, *, evidence: bool = False) -> list[NodeReading]:
+        """Every node of the cluster read now (``Observer.observe``): a peer replica's
+        ``/guardrails?observe=`` asks for one, as evidence of nothing but who answered."""
+        return self.observer.observe(cluster, deadline, evidence=evidence)
+
+    def status(self) -> RemediatorStatus:
+        return self.views.status()
+
+    def guardrails(self) -> Guardrails:
+        return self.views.guardrails()
 
     # -- the reconcile --------------------------------------------------------------------
     def reconcile(
@@ -146,7 +163,7 @@ class Reconciler(Observation, Correction, Views):
             probe = all(t.get("status") == "probe" for t in triggers)
             if not probe or result.results or previous is None or previous.plan.verdict != result.plan.verdict:
                 self._audit(result, triggers)  # probes are audited only when something changed
-            watching = bool(rt.streaks or rt.counted_down or self._unsettled(cluster))
+            watching = bool(rt.streaks or rt.counted_down or self.observer.unsettled(cluster))
         finally:
             rt.lock.release()
         if watching:
@@ -182,7 +199,7 @@ class Reconciler(Observation, Correction, Views):
     def _reconcile_locked(self, cluster: str, deadline: float) -> ReconcileResult:
         started = time.monotonic()
         # Observation may use half of what is left; the rest is kept for a whole correction.
-        readings = self.observe(cluster, started + (deadline - started) / 2, evidence=True)
+        readings = self.observer.observe(cluster, started + (deadline - started) / 2, evidence=True)
         result = ReconcileResult(cluster, started, self.wall_clock(), [], UNDECIDED)
         acted: set[str] = set()
         rt = self.runtimes[cluster]
@@ -197,7 +214,7 @@ class Reconciler(Observation, Correction, Views):
                         break
                     # decided again from a read made while holding the lock: never on a plan made
                     # before another replica's correction
-                    readings = self.observe(
+                    readings = self.observer.observe(
                         cluster, time.monotonic() + (deadline - time.monotonic()) / 2, evidence=True
                     )
                     continue
@@ -226,7 +243,7 @@ class Reconciler(Observation, Correction, Views):
             self.metrics.skipped.labels(cluster, got.reason).inc()
             for action in wanted.actions:
                 kind = recorded_kind(action.kind)
-                result.results.append(self._record(cluster, action.node, kind, "skipped", got.detail))
+                result.results.append(self.corrector.record(cluster, action.node, kind, "skipped", got.detail))
             log.warning("cluster %s: no correction: %s", cluster, got.detail)
             return False
         self.runtimes[cluster].lease = got
@@ -279,17 +296,17 @@ class Reconciler(Observation, Correction, Views):
             )
             self.metrics.skipped.labels(cluster, reason).inc()
             for action in plan.actions:
-                result.results.append(self._record(cluster, action.node, action.kind, "skipped", reason))
+                result.results.append(self.corrector.record(cluster, action.node, action.kind, "skipped", reason))
             result.status = max(result.status, status)
             return None
         if self.cfg.dry_run:
             result.plan = result.plan.instead(dry_verdict, f"dry run, nothing was sent: {plan.reason}")
             for action in plan.actions:
-                result.results.append(self._would(cluster, action.node, recorded_kind(action.kind)))
+                result.results.append(self.corrector.would(cluster, action.node, recorded_kind(action.kind)))
             return None
         acted.update(a.node for a in plan.actions)
         try:
-            return self._run_correction(cluster, plan, readings, deadline, result)
+            return self.corrector.run(cluster, plan, readings, deadline, result)
         except LeaseLost as exc:
             detail = f"lock lost: {exc}"
             result.lock = detail
@@ -299,7 +316,7 @@ class Reconciler(Observation, Correction, Views):
             for action in plan.actions:
                 kind = recorded_kind(action.kind)
                 if (action.node, kind) not in done:
-                    result.results.append(self._record(cluster, action.node, kind, "skipped", detail))
+                    result.results.append(self.corrector.record(cluster, action.node, kind, "skipped", detail))
             log.warning("cluster %s: stopped before acting: %s", cluster, detail)
             return None
 
@@ -324,7 +341,7 @@ class Reconciler(Observation, Correction, Views):
         window = self.cfg.policy.circuit_window_seconds
         while rt.action_times and now - rt.action_times[0] > window:
             rt.action_times.popleft()
-        watched = self._unsettled(cluster) if plan.promotes else {}
+        watched = self.observer.unsettled(cluster) if plan.promotes else {}
         memory = GuardMemory(
             dict(rt.last_action_at),
             tuple(rt.action_times),

@@ -59,17 +59,36 @@ def _status_of(exc: HttpJsonError) -> str:
     return NO_ANSWER if exc.error_kind == NO_ANSWER else "error"
 
 
-class Observation:
-    """The reading half of the ``Reconciler`` (its attributes are set by the Reconciler)."""
+class Observer:
+    """Reads the nodes of the configured clusters. Keeps, in each cluster's ``ClusterRuntime``, what
+    its reads are evidence of: the "no answer" streaks, when each MaxScale last answered, the
+    unsettled writes seen applied."""
 
-    cfg: RemediatorConfig
-    clock: Callable[[], float]
-    wall_clock: Callable[[], float]
-    runtimes: dict[str, ClusterRuntime]
-    clients: dict[tuple[str, str], MaxScaleClient]
-    state_clients: dict[tuple[str, str], JsonHttpClient]
-    edges: FailureEdges
-    pool: ThreadPoolExecutor
+    def __init__(
+        self,
+        cfg: RemediatorConfig,
+        runtimes: dict[str, ClusterRuntime],
+        clients: dict[tuple[str, str], MaxScaleClient],
+        *,
+        clock: Callable[[], float],
+        wall_clock: Callable[[], float],
+    ) -> None:
+        self.cfg = cfg
+        self.runtimes = runtimes
+        self.clients = clients
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.state_clients = {
+            (c, n.name): JsonHttpClient(
+                n.state_url, connect_timeout=cfg.policy.state_timeout, read_timeout=cfg.policy.state_timeout
+            )
+            for c, cl in cfg.clusters.items()
+            for n in cl.nodes
+        }
+        # a node's /state or MaxScale that fails is logged once, with why, and once when it recovers
+        self.edges = FailureEdges(log)
+        largest = max(len(cl.nodes) for cl in cfg.clusters.values())
+        self.pool = ThreadPoolExecutor(max_workers=max(8, 4 * largest), thread_name_prefix="observe")
 
     def _read_state(self, cluster: str, node: NodeSettings, deadline: float) -> StateRead:
         """The node's /state (``state``), as far as it could be read by ``deadline``."""
@@ -180,14 +199,14 @@ class Observation:
 
     def _settle(self, cluster: str, name: str, passive: bool | None) -> None:
         """Forget an unsettled write on ``name`` once its mode is read as the write wanted (its
-        watch ending is ``_unsettled``'s). Holding the cluster's lock."""
+        watch ending is ``unsettled``'s). Holding the cluster's lock."""
         rt = self.runtimes[cluster]
         pending = rt.unsettled.get(name)
         if pending is not None and passive is (pending.action == "demote"):
             rt.unsettled = {n: w for n, w in rt.unsettled.items() if n != name}
             log.info("cluster %s: the %s of %s sent without an answer is applied", cluster, pending.action, name)
 
-    def _unsettled(self, cluster: str) -> Mapping[str, UnsettledWrite]:
+    def unsettled(self, cluster: str) -> Mapping[str, UnsettledWrite]:
         """The unsettled writes still watched (those whose watch has ended dropped). Holding the
         cluster's lock."""
         rt = self.runtimes[cluster]
@@ -205,14 +224,14 @@ class Observation:
         rt.unsettled = {n: w for n, w in watched.items() if now < w.until}
         return rt.unsettled
 
-    def _backoff_left(self, cluster: str, name: str, now: float) -> float:
+    def backoff_left(self, cluster: str, name: str, now: float) -> float:
         """Seconds left (0: none) of MaxScale's no-relock back-off after OUR last release on the node."""
         ours = self.runtimes[cluster].released_at.get(name)
         return 0.0 if ours is None else max(0.0, self.cfg.policy.relock_backoff_seconds - (now - ours))
 
     def _in_backoff(self, cluster: str, name: str, state: NodeState | None) -> bool:
         """Is the node inside MaxScale's no-relock back-off after a release we or its hooks made?"""
-        if self._backoff_left(cluster, name, self.clock()) > 0:
+        if self.backoff_left(cluster, name, self.clock()) > 0:
             return True
         return released_within(state, self.cfg.policy.relock_backoff_seconds, self.wall_clock())
 
