@@ -10,6 +10,20 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 RECHECK = "RECHECK"  # a call without TYPE NAME STATE: decide from live state alone
+ACTIVE_STATES = frozenset({"MASTER"})
+PASSIVE_STATES = frozenset({"BACKUP", "FAULT", "STOP", "DELETED"})
+
+
+def takes_ticket(type_: str, name: str, configured: str | None, *, group_events: bool, has_vips: bool) -> bool:
+    """Whether a call takes a ticket before the lock: every call ``skip_event`` may let act must
+    (a call without one cannot be told that a newer call exists). Decided before the record is
+    read, so an INSTANCE event takes one whenever no instance is configured; ``skip_event`` then
+    decides which instance governs."""
+    return (
+        (type_ == RECHECK and has_vips)
+        or (type_ == "INSTANCE" and (configured is None or name == configured))
+        or (type_ == "GROUP" and group_events)
+    )
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,17 @@ def skip_event(
     if superseded():  # asked last: it reads the tickets
         return Skip("superseded: a newer call decides from live state; nothing done")
     return None
+
+
+def wants_active(type_: str, state: str, master: bool | None) -> bool | None:
+    """Whether this node should be active, for a call that acts: live state (``master``: the
+    governing VIPs are on this host) wins over what the event said; without live state the event's
+    STATE decides, and a recheck, which has no STATE, decides nothing (None)."""
+    if master is not None:
+        return master
+    if type_ == RECHECK:
+        return None
+    return state not in PASSIVE_STATES
 
 
 @dataclass(frozen=True)

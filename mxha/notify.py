@@ -34,7 +34,16 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from mxha.hook_decision import RECHECK, desired_mode, follow_up_reason, skip_event
+from mxha.hook_decision import (
+    ACTIVE_STATES,
+    PASSIVE_STATES,
+    RECHECK,
+    desired_mode,
+    follow_up_reason,
+    skip_event,
+    takes_ticket,
+    wants_active,
+)
 from mxha.maxscale import MaxScaleClient, MaxScaleError, reaches_majority, read_status
 from mxha.model import governing_instance
 from mxha.notify_record import NotifyEntry, NotifyRecord
@@ -43,8 +52,6 @@ from mxha.statedir import lock_path, open_for_update, still_there, write_problem
 if TYPE_CHECKING:
     from mxha.config import NodeConfig
 
-ACTIVE_STATES = frozenset({"MASTER"})
-PASSIVE_STATES = frozenset({"BACKUP", "FAULT", "STOP", "DELETED"})
 POLL_SECONDS = 0.1  # how often a waiting notify looks at its peers again
 RETRY_MAX_DELAY = 0.2  # the longest pause between two attempts to set MaxScale's mode
 
@@ -335,11 +342,12 @@ def main(config_file: str, type_: str | None, name: str | None, state: str | Non
         return unrecorded(cfg, Transition(type_, name, state, prio, 0), deadline, refused, refusal=True)
     lock_file = lock_path(settings.state_file, settings.lock_file)
     tickets = Tickets(f"{lock_file}.ticket")
-    configured = cfg.keepalived.governing_instance
-    acting = (
-        (type_ == RECHECK and bool(cfg.keepalived.vips))
-        or (type_ == "INSTANCE" and (configured is None or name == configured))
-        or (type_ == "GROUP" and settings.group_events)
+    acting = takes_ticket(
+        type_,
+        name,
+        cfg.keepalived.governing_instance,
+        group_events=settings.group_events,
+        has_vips=bool(cfg.keepalived.vips),
     )
     ticket = 0
     # a passive transition keeps time to act without the lock if it cannot get it
@@ -449,23 +457,23 @@ def _handle(cfg: NodeConfig, t: Transition, deadline: float, tickets: Tickets | 
         entry.result, code = skip.result, skip.code
     else:
         master, source = live_master(cfg.keepalived.vips)
-        if master is None and t.type == RECHECK:
+        active = wants_active(t.type, t.state, master)
+        if active is None:
             entry.result = f"nothing done: no live state to decide from ({source})"
         else:
-            wants_active = master if master is not None else not t.wants_passive
-            if master is not None and t.type != RECHECK and wants_active != (t.state in ACTIVE_STATES):
+            if master is not None and t.type != RECHECK and active != (t.state in ACTIVE_STATES):
                 source += f" (the event said {t.state}: live state wins)"
             yielded_to: str | None = None
             why = source
             try:
                 locks_mode = cfg.mode == "locks"
-                if wants_active and cfg.peers and not locks_mode:
+                if active and cfg.peers and not locks_mode:
                     priority = t.priority if t.priority is not None else record.last_priority(governing)
                     yielded_to, why = consult_peers(cfg, priority, deadline, newer_call)
                     why = f"{source}; {why}"
                 mode = desired_mode(
                     locks_mode=locks_mode,
-                    wants_active=wants_active,
+                    wants_active=active,
                     yielded_to=yielded_to,
                     release_locks=settings.release_locks,
                 )

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+from mxha.policy import NodeObservation
 
 
 class DocumentFormatError(ValueError):
@@ -106,6 +108,73 @@ class Guardrails:
         )
 
 
+_OBSERVATION_KEYS = tuple(f.name for f in fields(NodeObservation))
+
+
+@dataclass(frozen=True)
+class NodeReading:
+    """One node as a reconcile read it: what the policy decides on (``observation``) and how each
+    source answered. Shown in ``/status`` (``last_observed``) and audited (``observed``) as one flat
+    object: the observation's keys, then the reading's."""
+
+    observation: NodeObservation
+    state_status: str  # ok, no_answer, error, budget (not asked: our own time ran out)
+    state_error: str | None = None
+    state_node: str | None = None  # the node its /state names
+    exporter_maxscale: str | None = None  # what its exporter says of its MaxScale: up, no_answer, error
+    maxscale_error: str | None = None
+    maxscale_error_kind: str | None = None
+    monitors_with_locks: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **asdict(self.observation),
+            "state_status": self.state_status,
+            "state_error": self.state_error,
+            "state_node": self.state_node,
+            "exporter_maxscale": self.exporter_maxscale,
+            "maxscale_error": self.maxscale_error,
+            "maxscale_error_kind": self.maxscale_error_kind,
+            "monitors_with_locks": list(self.monitors_with_locks),
+        }
+
+    @classmethod
+    def from_json(cls, doc: Any) -> NodeReading:
+        if (
+            not isinstance(doc, dict)
+            or not isinstance(doc.get("name"), str)
+            or not isinstance(doc.get("state_status"), str)
+        ):
+            raise DocumentFormatError("not a node reading")
+        try:
+            observation = NodeObservation(**{k: doc[k] for k in _OBSERVATION_KEYS if k in doc})
+        except TypeError as exc:  # one of the observation's keys missing
+            raise DocumentFormatError(f"not a node reading: {exc}"[:200]) from None
+        monitors = doc.get("monitors_with_locks")
+        return cls(
+            observation,
+            doc["state_status"],
+            doc.get("state_error"),
+            doc.get("state_node"),
+            doc.get("exporter_maxscale"),
+            doc.get("maxscale_error"),
+            doc.get("maxscale_error_kind"),
+            tuple(m for m in monitors if isinstance(m, str)) if isinstance(monitors, list) else (),
+        )
+
+
+def _readings(docs: Any) -> list[NodeReading]:
+    """The node readings of a list, those that are not one skipped (a reader of another version's
+    documents keeps what it can use)."""
+    out = []
+    for doc in docs if isinstance(docs, list) else []:
+        try:
+            out.append(NodeReading.from_json(doc))
+        except DocumentFormatError:
+            continue
+    return out
+
+
 @dataclass(frozen=True)
 class AuditRecord:
     """One line of the audit trail: one reconcile (or a delivery that shared one), whole."""
@@ -114,7 +183,7 @@ class AuditRecord:
     cluster: str
     triggers: list[dict[str, Any]]  # the alerts (or the recheck/probe) that asked for it
     shared: bool  # a delivery answered by a reconcile that started after it arrived
-    observed: list[dict[str, Any]]  # every node as read (``NodeReading.to_json``)
+    observed: list[NodeReading]  # every node as read
     plan: dict[str, Any]  # the decision: verdict, reason, keep, actions, notes, ...
     guard: str | None  # the guard that refused the correction, if one did
     results: list[dict[str, Any]]  # each action: node, action, result, reason, time
@@ -129,7 +198,7 @@ class AuditRecord:
             "cluster": self.cluster,
             "triggers": self.triggers,
             "shared": self.shared,
-            "observed": self.observed,
+            "observed": [r.to_json() for r in self.observed],
             "plan": self.plan,
             "guard": self.guard,
             "results": self.results,
@@ -155,7 +224,7 @@ class AuditRecord:
             doc["cluster"],
             list(doc.get("triggers") or []),
             bool(doc.get("shared")),
-            list(doc.get("observed") or []),
+            _readings(doc.get("observed")),
             doc["plan"],
             doc.get("guard"),
             list(doc.get("results") or []),
@@ -211,7 +280,7 @@ class ClusterStatus:
     not_answering_for: dict[str, float]  # node: seconds of its "no answer" streak
     counted_down: list[str]
     unsettled_writes: dict[str, UnsettledWriteStatus]
-    last_observed: list[dict[str, Any]] | None
+    last_observed: list[NodeReading] | None
     last_plan: dict[str, Any] | None
     last_guard: str | None
     last_reconcile_at: float | None
@@ -220,6 +289,8 @@ class ClusterStatus:
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
+        if self.last_observed is not None:
+            doc["last_observed"] = [r.to_json() for r in self.last_observed]
         if self.lock_store is None:
             del doc["lock_store"]
         return doc
@@ -237,7 +308,7 @@ class ClusterStatus:
                 dict(doc["not_answering_for"]),
                 list(doc["counted_down"]),
                 {n: UnsettledWriteStatus(**w) for n, w in doc["unsettled_writes"].items()},
-                doc.get("last_observed"),
+                _readings(doc["last_observed"]) if doc.get("last_observed") is not None else None,
                 doc.get("last_plan"),
                 doc.get("last_guard"),
                 doc.get("last_reconcile_at"),

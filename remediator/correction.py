@@ -6,15 +6,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mxha.maxscale import MaxScaleClient, MaxScaleError, read_status
 from mxha.policy import Action, NodeObservation, Plan
 from mxha.remediator.config import RemediatorConfig
 from mxha.remediator.drivers import Driver, DriverError
 from mxha.remediator.metrics import Metrics
-from mxha.remediator.observation import NodeReading
 from mxha.remediator.runtime import ClusterRuntime, ReconcileResult, UnsettledWrite
+from mxha.remediator_model import NodeReading
 
 log = logging.getLogger("mxha.remediator")
 
@@ -24,25 +24,37 @@ def recorded_kind(kind: str) -> str:
     return "release_locks" if kind == "release" else kind
 
 
-class Correction:
-    """The acting half of the ``Reconciler`` (its attributes are set by the Reconciler)."""
+class Corrector:
+    """Carries out admitted corrections and records every action. ``observe`` reads a cluster again
+    (as evidence), ``plan`` plans from observations, ``fence`` raises ``LeaseLost`` when a replica's
+    cluster lock is no longer its own: the engine's, passed in."""
 
-    cfg: RemediatorConfig
-    clock: Callable[[], float]
-    runtimes: dict[str, ClusterRuntime]
-    clients: dict[tuple[str, str], MaxScaleClient]
-    drivers: dict[tuple[str, str], Driver]
-    metrics: Metrics
+    def __init__(
+        self,
+        cfg: RemediatorConfig,
+        runtimes: dict[str, ClusterRuntime],
+        clients: dict[tuple[str, str], MaxScaleClient],
+        drivers: dict[tuple[str, str], Driver],
+        metrics: Metrics,
+        *,
+        clock: Callable[[], float],
+        wall_clock: Callable[[], float],
+        observe: Callable[[str, float], list[NodeReading]],
+        plan: Callable[[str, list[NodeObservation]], Plan],
+        fence: Callable[[str, float], None],
+    ) -> None:
+        self.cfg = cfg
+        self.runtimes = runtimes
+        self.clients = clients
+        self.drivers = drivers
+        self.metrics = metrics
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self._observe = observe
+        self._plan = plan
+        self._fence = fence
 
-    if TYPE_CHECKING:
-
-        def observe(self, cluster: str, deadline: float, *, evidence: bool = False) -> list[NodeReading]: ...
-
-        def _plan(self, cluster: str, nodes: list[NodeObservation]) -> Plan: ...
-
-        def _fence(self, cluster: str, deadline: float) -> None: ...
-
-    def _run_correction(
+    def run(
         self, cluster: str, plan: Plan, readings: list[NodeReading], deadline: float, result: ReconcileResult
     ) -> list[NodeReading] | None:
         by_name = {r.observation.name: r for r in readings}
@@ -56,7 +68,7 @@ class Correction:
                 result.status = 500
                 for later in plan.actions[plan.actions.index(action) + 1 :]:
                     result.results.append(
-                        self._record(
+                        self.record(
                             cluster, later.node, later.kind, "skipped", f"demotion of {action.node} not confirmed"
                         )
                     )
@@ -69,7 +81,7 @@ class Correction:
             if changed:
                 self.metrics.skipped.labels(cluster, "state_changed").inc()
                 kind = recorded_kind(action.kind)
-                result.results.append(self._record(cluster, action.node, kind, "skipped", "state changed: " + changed))
+                result.results.append(self.record(cluster, action.node, kind, "skipped", "state changed: " + changed))
                 result.status = 503
                 return fresh
             if action.kind == "release":
@@ -101,7 +113,7 @@ class Correction:
         """Read every node again; say what changed that the ``remaining`` actions rest on (or None),
         with the readings."""
         limit = min(deadline, time.monotonic() + self.cfg.policy.state_timeout)
-        fresh = self.observe(cluster, limit, evidence=True)
+        fresh = self._observe(cluster, limit)
         now = {r.observation.name: r.observation for r in fresh}
         keep = plan.keep
         changes: list[str] = []
@@ -146,7 +158,7 @@ class Correction:
                 log.warning(
                     "cluster %s: %s %s: applied, though its answer was lost (%s)", cluster, action.kind, node, exc
                 )
-                outcome = self._record(cluster, node, action.kind, "success")
+                outcome = self.record(cluster, node, action.kind, "success")
             else:
                 try:
                     read_back = client.get_maxscale(deadline)["parameters"].get("passive")
@@ -154,19 +166,19 @@ class Correction:
                     # MaxScale acknowledged the change: it is applied. What follows (the re-read before a
                     # promotion) sees the node's reachability change and decides with that.
                     note = f"acknowledged by MaxScale; reading it back failed: {exc}"[:300]
-                    outcome = self._record(cluster, node, action.kind, "success", note)
+                    outcome = self.record(cluster, node, action.kind, "success", note)
                 else:
                     if read_back is not passive:
                         raise DriverError("MaxScale did not report the new mode after the change")
-                    outcome = self._record(cluster, node, action.kind, "success")
+                    outcome = self.record(cluster, node, action.kind, "success")
         except (DriverError, MaxScaleError) as exc:
-            return self._record(cluster, node, action.kind, "failure", str(exc)[:300])
+            return self.record(cluster, node, action.kind, "failure", str(exc)[:300])
         if action.release_locks:  # the policy asks only when this node holds them and the keeper can take them
             try:
                 self._fence(cluster, deadline)
-                self._record(cluster, node, "release_locks", "success", self._release(cluster, node, reading, deadline))
+                self.record(cluster, node, "release_locks", "success", self._release(cluster, node, reading, deadline))
             except (DriverError, MaxScaleError) as exc:
-                self._record(cluster, node, "release_locks", "failure", str(exc)[:300])
+                self.record(cluster, node, "release_locks", "failure", str(exc)[:300])
         return outcome
 
     def _applied(self, cluster: str, action: Action, exc: DriverError, deadline: float) -> dict[str, Any] | None:
@@ -186,15 +198,15 @@ class Correction:
         if now_passive is passive:
             return None
         if not exc.may_land:
-            return self._record(cluster, action.node, action.kind, "failure", str(exc)[:300])
+            return self.record(cluster, action.node, action.kind, "failure", str(exc)[:300])
         pol = self.cfg.policy
         rt = self.runtimes[cluster]
         write = UnsettledWrite(
-            action.kind, self.clock() + pol.unsettled_write_seconds, time.time() + pol.unsettled_write_seconds
+            action.kind, self.clock() + pol.unsettled_write_seconds, self.wall_clock() + pol.unsettled_write_seconds
         )
         rt.unsettled = {**rt.unsettled, action.node: write}
         reason = f"outcome unknown: {exc}; {seen}; it may still be applied (watched {pol.unsettled_write_seconds:g}s)"
-        entry = self._record(cluster, action.node, action.kind, "failure", reason[:400])
+        entry = self.record(cluster, action.node, action.kind, "failure", reason[:400])
         entry["outcome"] = "unknown"
         return entry
 
@@ -222,7 +234,7 @@ class Correction:
             self._fence(cluster, deadline)
             released = self._release(cluster, node, reading, deadline)
         except (DriverError, MaxScaleError) as exc:
-            return self._record(cluster, node, "release_locks", "failure", str(exc)[:300])
+            return self.record(cluster, node, "release_locks", "failure", str(exc)[:300])
         started = time.monotonic()
         limit = min(deadline, started + self.cfg.policy.lock_handover_seconds)
         client = self.clients[(cluster, keep)]
@@ -235,11 +247,11 @@ class Correction:
                 primary, seen = None, f"unreadable ({exc.error_kind})"
             took = time.monotonic() - started
             if primary is True:
-                return self._record(
+                return self.record(
                     cluster, node, "release_locks", "success", f"{released}; {keep} took the locks in {took:.2f}s"
                 )
             if time.monotonic() + 0.1 >= limit:
-                entry = self._record(
+                entry = self.record(
                     cluster,
                     node,
                     "release_locks",
@@ -249,18 +261,18 @@ class Correction:
                 return {**entry, "retry": True}
             time.sleep(0.1)
 
-    def _record(self, cluster: str, node: str, action: str, outcome: str, reason: str = "") -> dict[str, Any]:
+    def record(self, cluster: str, node: str, action: str, outcome: str, reason: str = "") -> dict[str, Any]:
         self.metrics.actions.labels(cluster, node, action, outcome).inc()
-        entry = {"time": time.time(), "node": node, "action": action, "result": outcome, "reason": reason}
+        entry = {"time": self.wall_clock(), "node": node, "action": action, "result": outcome, "reason": reason}
         self.runtimes[cluster].recent.append(entry)
         log.info("cluster %s: %s %s -> %s %s", cluster, action, node, outcome, reason)
         return entry
 
-    def _would(self, cluster: str, node: str, action: str) -> dict[str, Any]:
+    def would(self, cluster: str, node: str, action: str) -> dict[str, Any]:
         """What a dry run would have done: shown and audited as such (result ``dry_run``), never
         counted as an action."""
         entry = {
-            "time": time.time(),
+            "time": self.wall_clock(),
             "node": node,
             "action": action,
             "result": "dry_run",

@@ -11,6 +11,13 @@ started after they arrived). Alerts are only triggers: nothing here reads an add
 Every read shares the reconcile's deadline (``limits.request_budget_seconds``): a peer that drips
 or hangs cannot hold the cluster's lock past it.
 
+Two kinds of time. What the decision rests on is read from the clocks the ``Reconciler`` is given
+(``clock`` for cooldowns, the breaker, streaks, back-offs and unsettled writes; ``wall_clock`` for
+what is compared with other processes' wall-clock times: a hook's release, peer replicas' facts,
+the records), so a test drives them without sleeping. A request's deadline is real time
+(``time.monotonic``, as the caller set it): it bounds real reads and writes, which a test's
+clock standing still must never stretch.
+
 While a node is in a "no answer" streak, or was counted down, the cluster is probed every
 ``probe_seconds`` without waiting for Alertmanager, so a grace ends when it should and a node
 that comes back active after being counted down is demoted at once.
@@ -21,14 +28,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from mxha.failure_edges import FailureEdges
 from mxha.policy import NodeObservation, Plan, plan_actions
 from mxha.remediator.audit import AuditLog
 from mxha.remediator.config import NodeSettings, RemediatorConfig
-from mxha.remediator.correction import Correction, recorded_kind
+from mxha.remediator.correction import Corrector, recorded_kind
 from mxha.remediator.drivers import Driver, make_driver
 from mxha.remediator.guards import (
     Decision,
@@ -41,13 +46,12 @@ from mxha.remediator.guards import (
     needs_lease,
 )
 from mxha.remediator.metrics import Metrics
-from mxha.remediator.observation import NodeReading, Observation
+from mxha.remediator.observation import Observer
 from mxha.remediator.rechecks import RecheckQueue
 from mxha.remediator.replicas import Coordinator, LeaseLost, Refusal
 from mxha.remediator.runtime import UNDECIDED, ClusterRuntime, DecisionRecord, ReconcileResult
 from mxha.remediator.views import Views
-from mxha.remediator_model import AuditRecord
-from mxha.transport import JsonHttpClient
+from mxha.remediator_model import AuditRecord, Guardrails, NodeReading, RemediatorStatus
 
 log = logging.getLogger("mxha.remediator")
 WOULD_CORRECT = "would-correct"  # a dry run's verdict for a plan it would have carried out (runtime.VERDICTS)
@@ -61,9 +65,10 @@ class _TakeLease:
 TAKE_LEASE = _TakeLease()
 
 
-class Reconciler(Observation, Correction, Views):
-    """Reconcile each configured cluster: observe (``observation``), decide (``mxha.policy`` and
-    ``guards``), act (``correction``); what it shows is ``views``."""
+class Reconciler:
+    """Reconcile each configured cluster: observe (``observation.Observer``), decide (``mxha.policy``
+    and ``guards``), act (``correction.Corrector``); what it shows is ``views.Views``. They share the
+    clusters' ``ClusterRuntime`` and the clocks, passed to each."""
 
     def __init__(
         self,
@@ -72,9 +77,11 @@ class Reconciler(Observation, Correction, Views):
         driver_factory: Callable[[NodeSettings], Driver] = make_driver,
         audit: AuditLog | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.cfg = cfg
         self.clock = clock
+        self.wall_clock = wall_clock
         self.runtimes = {name: ClusterRuntime() for name in cfg.clusters}
         self.coordinator = (
             Coordinator(cfg.replicas, list(cfg.clusters), cfg.auth, cfg.policy.state_timeout)
@@ -92,27 +99,46 @@ class Reconciler(Observation, Correction, Views):
         )
         self.audit = audit or AuditLog(cfg.audit_log)
         self.drivers = {(c, n.name): driver_factory(n) for c, cl in cfg.clusters.items() for n in cl.nodes}
-        self.clients = {
-            (c, n.name): n.maxscale.client(keep_alive=True) for c, cl in cfg.clusters.items() for n in cl.nodes
-        }
-        self.state_clients = {
-            (c, n.name): JsonHttpClient(
-                n.state_url, connect_timeout=cfg.policy.state_timeout, read_timeout=cfg.policy.state_timeout
-            )
-            for c, cl in cfg.clusters.items()
-            for n in cl.nodes
-        }
-        # a node's /state or MaxScale that fails is logged once, with why, and once when it recovers
-        self.edges = FailureEdges(log)
-        largest = max(len(cl.nodes) for cl in cfg.clusters.values())
-        self.pool = ThreadPoolExecutor(max_workers=max(8, 4 * largest), thread_name_prefix="observe")
+        clients = {(c, n.name): n.maxscale.client(keep_alive=True) for c, cl in cfg.clusters.items() for n in cl.nodes}
+        self.observer = Observer(cfg, self.runtimes, clients, clock=clock, wall_clock=wall_clock)
+        self.corrector = Corrector(
+            cfg,
+            self.runtimes,
+            clients,
+            self.drivers,
+            self.metrics,
+            clock=clock,
+            wall_clock=wall_clock,
+            observe=lambda cluster, deadline: self.observer.observe(cluster, deadline, evidence=True),
+            plan=self._plan,
+            fence=self._fence,
+        )
+        self.views = Views(
+            cfg,
+            self.runtimes,
+            self.coordinator,
+            clock=clock,
+            wall_clock=wall_clock,
+            backoff_left=self.observer.backoff_left,
+        )
         self._closed = False
         # rechecks side by side across clusters, as each cluster's reconcile is its own
         self.rechecks = RecheckQueue(self._recheck, workers=max(2, len(cfg.clusters)))
 
     @property
     def replica_id(self) -> str | None:
-        return self.cfg.replicas.id if self.cfg.replicas is not None else None
+        return self.views.replica_id
+
+    def observe(self, cluster: str, deadline: float, *, evidence: bool = False) -> list[NodeReading]:
+        """Every node of the cluster read now (``Observer.observe``): a peer replica's
+        ``/guardrails?observe=`` asks for one, as evidence of nothing but who answered."""
+        return self.observer.observe(cluster, deadline, evidence=evidence)
+
+    def status(self) -> RemediatorStatus:
+        return self.views.status()
+
+    def guardrails(self) -> Guardrails:
+        return self.views.guardrails()
 
     # -- the reconcile --------------------------------------------------------------------
     def reconcile(
@@ -122,7 +148,9 @@ class Reconciler(Observation, Correction, Views):
         remaining = deadline - time.monotonic()
         if not rt.lock.acquire(timeout=max(0.0, remaining)):
             plan = Plan("busy", "another reconcile of this cluster held the lock past the request budget", retry=True)
-            return ReconcileResult(cluster, time.monotonic(), time.time(), [], DecisionRecord.of(plan), status=503)
+            return ReconcileResult(
+                cluster, time.monotonic(), self.wall_clock(), [], DecisionRecord.of(plan), status=503
+            )
         try:
             if rt.last is not None and rt.last.started_mono >= arrived:
                 # a reconcile that read live state after this delivery arrived has already run
@@ -135,7 +163,7 @@ class Reconciler(Observation, Correction, Views):
             probe = all(t.get("status") == "probe" for t in triggers)
             if not probe or result.results or previous is None or previous.plan.verdict != result.plan.verdict:
                 self._audit(result, triggers)  # probes are audited only when something changed
-            watching = bool(rt.streaks or rt.counted_down or self._unsettled(cluster))
+            watching = bool(rt.streaks or rt.counted_down or self.observer.unsettled(cluster))
         finally:
             rt.lock.release()
         if watching:
@@ -171,8 +199,8 @@ class Reconciler(Observation, Correction, Views):
     def _reconcile_locked(self, cluster: str, deadline: float) -> ReconcileResult:
         started = time.monotonic()
         # Observation may use half of what is left; the rest is kept for a whole correction.
-        readings = self.observe(cluster, started + (deadline - started) / 2, evidence=True)
-        result = ReconcileResult(cluster, started, time.time(), [], UNDECIDED)
+        readings = self.observer.observe(cluster, started + (deadline - started) / 2, evidence=True)
+        result = ReconcileResult(cluster, started, self.wall_clock(), [], UNDECIDED)
         acted: set[str] = set()
         rt = self.runtimes[cluster]
         try:
@@ -186,7 +214,7 @@ class Reconciler(Observation, Correction, Views):
                         break
                     # decided again from a read made while holding the lock: never on a plan made
                     # before another replica's correction
-                    readings = self.observe(
+                    readings = self.observer.observe(
                         cluster, time.monotonic() + (deadline - time.monotonic()) / 2, evidence=True
                     )
                     continue
@@ -215,7 +243,7 @@ class Reconciler(Observation, Correction, Views):
             self.metrics.skipped.labels(cluster, got.reason).inc()
             for action in wanted.actions:
                 kind = recorded_kind(action.kind)
-                result.results.append(self._record(cluster, action.node, kind, "skipped", got.detail))
+                result.results.append(self.corrector.record(cluster, action.node, kind, "skipped", got.detail))
             log.warning("cluster %s: no correction: %s", cluster, got.detail)
             return False
         self.runtimes[cluster].lease = got
@@ -243,7 +271,7 @@ class Reconciler(Observation, Correction, Views):
         plan = self._plan(cluster, [r.observation for r in readings])
         rt = self.runtimes[cluster]
         rt.refused = plan.refusal
-        result.observations = [r.to_json() for r in readings]
+        result.observations = list(readings)
         result.plan = DecisionRecord.of(plan)
         if attempt:
             result.plan = result.plan.noted("decided again after the state changed mid-correction")
@@ -268,17 +296,17 @@ class Reconciler(Observation, Correction, Views):
             )
             self.metrics.skipped.labels(cluster, reason).inc()
             for action in plan.actions:
-                result.results.append(self._record(cluster, action.node, action.kind, "skipped", reason))
+                result.results.append(self.corrector.record(cluster, action.node, action.kind, "skipped", reason))
             result.status = max(result.status, status)
             return None
         if self.cfg.dry_run:
             result.plan = result.plan.instead(dry_verdict, f"dry run, nothing was sent: {plan.reason}")
             for action in plan.actions:
-                result.results.append(self._would(cluster, action.node, recorded_kind(action.kind)))
+                result.results.append(self.corrector.would(cluster, action.node, recorded_kind(action.kind)))
             return None
         acted.update(a.node for a in plan.actions)
         try:
-            return self._run_correction(cluster, plan, readings, deadline, result)
+            return self.corrector.run(cluster, plan, readings, deadline, result)
         except LeaseLost as exc:
             detail = f"lock lost: {exc}"
             result.lock = detail
@@ -288,7 +316,7 @@ class Reconciler(Observation, Correction, Views):
             for action in plan.actions:
                 kind = recorded_kind(action.kind)
                 if (action.node, kind) not in done:
-                    result.results.append(self._record(cluster, action.node, kind, "skipped", detail))
+                    result.results.append(self.corrector.record(cluster, action.node, kind, "skipped", detail))
             log.warning("cluster %s: stopped before acting: %s", cluster, detail)
             return None
 
@@ -313,7 +341,7 @@ class Reconciler(Observation, Correction, Views):
         window = self.cfg.policy.circuit_window_seconds
         while rt.action_times and now - rt.action_times[0] > window:
             rt.action_times.popleft()
-        watched = self._unsettled(cluster) if plan.promotes else {}
+        watched = self.observer.unsettled(cluster) if plan.promotes else {}
         memory = GuardMemory(
             dict(rt.last_action_at),
             tuple(rt.action_times),
@@ -335,7 +363,7 @@ class Reconciler(Observation, Correction, Views):
     def _admit(self, cluster: str, plan: Plan, now: float) -> None:
         """A correction admitted whole: every action of it counts, now (and is shown to peer replicas)."""
         rt = self.runtimes[cluster]
-        wall = time.time()
+        wall = self.wall_clock()
         keep = max(self.cfg.policy.circuit_window_seconds, self.cfg.policy.cooldown_seconds)
         while rt.own_actions and wall - rt.own_actions[0][1] > keep:
             rt.own_actions.popleft()
@@ -357,7 +385,7 @@ class Reconciler(Observation, Correction, Views):
         wait = self.cfg.policy.state_timeout * (2 if observe else 1) + (0.5 if observe else 0)
         limit = min(deadline or float("inf"), time.monotonic() + wait)
         facts = self.coordinator.peer_facts(cluster, limit, observe)
-        wall = time.time()
+        wall = self.wall_clock()
 
         def ours(when: float) -> float:  # a peer's wall-clock time on our clock
             return now - (wall - when)
@@ -376,7 +404,7 @@ class Reconciler(Observation, Correction, Views):
     def _audit(self, result: ReconcileResult, triggers: list[dict[str, Any]]) -> None:
         self.audit.write(
             AuditRecord(
-                time.time(),
+                self.wall_clock(),
                 result.cluster,
                 triggers,
                 result.shared,

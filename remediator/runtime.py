@@ -10,6 +10,7 @@ from typing import Any
 
 from mxha.policy import Action, Plan
 from mxha.remediator.replicas import Lease
+from mxha.remediator_model import NodeReading
 
 # Every verdict a reconcile can end with: the policy's plan, then what the engine made of it.
 VERDICTS = (
@@ -70,7 +71,7 @@ class ReconcileResult:
     cluster: str
     started_mono: float
     time: float
-    observations: list[dict[str, Any]]
+    observations: list[NodeReading]  # every node as read by the decision that stands
     plan: DecisionRecord
     results: list[dict[str, Any]] = field(default_factory=list)
     status: int = 200

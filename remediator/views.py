@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from mxha.remediator.config import RemediatorConfig
 from mxha.remediator.replicas import Coordinator
@@ -24,25 +22,34 @@ from mxha.remediator_model import (
 
 
 class Views:
-    """The showing half of the ``Reconciler`` (its attributes are set by the Reconciler)."""
+    """Builds the documents from the clusters' runtime state; ``backoff_left`` is the observer's."""
 
-    cfg: RemediatorConfig
-    clock: Callable[[], float]
-    runtimes: dict[str, ClusterRuntime]
-    coordinator: Coordinator | None
+    def __init__(
+        self,
+        cfg: RemediatorConfig,
+        runtimes: dict[str, ClusterRuntime],
+        coordinator: Coordinator | None,
+        *,
+        clock: Callable[[], float],
+        wall_clock: Callable[[], float],
+        backoff_left: Callable[[str, str, float], float],
+    ) -> None:
+        self.cfg = cfg
+        self.runtimes = runtimes
+        self.coordinator = coordinator
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self._backoff_left = backoff_left
 
-    if TYPE_CHECKING:
-
-        @property
-        def replica_id(self) -> str | None: ...
-
-        def _backoff_left(self, cluster: str, name: str, now: float) -> float: ...
+    @property
+    def replica_id(self) -> str | None:
+        return self.cfg.replicas.id if self.cfg.replicas is not None else None
 
     def guardrails(self) -> Guardrails:
         """What peer replicas read (``GET /guardrails``): this replica's OWN recent actions per cluster,
         wall-clock, and its breaker. Never what it read from others (no echo, no double count)."""
         now = self.clock()
-        wall = time.time()
+        wall = self.wall_clock()
         out: dict[str, ClusterGuardrails] = {}
         keep = max(self.cfg.policy.circuit_window_seconds, self.cfg.policy.cooldown_seconds)
         for name, rt in self.runtimes.items():

@@ -6,7 +6,16 @@ from typing import Any
 
 import pytest
 
-from mxha.hook_decision import RECHECK, Mode, Skip, desired_mode, follow_up_reason, skip_event
+from mxha.hook_decision import (
+    RECHECK,
+    Mode,
+    Skip,
+    desired_mode,
+    follow_up_reason,
+    skip_event,
+    takes_ticket,
+    wants_active,
+)
 
 ACT = None
 GATE = [
@@ -71,6 +80,44 @@ def test_the_tickets_are_not_read_for_a_call_skipped_before() -> None:
         raise AssertionError("read")
 
     assert skip_event("GROUP", "G", "VI_1", set(), group_events=False, has_vips=True, superseded=read_tickets)
+
+
+TICKETS = [
+    # type, name, keepalived.governing_instance, group_events, has_vips -> takes a ticket
+    ("INSTANCE", "VI_1", "VI_1", True, True, True),
+    ("INSTANCE", "VI_2", "VI_1", True, True, False),  # skipped: not the governing instance
+    ("INSTANCE", "VI_2", None, True, True, True),  # the record decides which governs, after the lock
+    ("GROUP", "G1", "VI_1", True, True, True),
+    ("GROUP", "G1", "VI_1", False, True, False),
+    (RECHECK, "", "VI_1", True, True, True),
+    (RECHECK, "", "VI_1", True, False, False),  # nothing to decide from
+]
+
+
+@pytest.mark.parametrize("type_,name,configured,group_events,has_vips,takes", TICKETS)
+def test_which_calls_take_a_ticket(
+    type_: str, name: str, configured: str | None, group_events: bool, has_vips: bool, takes: bool
+) -> None:
+    assert takes_ticket(type_, name, configured, group_events=group_events, has_vips=has_vips) is takes
+
+
+WANTS_ACTIVE = [
+    # type, state, VIPs here (None: cannot say) -> active (None: nothing to decide from)
+    ("INSTANCE", "MASTER", True, True),
+    ("INSTANCE", "MASTER", False, False),  # a late MASTER event: live state wins
+    ("INSTANCE", "BACKUP", True, True),
+    ("INSTANCE", "MASTER", None, True),  # no live state: the event decides
+    ("GROUP", "FAULT", None, False),
+    ("INSTANCE", "DELETED", None, False),
+    (RECHECK, RECHECK, True, True),
+    (RECHECK, RECHECK, False, False),
+    (RECHECK, RECHECK, None, None),
+]
+
+
+@pytest.mark.parametrize("type_,state,master,active", WANTS_ACTIVE)
+def test_live_state_wins_over_the_event(type_: str, state: str, master: bool | None, active: bool | None) -> None:
+    assert wants_active(type_, state, master) is active
 
 
 MODES = [

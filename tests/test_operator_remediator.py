@@ -144,6 +144,27 @@ class Clock:
         return self.now
 
 
+def test_a_hooks_release_is_timed_on_the_reconcilers_wall_clock(pair: Pair) -> None:
+    """The no-relock back-off after a hook's release (its /state says when, wall-clock) is judged on
+    the clock the reconciler is given, like every other time its decisions rest on."""
+    wall = Clock()
+    pair.keeper_node1()
+    pair.states["node2"].locks_released_at = wall.now - 5  # node2's hook released 5 s ago
+    cfg = parse_remediator_config(json.loads(json.dumps(pair.config({"relock_backoff_seconds": 60}))))
+    reconciler = Reconciler(cfg, wall_clock=wall)
+    try:
+
+        def in_backoff() -> dict[str, bool]:
+            readings = reconciler.observe("mx-prod", time.monotonic() + 5)
+            return {r.observation.name: r.observation.relock_backoff for r in readings}
+
+        assert in_backoff() == {"node1": False, "node2": True}
+        wall.now += 60
+        assert in_backoff() == {"node1": False, "node2": False}
+    finally:
+        reconciler.close()
+
+
 def test_a_peer_read_changes_no_streak_and_no_unsettled_write(pair: Pair) -> None:
     clock = Clock()
     pair.keeper_node1()

@@ -9,12 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mxha.policy import NO_ANSWER, OK, UNKNOWN, NodeObservation
 from mxha.remediator_model import (
     ActionTaken,
     AuditRecord,
     ClusterGuardrails,
     DocumentFormatError,
     Guardrails,
+    NodeReading,
     RemediatorStatus,
     UnsettledWriteSent,
 )
@@ -76,13 +78,97 @@ def test_what_is_not_a_guardrails_document_is_refused_whole(doc: Any) -> None:
         Guardrails.from_json(doc)
 
 
+_MAYBE_BOOL = st.sampled_from([None, True, False])
+_TEXT = st.one_of(st.none(), st.text(max_size=12))
+readings = st.builds(
+    NodeReading,
+    st.builds(
+        NodeObservation,
+        _NODE,
+        st.sampled_from([None, "MASTER", "BACKUP", "FAULT"]),
+        st.one_of(st.none(), st.integers(0, 255)),
+        _MAYBE_BOOL,
+        _MAYBE_BOOL,
+        maxscale=st.sampled_from([OK, NO_ANSWER, UNKNOWN]),
+        passive=_MAYBE_BOOL,
+        locks=st.sampled_from([None, "none", "majority_of_all"]),
+        config_sync=_MAYBE_BOOL,
+        down_for=st.one_of(st.none(), st.floats(0, 100)),
+        identity_ok=st.booleans(),
+        mode=st.sampled_from([None, "passive", "locks"]),
+        lock_primary=_MAYBE_BOOL,
+        sees_primary=_MAYBE_BOOL,
+        reaches_majority=_MAYBE_BOOL,
+        relock_backoff=st.booleans(),
+    ),
+    st.sampled_from(["ok", "no_answer", "error", "budget"]),
+    _TEXT,
+    st.one_of(st.none(), _NODE),
+    st.sampled_from([None, "up", "no_answer", "error"]),
+    _TEXT,
+    st.sampled_from([None, "no_answer", "auth", "timeout"]),
+    st.lists(st.sampled_from(["mon-a", "mon-b"]), max_size=2).map(tuple),
+)
+
+
+@given(readings)
+def test_a_node_reading_round_trips_through_json(reading: NodeReading) -> None:
+    assert NodeReading.from_json(json.loads(json.dumps(reading.to_json()))) == reading
+
+
+def test_a_node_reading_is_one_flat_object_the_lab_and_the_runbooks_read() -> None:
+    """The document /status (``last_observed``) and the audit trail (``observed``) have always shown:
+    the observation's keys, then how each source answered, side by side."""
+    reading = NodeReading(
+        NodeObservation("node2", "BACKUP", 100, False, True, maxscale=OK, passive=True, locks="none"),
+        "ok",
+        state_node="node2",
+        exporter_maxscale="up",
+        monitors_with_locks=("mon",),
+    )
+    assert json.dumps(reading.to_json()) == json.dumps(
+        {
+            "name": "node2",
+            "vrrp_state": "BACKUP",
+            "priority": 100,
+            "holds_vip": False,
+            "check_ok": True,
+            "maxscale": "ok",
+            "passive": True,
+            "locks": "none",
+            "config_sync": None,
+            "down_for": None,
+            "identity_ok": True,
+            "mode": None,
+            "lock_primary": None,
+            "sees_primary": None,
+            "reaches_majority": None,
+            "relock_backoff": False,
+            "state_status": "ok",
+            "state_error": None,
+            "state_node": "node2",
+            "exporter_maxscale": "up",
+            "maxscale_error": None,
+            "maxscale_error_kind": None,
+            "monitors_with_locks": ["mon"],
+        }
+    )
+
+
+@pytest.mark.parametrize("doc", [None, [], {"name": "a"}, {"name": "a", "state_status": "ok"}, {"state_status": "ok"}])
+def test_what_is_not_a_node_reading_is_refused(doc: Any) -> None:
+    with pytest.raises(DocumentFormatError, match="not a node reading"):
+        NodeReading.from_json(doc)
+
+
 def test_an_audit_record_round_trips_and_a_cut_line_is_skipped() -> None:
+    node1 = NodeReading(NodeObservation("node1", "MASTER", 150, True, True, maxscale=OK, passive=False), "ok")
     record = AuditRecord(
         1.75e9,
         "mx-prod",
         [{"status": "firing", "alertname": "MaxScaleMultipleActive"}],
         False,
-        [{"name": "node1", "maxscale": "ok"}],
+        [node1],
         {"verdict": "corrected", "reason": "keep node1 active: demote node2", "keep": "node1", "actions": []},
         None,
         [{"node": "node2", "action": "demote", "result": "success", "reason": "", "time": 1.75e9}],
