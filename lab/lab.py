@@ -43,6 +43,7 @@ PREFIX = "mxha"
 CLUSTER = "lab"
 MAX_NODES = 3
 MAX_REPLICAS = 2
+RELOCK_BACKOFF = 60.0  # MaxScale's no-relock back-off after release-locks: one minute, fixed in its source
 REMEDIATOR_PORTS = (9844, 9845)  # replica 1, replica 2
 ALERTMANAGER_PORTS = ((9093, 9094), (9095, 9096))  # (web, cluster gossip) of Alertmanager 1, 2
 LOCK_PORTS = (3306, 3307, 3308)  # the replicas' lock store: three mariadbd on the monitor
@@ -104,6 +105,9 @@ class Lab:
         self.mode: str = saved.get("mode", "passive")
         self.nodes = node_table(int(saved.get("nodes", 2)))
         self.replicas = int(saved.get("replicas", 1))
+        # MaxScale's no-relock back-off after release-locks, as the emulators run it and the hooks and
+        # the remediator assume it (60 s, MaxScale's own, unless `lab up --relock-backoff`)
+        self.relock_backoff = float(saved.get("relock_backoff", RELOCK_BACKOFF))
         self.harness: Harness | None = None
         if (workdir / "harness.json").exists():
             self.harness = Harness(workdir, prefix=PREFIX, subnet=self.layout.subnet)
@@ -160,7 +164,13 @@ class Lab:
             return False
 
     # -- up ------------------------------------------------------------------------------------
-    def up(self, mode: str | None = None, nodes: int | None = None, replicas: int | None = None) -> None:
+    def up(
+        self,
+        mode: str | None = None,
+        nodes: int | None = None,
+        replicas: int | None = None,
+        relock_backoff: float | None = None,
+    ) -> None:
         why = have_netns()
         if why:
             raise HarnessError(f"the lab {why}")
@@ -171,6 +181,8 @@ class Lab:
             raise HarnessError(f"--nodes: 2 to {MAX_NODES} (priorities 150, 100, 50)")
         if replicas is not None and not 1 <= replicas <= MAX_REPLICAS:
             raise HarnessError(f"--replicas: 1 or {MAX_REPLICAS} (remediators, each with its Alertmanager)")
+        if relock_backoff is not None and not 0 <= relock_backoff <= 3600:
+            raise HarnessError("--relock-backoff: 0 to 3600 seconds")
         if (replicas or 1) > 1:
             from mxha.lab import mariadb
 
@@ -181,6 +193,7 @@ class Lab:
             and mode in (None, self.mode)
             and nodes in (None, len(self.nodes))
             and replicas in (None, self.replicas)
+            and relock_backoff in (None, self.relock_backoff)
         ):
             print(
                 f"lab already up ({self.workdir}, mode {self.mode}, {len(self.nodes)} nodes, {self.replicas} replicas)"
@@ -191,12 +204,19 @@ class Lab:
         self.mode = mode or self.mode
         self.nodes = node_table(nodes or len(self.nodes))
         self.replicas = replicas or self.replicas
+        self.relock_backoff = relock_backoff if relock_backoff is not None else self.relock_backoff
         check_subnet_free(self.layout.subnet)
         self.workdir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.workdir, 0o755)
         (self.workdir / "lab.json").write_text(
             json.dumps(
-                {"subnet": self.layout.subnet, "mode": self.mode, "nodes": len(self.nodes), "replicas": self.replicas}
+                {
+                    "subnet": self.layout.subnet,
+                    "mode": self.mode,
+                    "nodes": len(self.nodes),
+                    "replicas": self.replicas,
+                    "relock_backoff": self.relock_backoff,
+                }
             )
         )
         h = self.harness = Harness(self.workdir, prefix=PREFIX, subnet=self.layout.subnet)
@@ -242,8 +262,16 @@ class Lab:
             notify_script=notify_script,
             crash_watch=True,
             # the tutorial's notify is in charge of MaxScale's mode then: mxha check only checks
-            extra={"mode": self.mode, **({"check": {"follow_up": False}} if notify_script else {})},
+            extra={
+                "mode": self.mode,
+                **({"check": {"follow_up": False}} if notify_script else {}),
+                **({"notify": {"relock_backoff": self.relock_backoff}} if self._short_backoff() else {}),
+            },
         )
+
+    def _short_backoff(self) -> bool:
+        """The lab runs a back-off other than MaxScale's own minute: the configs say so too."""
+        return self.relock_backoff != RELOCK_BACKOFF
 
     def _write_node(self, name: str) -> None:
         self.node_spec(name).write()
@@ -331,6 +359,7 @@ class Lab:
                 str(self.workdir / "backend.json"),
                 "--locks",
                 LOCK_MODE if self.mode == "locks" else "none",
+                *(["--relock-backoff", f"{self.relock_backoff:g}"] if self._short_backoff() else []),
                 "--log.level",
                 "warning",
             ],
@@ -438,6 +467,7 @@ class Lab:
                 "circuit_window_seconds": 60,
                 "state_timeout": 1.0,
                 "recheck_seconds": 2,
+                **({"relock_backoff_seconds": self.relock_backoff} if self._short_backoff() else {}),
             },
             "limits": {"request_budget_seconds": 6},
             "clusters": {
@@ -659,7 +689,7 @@ def main(args: argparse.Namespace) -> int:
     action = args.lab_command
     try:
         if action == "up":
-            lab.up(args.mode, args.nodes, args.replicas)
+            lab.up(args.mode, args.nodes, args.replicas, args.relock_backoff)
             desc = lab.describe()
             print(
                 f"lab up in {desc['lab_dir']} (mode {desc['mode']}, {len(desc['nodes'])} nodes, "

@@ -750,7 +750,7 @@ class DatabaseScenario(Scenario):
             )
             released = state.notify.locks_released_at if state.notify else None
             if released is not None:
-                left = max(left, released + RELOCK_BACKOFF - time.time())
+                left = max(left, released + self.lab.relock_backoff - time.time())
         status = RemediatorStatus.from_json(
             requests.get(f"http://{self.lab.layout.monitor}:9844/status", headers=self.token(), timeout=2).json()
         )
@@ -840,13 +840,14 @@ class PrimaryUnseen(DatabaseScenario):
         r.figures["clear_after_restore_s"] = round(t_clear - t1, 2) if t_clear is not None else None
         r.figures["two_active_s"] = two_active_seconds(sampler.samples) if not locks else 0.0
         if locks:
-            # node1 released its locks a few seconds ago: MaxScale keeps it from locking for a minute,
+            # node1 released its locks a few seconds ago: MaxScale keeps it from locking for a minute
+            # (the lab's back-off: `lab up --relock-backoff`),
             # so node2 keeps them (neither the hook nor the remediator hands them to a node inside its
             # back-off) and the remediator moves them once the back-off is over
             t_back = sampler.wait(
                 "node1 holds the VIP and the locks again",
                 lambda s: s.holds_vip_and_locks("node1"),
-                90,
+                self.lab.relock_backoff + 30,
                 since=t1,
             )
             r.check("the locks came back to node1 after its back-off (remediator)", t_back is not None)
@@ -855,11 +856,10 @@ class PrimaryUnseen(DatabaseScenario):
 
     def restore(self, sampler: Sampler) -> None:
         if self.lab.mode == "locks":
-            sampler.wait("baseline", lambda s: is_baseline(s.nodes, "locks"), timeout=90)
+            sampler.wait("baseline", lambda s: is_baseline(s.nodes, "locks"), timeout=self.lab.relock_backoff + 30)
         super().restore(sampler)
 
 
-RELOCK_BACKOFF = 60.0  # the lab's emulators run at the recording's time scale: MaxScale's one minute
 LOCK_HANDOVER_BOUND = 3.0  # seconds from the VIP's move to the new lock primary (measured: README)
 
 
@@ -973,10 +973,14 @@ class LocksTrap(DatabaseScenario):
             self._wait(sampler, lambda: "MaxScaleNoPrimaryMonitor" in self.firing(), 20) is not None,
         )
         t_locked = sampler.wait(
-            "somebody holds the locks", lambda s: bool(s.lock_holders()), 90, since=t_free if t_free else t
+            "somebody holds the locks",
+            lambda s: bool(s.lock_holders()),
+            self.lab.relock_backoff + 30,
+            since=t_free if t_free else t,
         )
         r.check(
-            "release-on-backup: nobody held the locks for most of a minute", t_locked is not None and t_locked - t > 30
+            f"release-on-backup: nobody held the locks for most of the {self.lab.relock_backoff:g} s back-off",
+            t_locked is not None and t_locked - t > self.lab.relock_backoff / 2,
         )
         r.figures["release_on_backup_no_lock_holder_s"] = no_lock_holder_seconds(sampler.samples, t, t_locked)
 

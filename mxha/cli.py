@@ -212,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="X",
         help="pair mode: recorded durations (1 s monitor ticks, the 60 s release-locks back-off) times X",
     )
+    p.add_argument(
+        "--relock-backoff",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="pair mode: the back-off after release-locks alone (default 60 s, MaxScale's, times --time-scale)",
+    )
     _log_flag(p)
 
     p = sub.add_parser(
@@ -244,6 +251,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="remediator replicas: 1 (the default for a new lab) or 2 (two clustered Alertmanagers delivering "
         "to two remediators that coordinate through MariaDB named locks on three real mariadbd)",
+    )
+    lp.add_argument(
+        "--relock-backoff",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="locks mode: the emulated MaxScales' back-off after release-locks, and what the hooks and "
+        "the remediator assume of it (default for a new lab: 60, MaxScale's own; shorter only saves waiting)",
     )
     lp = lab_sub.add_parser("down", help="stop every process and remove everything the lab made")
     lp.add_argument("--dir", dest="lab_dir", default=None)
@@ -339,7 +354,11 @@ def _run_emulator(args: argparse.Namespace) -> int:
     if args.time_scale <= 0:
         print("mxha emulator: --time-scale must be > 0", file=sys.stderr)
         return EXIT_USAGE
+    if args.relock_backoff is not None and args.relock_backoff < 0:
+        print("mxha emulator: --relock-backoff must be >= 0", file=sys.stderr)
+        return EXIT_USAGE
     cfg.backend, cfg.member, cfg.time_scale = args.backend, args.member, args.time_scale
+    cfg.relock_backoff = args.relock_backoff
     emulator = Emulator(cfg)
     try:
         emulator.start(wait_for_port=False)

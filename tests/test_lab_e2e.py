@@ -26,6 +26,7 @@ pytestmark = [
     pytest.mark.skipif(have_netns() is not None, reason=f"the lab: {have_netns()}"),
 ]
 LAB_DIR = Path("/run/mxha-lab-test")
+TEST_RELOCK_BACKOFF = 15
 
 
 def mxha(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -45,7 +46,11 @@ def exited(pid: int) -> bool:
 @pytest.fixture(scope="module", params=DEMO_LABS, ids=[f"{m}-{n}nodes-{r}replicas" for m, n, r in DEMO_LABS])
 def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
     mode, count, replicas = request.param
-    proc = mxha("lab", "up", "--mode", mode, "--nodes", str(count), "--replicas", str(replicas), "--dir", str(LAB_DIR))
+    # locks mode: a quarter of MaxScale's one-minute no-relock back-off, which two scenarios wait out
+    # (make demo keeps the minute); every check of theirs is relative to the lab's back-off
+    backoff = ["--relock-backoff", str(TEST_RELOCK_BACKOFF)] if mode == "locks" else []
+    up = ["lab", "up", "--mode", mode, "--nodes", str(count), "--replicas", str(replicas), *backoff]
+    proc = mxha(*up, "--dir", str(LAB_DIR))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     record = json.loads((LAB_DIR / "harness.json").read_text())
     try:

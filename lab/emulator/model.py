@@ -174,6 +174,7 @@ class EmulatorConfig:
     backend: str | None = None  # the shared file
     member: str | None = None  # this MaxScale's name in it (default: nodename)
     time_scale: float = 1.0  # recorded durations (1 s ticks, the 60 s back-off) times this
+    relock_backoff: float | None = None  # release-locks' back-off in seconds (None: 60 s x time_scale)
 
 
 class EmulatorState:

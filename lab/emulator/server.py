@@ -433,7 +433,9 @@ class Emulator:
             return
         from mxha.lab.emulator.backend import SharedBackend
 
-        pair = SharedBackend(cfg.backend, cfg.member or cfg.nodename, list(st.servers), cfg.time_scale)
+        pair = SharedBackend(
+            cfg.backend, cfg.member or cfg.nodename, list(st.servers), cfg.time_scale, cfg.relock_backoff
+        )
         pair.on_tick(st.apply_pair_view)
         st.pair = pair
 
