@@ -20,8 +20,10 @@ lint: venv
 	$(BIN)/ruff check .
 	MYPY=$(BIN)/mypy ./scripts/typecheck.sh
 
+# three workers on two cores: the namespace and lab tests (one worker, see tests/conftest.py) mostly
+# wait for keepalived, Prometheus and Alertmanager while the two others use the cores
 unit: venv
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 3 --dist loadgroup
 
 test: deps venv lint unit
 

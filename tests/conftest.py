@@ -82,6 +82,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``make test`` runs ``-n 3 --dist loadgroup``) the tests that use network
+    namespaces share names, 198.51.100.0/24 and the lab's folder: they run one after the other in
+    one worker, in collection order (a module's lab is brought up once), beside the rest. The
+    container image's tests share podman's build cache: one worker too."""
+    for item in items:
+        if item.get_closest_marker("netns") is not None:
+            item.add_marker(pytest.mark.xdist_group("netns"))
+        elif item.path.name == "test_image.py":
+            item.add_marker(pytest.mark.xdist_group("image"))
+
+
 @pytest.fixture
 def golden(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
     """Compare text with tests/golden/NAME; with --update-golden, write it instead."""

@@ -36,8 +36,9 @@ def modes(p: Pair) -> tuple[bool, bool]:
 
 def test_notify_sets_modes_at_start(pair: Pair) -> None:
     wait_for(lambda: modes(pair) == (False, True), 20, "node1 active, node2 passive")
-    assert pair.notify_state("node1")["governing_state"] == "MASTER"
-    assert pair.notify_state("node2")["governing_state"] == "BACKUP"
+    # the record is written once the call has set MaxScale's mode: a moment after the mode shows
+    wait_for(lambda: pair.notify_state("node1")["governing_state"] == "MASTER", 10, "node1's MASTER recorded")
+    wait_for(lambda: pair.notify_state("node2")["governing_state"] == "BACKUP", 10, "node2's BACKUP recorded")
 
 
 def test_failover_and_preemption_with_the_hooks(pair: Pair) -> None:
@@ -57,4 +58,4 @@ def test_failover_and_preemption_with_the_hooks(pair: Pair) -> None:
     pair.start_emulator("node1")  # state file kept: it comes back in the mode it persisted
     wait_for(lambda: pair.vrrp("node1") == "MASTER" and pair.vrrp("node2") == "BACKUP", 25, "preemption")
     wait_for(lambda: modes(pair) == (False, True), 15, "node1 active, node2 passive again")
-    assert pair.notify_state("node1")["governing_state"] == "MASTER"
+    wait_for(lambda: pair.notify_state("node1")["governing_state"] == "MASTER", 10, "node1's MASTER recorded")
