@@ -1,6 +1,6 @@
 """``/state``: one node's snapshot as its exporter publishes it. ONE typed model, used to write it
 (the exporter), to read it (the remediator, the lab, the tests, the bench) and to document it
-(``tests/golden/state.json`` is a real document; the README shows the same shape).
+(``tests/golden/state.json`` is a real document; docs/exporter.md, ``/state``, shows the same shape).
 
 Readers are lenient where the contract lets documents grow (extra keys are ignored) and strict
 where a wrong type would change a decision (``StateFormatError``).
