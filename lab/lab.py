@@ -1,7 +1,7 @@
 """``mxha lab``: the two-node lab in network namespaces, with real keepalived, Prometheus and
 Alertmanager, the MaxScale emulator, the exporters and the remediator.
 
-Layout (fixed, see the README): 198.51.100.0/24 on a bridge in its own namespace; the host
+Layout (fixed, see docs/lab.md): 198.51.100.0/24 on a bridge in its own namespace; the host
 at .1; node1 .11 (priority 150) and node2 .12 (priority 100); VIP .100 (VI_1, vrid 51);
 monitor .2 with Prometheus :9090, Alertmanager :9093 and the remediator :9844.
 
@@ -516,7 +516,7 @@ class Lab:
 
     def _start_lock_store(self) -> None:
         """Three real mariadbd on the monitor: the replicas' lock store (the lab's database servers are
-        emulated, so the lock store is configured on its own, as the README says users may)."""
+        emulated, so the lock store is configured on its own, as docs/replicas.md says users may)."""
         from mxha.lab import mariadb
 
         assert self.harness is not None

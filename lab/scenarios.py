@@ -389,7 +389,7 @@ class Scenario:
 
 class SplitBrain(Scenario):
     name = "split-brain"
-    counts: tuple[int, ...] = (2, 3)  # passes on the 3-node lab too (README)
+    counts: tuple[int, ...] = (2, 3)  # passes on the 3-node lab too (docs/lab.md)
     description = (
         "VRRP dropped into node2 (nftables): both become MASTER; node2's notify asks node1 over TCP "
         "and yields to it (node1 is the better keeper and active)"
@@ -517,7 +517,7 @@ class SplitBrainTutorial(Scenario):
 
 class IsolatedNode(Scenario):
     name = "isolated-node"
-    counts: tuple[int, ...] = (2, 3)  # passes on the 3-node lab too (README)
+    counts: tuple[int, ...] = (2, 3)  # passes on the 3-node lab too (docs/lab.md)
     description = (
         "ALL traffic into node2 dropped (only the observing host still reaches it): node2 cannot ask "
         "node1, so it goes active after its peer budget (a dead peer must never block a takeover); "
@@ -550,7 +550,7 @@ class IsolatedNode(Scenario):
 
 class ActiveDies(Scenario):
     name = "active-dies"
-    counts: tuple[int, ...] = (2, 3)  # passes on the 3-node lab too (README)
+    counts: tuple[int, ...] = (2, 3)  # passes on the 3-node lab too (docs/lab.md)
     description = (
         "node1's MaxScale killed (SIGKILL): the crash watch writes its track file, keepalived goes FAULT "
         "at once; the VIP and the active role move to node2"
@@ -650,7 +650,7 @@ def hang_bound(lab: Lab) -> float:
 
 class RestartActiveBackup(Scenario):
     name = "restart-active-backup"
-    counts: tuple[int, ...] = (2, 3)  # passes on the 3-node lab too (README)
+    counts: tuple[int, ...] = (2, 3)  # passes on the 3-node lab too (docs/lab.md)
     description = "node2's MaxScale restarted with passive=false persisted, as MaxScale really does"
 
     def inject_and_observe(self, sampler: Sampler) -> None:
@@ -697,7 +697,7 @@ class RestartActiveBackup(Scenario):
 
 class MasterPassive(Scenario):
     name = "master-passive"
-    counts: tuple[int, ...] = (2, 3)  # passes on the 3-node lab too (README)
+    counts: tuple[int, ...] = (2, 3)  # passes on the 3-node lab too (docs/lab.md)
     description = "the VIP holder's MaxScale set passive by hand"
 
     def inject_and_observe(self, sampler: Sampler) -> None:
@@ -860,7 +860,7 @@ class PrimaryUnseen(DatabaseScenario):
         super().restore(sampler)
 
 
-LOCK_HANDOVER_BOUND = 3.0  # seconds from the VIP's move to the new lock primary (measured: README)
+LOCK_HANDOVER_BOUND = 3.0  # seconds from the VIP's move to the new lock primary (measured: docs/lab.md)
 
 
 class LocksFollowVip(DatabaseScenario):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from mxha import __version__
 
@@ -24,6 +24,10 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # a command whose exit codes mean something else (the doctor's 2 is "critical") sets its own
         self.exit(getattr(self, "usage_exit", EXIT_USAGE), f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+if TYPE_CHECKING:
+    _Subcommands = argparse._SubParsersAction[OneLineParser]  # add_subparsers(); each _add_* adds one
 
 
 def _config_flag(p: argparse.ArgumentParser, what: str) -> None:
@@ -56,7 +60,10 @@ def _log_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or with ``command`` (a key of ``SUBPARSERS``) only that subcommand's: what
+    ``main`` parses a command line with. Each subparser costs argparse some milliseconds to build
+    (a help formatter per flag), and ``mxha check`` runs every few seconds under keepalived."""
     parser = OneLineParser(
         prog="mxha",
         description="Keep exactly one MaxScale active behind a Keepalived VIP: per-node exporter, "
@@ -65,7 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mxha {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, add in SUBPARSERS.items():
+        if command is None or name == command:
+            add(sub)
+    return parser
 
+
+def _add_exporter(sub: _Subcommands) -> None:
     p = sub.add_parser(
         "exporter",
         help="per-node Prometheus exporter (VRRP, VIP, health check, MaxScale mode)",
@@ -75,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     _listen_flag(p, None, "default: exporter.listen_address in the config, else :9843")
     _log_flag(p)
 
+
+def _add_remediator(sub: _Subcommands) -> None:
     p = sub.add_parser(
         "remediator",
         help="Alertmanager webhook that leaves exactly one MaxScale active",
@@ -85,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="plan and record, never act (overrides the config)")
     _log_flag(p)
 
+
+def _add_check(sub: _Subcommands) -> None:
     p = sub.add_parser(
         "check",
         help="keepalived vrrp_script: exit 0 when this node's MaxScale is healthy",
@@ -112,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
         "instead of asking MaxScale: the lightweight mode",
     )
 
+
+def _add_doctor(sub: _Subcommands) -> None:
     p = sub.add_parser(
         "doctor",
         help="list setup hazards (--peers: of the whole cluster) with evidence, fix and source",
@@ -137,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="table (default, for people) or json (for scripts: findings, not_checked, could_not_look, exit)",
     )
 
+
+def _add_notify(sub: _Subcommands) -> None:
     p = sub.add_parser(
         "notify",
         help="keepalived notify: decide this node's MaxScale mode from live state (and its peers)",
@@ -157,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("state", metavar="STATE", nargs="?", default=None, help="MASTER, BACKUP, FAULT, STOP or DELETED")
     p.add_argument("priority", metavar="PRIORITY", nargs="?", default=None, help="priority (keepalived 2.x)")
 
+
+def _add_emulator(sub: _Subcommands) -> None:
     p = sub.add_parser(
         "emulator",
         help="MaxScale 24.02 REST API emulator for tests and the lab",
@@ -221,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _log_flag(p)
 
+
+def _add_lab(sub: _Subcommands) -> None:
     p = sub.add_parser(
         "lab",
         help="the lab in network namespaces: 2 or 3 nodes, passive or locks mode (root)",
@@ -289,7 +314,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="which labs to run: passive (2 and 3 nodes), locks (2 nodes), or both: all three, one after "
         "the other (default)",
     )
-    return parser
+
+
+# in the order `mxha --help` lists them
+SUBPARSERS: dict[str, Callable[[_Subcommands], None]] = {
+    "exporter": _add_exporter,
+    "remediator": _add_remediator,
+    "check": _add_check,
+    "doctor": _add_doctor,
+    "notify": _add_notify,
+    "emulator": _add_emulator,
+    "lab": _add_lab,
+}
 
 
 def _setup_logging(level: str) -> None:
@@ -446,8 +482,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("mxha lab: not in this installation", file=sys.stderr)
             return EXIT_USAGE
         return maxctrl_main(words[2:])
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    # a command line that starts with a known command gets only that command's subparser; anything
+    # else (mxha's own -h or --version first, a typo, nothing) the whole parser, which lists them all
+    parser = build_parser(words[0] if words and words[0] in SUBPARSERS else None)
+    args = parser.parse_args(words)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE

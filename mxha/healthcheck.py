@@ -181,6 +181,10 @@ def main(config_file: str, via: str | None = None, *, follow_up: bool = False) -
         elif note:
             print(f"({note})")
         return code
+    if not cfg.maxscale.url.lower().startswith("https:"):
+        from mxha.transport import load_http_client_without_ssl
+
+        load_http_client_without_ssl()
     client = cfg.maxscale.client(keep_alive=True)
     ends = time.monotonic() + cfg.check.timeout  # the alarm fires 0.25 s after this
     result = run_check(

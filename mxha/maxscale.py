@@ -15,6 +15,10 @@ from mxha.transport import HttpJsonError, JsonHttpClient, Response, error_detail
 
 __all__ = ["MaxScaleClient", "MaxScaleError", "Response", "error_details"]
 
+# How a pair keeps one MaxScale in charge: `passive` on all but one, or cooperative monitoring locks.
+# Here, not in mxha.model: the node config checks it, and mxha check need not load the /state model.
+MODES = ("passive", "locks")
+
 DEFAULT_CONNECT_TIMEOUT = 1.0
 DEFAULT_READ_TIMEOUT = 2.0
 

@@ -1,6 +1,6 @@
 """``/state``: one node's snapshot as its exporter publishes it. ONE typed model, used to write it
 (the exporter), to read it (the remediator, the lab, the tests, the bench) and to document it
-(``tests/golden/state.json`` is a real document; the README shows the same shape).
+(``tests/golden/state.json`` is a real document; docs/exporter.md, ``/state``, shows the same shape).
 
 Readers are lenient where the contract lets documents grow (extra keys are ignored) and strict
 where a wrong type would change a decision (``StateFormatError``).
@@ -9,14 +9,13 @@ where a wrong type would change a decision (``StateFormatError``).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mxha.hazards import SEVERITIES, Hazard
-from mxha.maxscale import MonitorView, ServerLock, ServerView
+from mxha.maxscale import MODES, MonitorView, ServerLock, ServerView
 from mxha.transport import ERROR_KINDS as TRANSPORT_ERROR_KINDS
 
-# How a pair keeps one MaxScale in charge: `passive` on all but one, or cooperative monitoring locks.
-MODES = ("passive", "locks")
+if TYPE_CHECKING:  # imported by _hazards, when a /state document is read: not on mxha check's usual path
+    from mxha.hazards import Hazard
 
 # why a MaxScale is not up (mxha.transport.ERROR_KINDS); "unknown" from an exporter too old to say
 ERROR_KINDS = (*TRANSPORT_ERROR_KINDS, "unknown")
@@ -296,6 +295,8 @@ def _parse(doc: Any) -> NodeState:
 
 def _hazards(value: Any) -> tuple[Hazard, ...]:
     """Lenient: hazards inform people and alerts, no decision is made on them."""
+    from mxha.hazards import SEVERITIES, Hazard
+
     if not isinstance(value, list):
         return ()
     return tuple(
@@ -330,6 +331,7 @@ def _monitor(m: Any) -> MonitorView:
 
 __all__ = [
     "governing_instance",
+    "MODES",
     "CheckView",
     "InstanceState",
     "KeepalivedView",

@@ -1,7 +1,7 @@
 """The remediation policy: node observations in, an ordered plan out. Pure (no I/O, no clock).
 
 It lives in the core because more than one component asks it what the cluster should look like
-(the remediator; the peer-aware notify). The README carries the decision table, by mode:
+(the remediator; the peer-aware notify). docs/remediator.md carries the decision table, by mode:
 ``passive`` (exactly one MaxScale active: the one on the VIP holder) and ``locks`` (every
 MaxScale active; the VIP holder should hold the cooperative locks). In both, where locks are in
 use, they are moved to the keeper by ``release-locks`` on the ONE other node holding them, only

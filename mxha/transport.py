@@ -371,6 +371,24 @@ class _Connection:
             answer.close()  # its reader only: the socket stays with the connection
 
 
+def load_http_client_without_ssl() -> None:
+    """Import http.client without the ssl module, in a short-lived process (``mxha check``) whose
+    HTTP goes through this module. http.client imports ssl (several ms of start-up, each check
+    interval) only to define ``HTTPSConnection``, which mxha never uses: an https peer's socket is
+    wrapped here, and ``JsonHttpClient`` imports ssl itself for an https URL. For the rest of the
+    process http.client has no ``HTTPSConnection`` (urllib.request then refuses https URLs), so
+    nothing long-lived calls this. A no-op once http.client or ssl is loaded."""
+    import sys
+
+    if "http.client" in sys.modules or "ssl" in sys.modules:
+        return
+    sys.modules["ssl"] = None  # type: ignore[assignment]  # http.client's `import ssl` fails; it allows that
+    try:
+        import http.client  # noqa: F401
+    finally:
+        del sys.modules["ssl"]
+
+
 class _StaleConnection(Exception):
     """A reused connection turned out closed; the request is sent again on a fresh one."""
 

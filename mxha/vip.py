@@ -6,7 +6,6 @@ import ipaddress
 import json
 import socket
 import struct
-import subprocess
 import threading
 
 NETLINK_ROUTE = 0
@@ -116,6 +115,8 @@ def local_addresses() -> set[str]:
         # (glibc's differs for IPv4-mapped ones), remembered: parsing it again was half the lookup
         return {a if ":" not in a else _canonical_ipv6(a) for a in local_addresses_netlink()}
     except (OSError, VipLookupError):
+        import subprocess  # the fallback only: mxha check's follow-up asks netlink every interval
+
         try:
             proc = subprocess.run(["ip", "-j", "addr"], capture_output=True, text=True, timeout=2, check=True)
         except (OSError, subprocess.SubprocessError) as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -248,6 +249,30 @@ def test_https_with_ca_file_insecure_flag_and_failure(make_emulator: Any, tls_pa
     with pytest.raises(MaxScaleError) as info:
         MaxScaleClient(emulator.url).get_maxscale()
     assert "CERTIFICATE_VERIFY_FAILED" in str(info.value)
+
+
+@requires_program("openssl")
+def test_http_client_without_ssl_keeps_http_and_https_working(
+    emulator: Emulator, make_emulator: Any, tls_pair: tuple[str, str]
+) -> None:
+    """mxha check's start-up: http.client loaded without ssl; plain HTTP then loads no ssl, and an
+    https MaxScale is still read (our own TLS wrapping, not http.client's HTTPSConnection)."""
+    cert, key = tls_pair
+    tls = make_emulator(tls_cert=cert, tls_key=key)
+    script = (
+        "import sys\n"
+        "from mxha.transport import load_http_client_without_ssl\n"
+        "from mxha.maxscale import MaxScaleClient\n"
+        "load_http_client_without_ssl()\n"
+        "plain = MaxScaleClient(sys.argv[1], keep_alive=True).get_servers()\n"
+        "print(len(plain), 'ssl' in sys.modules)\n"
+        "print(MaxScaleClient(sys.argv[2], ca_file=sys.argv[3]).get_maxscale()['version'])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, emulator.url, tls.url, cert], capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["2 False", "24.02.4"]
 
 
 def test_path_prefix_in_url(emulator: Emulator, tmp_path: Path) -> None:
