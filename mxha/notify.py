@@ -8,7 +8,7 @@ decided from live state at the moment of deciding (level-triggered):
   now? keepalived adds its VIPs before it runs the MASTER notify and removes them before the
   BACKUP/FAULT/STOP one, so the kernel is never behind the event that started a call; it is read
   (one netlink dump, unprivileged) right before deciding. Without ``keepalived.vips`` the event's
-  STATE decides, as in the tutorial (and late calls can then still win: the README says so).
+  STATE decides, as in the tutorial (and late calls can then still win: docs/configuration.md says so).
 - **Tickets, not clocks**: an acting call takes a ticket (a counter under a lock) first. Calls are
   serialized by a second lock; a call that finds a newer ticket does nothing (the newer call looks
   at live state after it), and one retrying against a hung MaxScale hands over to a newer call
@@ -45,7 +45,6 @@ from mxha.hook_decision import (
     wants_active,
 )
 from mxha.maxscale import MaxScaleClient, MaxScaleError, reaches_majority, read_status
-from mxha.model import governing_instance
 from mxha.notify_record import NotifyEntry, NotifyRecord
 from mxha.statedir import lock_path, open_for_update, still_there, write_problem
 
@@ -387,6 +386,8 @@ def unrecorded(
     if t.type == RECHECK or not t.wants_passive:
         log_line(log_file, f"{head}: nothing done: {why} (without it only going passive is applied)")
         return EXIT_CONFIG if refusal else 1
+    from mxha.model import governing_instance  # here: `mxha check --follow-up` imports this module
+
     known = NotifyRecord.read(cfg.notify.state_file).known_instances() | ({t.name} if t.type == "INSTANCE" else set())
     skip = skip_event(  # the same table as a recorded call: which events act at all
         t.type,
@@ -437,6 +438,8 @@ def _handle(cfg: NodeConfig, t: Transition, deadline: float, tickets: Tickets | 
     record = NotifyRecord.read(settings.state_file)
     entry = NotifyEntry(time.time(), t.type, t.name, t.state, t.priority, t.ticket)
     known = record.known_instances() | ({t.name} if t.type == "INSTANCE" else set())
+    from mxha.model import governing_instance  # here: `mxha check --follow-up` imports this module
+
     governing = governing_instance(cfg.keepalived.governing_instance, frozenset(known))
 
     def newer_call() -> bool:
