@@ -82,6 +82,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which turns the group into the test's id
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (``make test`` runs ``-n 3 --dist loadgroup``) the tests that use network
     namespaces share names, 198.51.100.0/24 and the lab's folder: they run one after the other in
