@@ -53,6 +53,8 @@ class NotifyRecord:
     def add(self, entry: NotifyEntry) -> None:
         self.history.append(entry)
         del self.history[:-HISTORY_LIMIT]
+        if entry.type not in ("INSTANCE", "GROUP"):  # a recheck is no VRRP instance's transition
+            return
         key = f"{entry.type} {entry.name}"
         previous = self.instances.get(key)
         if previous is None or previous.get("seq", 0) <= entry.seq:

@@ -140,11 +140,14 @@ def test_notify_record_round_trips_and_survives_damage(tmp_path: Path) -> None:
     record = NotifyRecord(node="node1")
     record.add(NotifyEntry(T, "INSTANCE", "VI_1", "MASTER", 150, 1, "passive=false set", True))
     record.add(NotifyEntry(T + 1, "INSTANCE", "VI_2", "BACKUP", 100, 2, "recorded; not the governing instance"))
+    assert record.last_acted() == record.history[0]  # the newest call that acted, not the newest call
+    record.add(NotifyEntry(T + 2, "RECHECK", "", "", None, 3, "already passive=true", True))
+    assert sorted(record.instances) == ["INSTANCE VI_1", "INSTANCE VI_2"]  # a recheck is no instance's
     record.desired_passive = False
     path = tmp_path / "notify-state.json"
     record.write(str(path))
     assert NotifyRecord.read(str(path)) == record
-    assert record.last_acted() == record.history[0] and record.known_instances() == {"VI_1", "VI_2"}
+    assert record.last_acted() == record.history[-1] and record.known_instances() == {"VI_1", "VI_2"}
     path.write_text("{not json")
     assert NotifyRecord.read(str(path)) == NotifyRecord()
     assert NotifyRecord.from_json({"history": [{"time": "x"}, 5]}) == NotifyRecord()
