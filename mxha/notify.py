@@ -323,6 +323,10 @@ def main(config_file: str, type_: str | None, name: str | None, state: str | Non
                 file=sys.stderr,
             )
             return 1
+        if type_ not in ("INSTANCE", "GROUP"):  # keepalived sends no other: a hand-made call
+            log_line(settings.log_file, f"{type_} {name} {state}: unknown type, nothing done")
+            print(f"mxha notify: unknown type {type_!r} (expected INSTANCE or GROUP)", file=sys.stderr)
+            return 1
     assert type_ is not None and name is not None
     prio: int | None = int(priority) if priority is not None and priority.lstrip("-").isdigit() else None
     deadline = time.monotonic() + settings.timeout

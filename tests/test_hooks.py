@@ -146,6 +146,16 @@ def test_notify_unknown_state_exits_1_and_changes_nothing(emulator: Emulator, tm
     assert [r for r in control(emulator, "requests")["requests"] if r["method"] == "PATCH"] == []
 
 
+def test_notify_unknown_type_exits_1_and_changes_nothing(emulator: Emulator, tmp_path: Path) -> None:
+    # keepalived sends INSTANCE or GROUP; a hand-made call with another TYPE once set MaxScale's
+    # mode and then failed with a traceback before recording it
+    cfg = write_node_config(tmp_path / "n.yml", emulator.url)
+    proc = notify(cfg, "foo", "bar", "MASTER", "150")
+    assert proc.returncode == 1 and "unknown type 'FOO' (expected INSTANCE or GROUP)" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert [r for r in control(emulator, "requests")["requests"] if r["method"] == "PATCH"] == []
+
+
 def test_notify_is_idempotent(emulator: Emulator, tmp_path: Path) -> None:
     cfg = write_node_config(tmp_path / "n.yml", emulator.url)
     for _ in range(2):
