@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from mxha.lab.lab import Lab, baseline_text, emulator_view, is_baseline
+from mxha.lab.lab import RELOCK_BACKOFF, Lab, baseline_text, emulator_view, is_baseline
 from mxha.maxscale import passive_patch
 from mxha.model import NodeState
 from mxha.notify_record import NotifyRecord
@@ -1369,7 +1369,7 @@ def demo(lab: Lab, out: Path, modes: str = "both") -> int:
             f"bringing the lab up: {mode} mode, {count} nodes, {replicas} remediator replica(s) (real keepalived, "
             "Prometheus, Alertmanager in network namespaces)..."
         )
-        lab.up(mode, count, replicas)
+        lab.up(mode, count, replicas, RELOCK_BACKOFF)  # MaxScale's minute, whatever a lab before used
         try:
             lab.print_doctor()
             for name in for_lab(mode, count, replicas):
