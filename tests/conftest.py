@@ -87,12 +87,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Under pytest-xdist (``make test`` runs ``-n 3 --dist loadgroup``) the tests that use network
     namespaces share names, 198.51.100.0/24 and the lab's folder: they run one after the other in
     one worker, in collection order (a module's lab is brought up once), beside the rest. The
-    container image's tests share podman's build cache: one worker too."""
+    container image's tests share podman's build cache, the replicas' tests one lock store: one
+    worker each too."""
     for item in items:
         if item.get_closest_marker("netns") is not None:
             item.add_marker(pytest.mark.xdist_group("netns"))
         elif item.path.name == "test_image.py":
             item.add_marker(pytest.mark.xdist_group("image"))
+        elif item.path.name == "test_remediator_replicas.py":  # one lock store (3 mariadbd), not one per worker
+            item.add_marker(pytest.mark.xdist_group("lock-store"))
 
 
 @pytest.fixture

@@ -281,7 +281,7 @@ def test_a_dripping_or_hanging_peer_cannot_hold_a_reconcile_past_the_budget(clus
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda _: post(client, payload()), range(4)))
     took = time.monotonic() - started
-    assert took < 1.5 + 1.0, took
+    assert took < 1.5 + 2.5, took  # the budget, not the 5 s read timeout of a peer dripping for longer
     assert all(a.status_code in (200, 503) for a in answers)
     assert cluster.passive("node1") is False  # nothing was promoted or demoted on a guess
     cluster.states["node2"].set_fault("none")
