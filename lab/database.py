@@ -102,6 +102,8 @@ def accounts_sql(accounts: DatabaseAccounts) -> str:
         lines.append(f"CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY {_quote(password)};")
     lines.append(f"GRANT {', '.join(MONITOR_GRANTS)} ON *.* TO '{MONITOR_USER}'@'%';")
     lines.append(f"GRANT SELECT ON mysql.user TO '{MONITOR_USER}'@'%';")
+    # The lab's report reads the writer's rows with the monitor account (it reads binary logs too).
+    lines.append(f"GRANT SELECT ON {SCHEMA}.* TO '{MONITOR_USER}'@'%';")
     for table in SERVICE_TABLES:
         lines.append(f"GRANT SELECT ON mysql.{table} TO '{SERVICE_USER}'@'%';")
     lines.append(f"GRANT SHOW DATABASES ON *.* TO '{SERVICE_USER}'@'%';")
