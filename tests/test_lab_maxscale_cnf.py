@@ -5,6 +5,7 @@ emulator from MaxScale's command line and that file, as a real process over real
 from __future__ import annotations
 
 import configparser
+import json
 import signal
 import subprocess
 from pathlib import Path
@@ -12,10 +13,11 @@ from typing import Any
 
 import pytest
 import requests
+from conftest import control
 from helpers import free_port
 
 from mxha.hazards import maxscale_hazards
-from mxha.lab import database, maxscale_cnf, maxscale_standin
+from mxha.lab import database, mariadb, maxscale_cnf, maxscale_standin
 from mxha.lab.waiting import wait_for
 
 ACCOUNTS = database.DatabaseAccounts("mon-pw", "svc-pw", "client-pw", "repl-pw")
@@ -205,3 +207,56 @@ def test_the_standin_says_what_it_is_and_checks_a_config(tmp_path: Path) -> None
     )
     check = subprocess.run([str(exe), "-c", "-f", str(cnf)], capture_output=True, text=True, timeout=30, check=False)
     assert check.returncode == 0, check.stderr
+
+
+# -- the lab's side of --maxscale, without namespaces -------------------------------------------
+
+
+def test_status_names_the_binary_and_the_database_servers_only_with_maxscale(tmp_path: Path) -> None:
+    from mxha.lab.lab import Lab
+
+    emulated = Lab(tmp_path / "emulated").describe()
+    assert emulated["maxscale"] is None and emulated["database_servers"] == [] and emulated["sql_listener"] is None
+    assert all(n["maxscale_binary"] is None for n in emulated["nodes"])
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "lab.json").write_text(json.dumps({"maxscale": "/opt/maxscale/bin/maxscale"}))
+    real = Lab(tmp_path / "real").describe()
+    assert [n["maxscale_binary"] for n in real["nodes"]] == ["/opt/maxscale/bin/maxscale"] * 2
+    assert real["database_servers"] == ["198.51.100.21:3306", "198.51.100.22:3306", "198.51.100.23:3306"]
+    assert real["sql_listener"] == f"198.51.100.100:{maxscale_cnf.LISTENER_PORT}"
+    # everything else is the emulator lab's
+    strip = ("maxscale", "database_servers", "sql_listener", "lab_dir", "webhook_token_file", "remediator_config_file")
+    assert {k: v for k, v in real.items() if k not in (*strip, "nodes")} == {
+        k: v for k, v in emulated.items() if k not in (*strip, "nodes")
+    }
+
+
+def test_maxscale_and_maxctrl_paths_are_checked_before_anything_starts(tmp_path: Path) -> None:
+    from mxha.lab.lab import _real_maxscale
+    from mxha.lab.netns import HarnessError
+
+    assert _real_maxscale(None, None) == (None, None)
+    with pytest.raises(HarnessError, match="--maxctrl: only with --maxscale"):
+        _real_maxscale(None, "/usr/bin/true")
+    with pytest.raises(HarnessError, match="--maxscale: .*nope is not an executable file"):
+        _real_maxscale(str(tmp_path / "nope"), None)
+    (tmp_path / "plain").write_text("")
+    with pytest.raises(HarnessError, match="--maxctrl: .*plain is not an executable file"):
+        _real_maxscale("/usr/bin/true", str(tmp_path / "plain"))
+    if mariadb.missing() is None:
+        assert _real_maxscale("true", None) == ("/usr/bin/true", None)  # found on PATH, made absolute
+
+
+def test_the_lab_reads_a_maxscales_mode_and_primary_over_its_rest_api(make_emulator: Any) -> None:
+    """What the lab follows of a real MaxScale (``maxscale_view``), read from one over real HTTP
+    (the emulator here): its mode, the locks, the server its monitor names primary, and whether it
+    sees that server Running."""
+    from mxha.lab.lab import maxscale_view
+
+    emulator = make_emulator(host="127.0.0.1", passive=True)
+    view = maxscale_view(emulator.url)
+    assert view == {"passive": True, "locks": None, "primary": "server1", "sees_primary": True}
+    control(emulator, "servers", {"server1": "Down"})  # the monitor then names no primary
+    assert maxscale_view(emulator.url) == {"passive": True, "locks": None, "primary": None, "sees_primary": None}
+    locking = make_emulator(host="127.0.0.1", lock_mode="majority_of_all")
+    assert maxscale_view(locking.url)["locks"] is True
