@@ -893,6 +893,11 @@ def main(args: argparse.Namespace) -> int:
                 f"  VIP {desc['vip']}; Prometheus {desc['prometheus_url']}  Alertmanager "
                 f"{' '.join(desc['alertmanager_urls'])}  remediator {' '.join(desc['remediator_urls'])}"
             )
+            if desc["maxscale"]:
+                print(
+                    f"  MaxScale {desc['maxscale']} on every node (cnf: NODE/maxscale/maxscale.cnf); database "
+                    f"servers {' '.join(desc['database_servers'])}; SQL listener {desc['sql_listener']}"
+                )
             lab.print_doctor()
             return 0
         if action == "down":

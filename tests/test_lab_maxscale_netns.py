@@ -47,6 +47,7 @@ def test_lab_up_with_a_maxscale_binary_runs_it_over_real_mariadb_and_down_leaves
     up = mxha("lab", "up", "--maxscale", str(exe), "--dir", str(LAB_DIR))
     try:
         assert up.returncode == 0, up.stdout + up.stderr
+        assert f"SQL listener 198.51.100.100:{maxscale_cnf.LISTENER_PORT}" in up.stdout, up.stdout
         status = mxha("lab", "status", "--json", "--dir", str(LAB_DIR))
         assert status.returncode == 0, status.stdout + status.stderr
         desc = json.loads(status.stdout)
