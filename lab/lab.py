@@ -363,7 +363,7 @@ class Lab:
         for name in self.nodes:
             self.harness.stop_process(f"keepalived-{name}")
         for name in self.nodes:
-            self.harness.stop_process(self._maxscale_label(name), signal.SIGTERM)
+            self.harness.stop_process(self.maxscale_label(name), signal.SIGTERM)
 
     def start_pair(self, first: str = "node1", fresh: bool = True) -> None:
         """Start both MaxScales (``first`` a moment before the other, so it takes the cooperative locks,
@@ -384,6 +384,10 @@ class Lab:
             self.start_keepalived(name)
 
     def start_emulator(self, name: str) -> None:
+        """The node's MaxScale: the emulator, or with --maxscale the real one (scenarios restart it)."""
+        if self.maxscale is not None:
+            self.start_maxscale(name)
+            return
         assert self.harness is not None
         d = self.harness.nodes[name].workdir
         addr = self.layout.node(name)
@@ -424,7 +428,8 @@ class Lab:
         return started
 
     # -- a real MaxScale and its database servers (--maxscale) ---------------------------------
-    def _maxscale_label(self, name: str) -> str:
+    def maxscale_label(self, name: str) -> str:
+        """The node's MaxScale process, as the harness knows it (the emulator's or the real one's)."""
         return f"maxscale-{name}" if self.maxscale else f"emulator-{name}"
 
     def _database_accounts(self) -> Any:
@@ -479,7 +484,7 @@ class Lab:
         for flag, folder in MAXSCALE_DIRS:
             (home / folder).mkdir(exist_ok=True)
             argv += [flag, str(home / folder)]
-        self.harness.start(name, argv, label=self._maxscale_label(name))
+        self.harness.start(name, argv, label=self.maxscale_label(name))
         _wait(f"http://{self.layout.node(name)}:8989/v1/maxscale", f"{name} MaxScale", 60, _ADMIN_AUTH)
 
     def maxscale_version(self, name: str) -> str | None:
@@ -519,7 +524,7 @@ class Lab:
         import signal
 
         assert self.harness is not None
-        self.harness.stop_process(f"emulator-{name}", signal.SIGKILL if hard else signal.SIGTERM)
+        self.harness.stop_process(self.maxscale_label(name), signal.SIGKILL if hard else signal.SIGTERM)
 
     def _start_exporter(self, name: str) -> None:
         assert self.harness is not None
@@ -789,12 +794,13 @@ def emulator_view(emu: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def maxscale_view(url: str) -> dict[str, Any]:
+def maxscale_view(url: str, timeout: float = 2.0) -> dict[str, Any]:
     """``emulator_view`` for a real MaxScale, read over its REST API as the hooks read it."""
     from mxha.maxscale import MaxScaleClient, MaxScaleError, read_status
 
+    client = MaxScaleClient(url, connect_timeout=timeout, read_timeout=timeout)
     try:
-        status = read_status(MaxScaleClient(url), time.monotonic() + 2, servers=True)
+        status = read_status(client, time.monotonic() + timeout, servers=True)
     except MaxScaleError as exc:
         raise requests.RequestException(str(exc)) from exc
     monitor = next((m for m in status.monitors if m.module == "mariadbmon"), None)
