@@ -331,9 +331,9 @@ class Lab:
             script: str | None = None
             if on:
                 shim = d / "maxctrl"
-                shim.write_text(
-                    f'#!/bin/sh\nexec {installed_mxha()} lab maxctrl --hosts {self.layout.node(name)}:8989 "$@"\n'
-                )
+                # the maxctrl given with --maxscale, or the lab's maxctrl-compatible command
+                maxctrl = self.maxctrl or f"{installed_mxha()} lab maxctrl"
+                shim.write_text(f'#!/bin/sh\nexec {maxctrl} --hosts {self.layout.node(name)}:8989 "$@"\n')
                 path = d / "tutorial_notify.sh"
                 path.write_text(
                     tutorial_notify_script(

@@ -44,7 +44,12 @@ def alive(pid: int) -> bool:
 
 def test_lab_up_with_a_maxscale_binary_runs_it_over_real_mariadb_and_down_leaves_nothing(tmp_path: Path) -> None:
     exe = maxscale_standin.write_executable(tmp_path / "maxscale")
-    up = mxha("lab", "up", "--maxscale", str(exe), "--dir", str(LAB_DIR))
+    # a maxctrl that records its calls, then does what maxctrl does (the lab's compatible command)
+    calls = tmp_path / "maxctrl-calls"
+    maxctrl = tmp_path / "maxctrl"
+    maxctrl.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexec {sys.executable} -m mxha lab maxctrl "$@"\n')
+    maxctrl.chmod(0o755)
+    up = mxha("lab", "up", "--maxscale", str(exe), "--maxctrl", str(maxctrl), "--dir", str(LAB_DIR))
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         assert f"SQL listener 198.51.100.100:{maxscale_cnf.LISTENER_PORT}" in up.stdout, up.stdout
@@ -52,6 +57,7 @@ def test_lab_up_with_a_maxscale_binary_runs_it_over_real_mariadb_and_down_leaves
         assert status.returncode == 0, status.stdout + status.stderr
         desc = json.loads(status.stdout)
         assert desc["up"] is True and desc["maxscale"] == str(exe)
+        assert desc["maxctrl"] == str(maxctrl)
         assert desc["database_servers"] == [f"198.51.100.{i}:3306" for i in (21, 22, 23)]
         assert desc["sql_listener"] == f"198.51.100.100:{maxscale_cnf.LISTENER_PORT}"
         for node in desc["nodes"]:
@@ -69,7 +75,7 @@ def test_lab_up_with_a_maxscale_binary_runs_it_over_real_mariadb_and_down_leaves
         assert "=== scenario restart-active-backup: SKIPPED: it restarts the emulator" in skipped.stdout
         # real faults run unchanged (the REST API; SIGKILL and a restart of the binary), with the
         # writer's figures: the stand-in serves no SQL, so every write fails and nothing is lost
-        for name in ("master-passive", "active-dies"):
+        for name in ("master-passive", "active-dies", "split-brain-tutorial"):
             ran = mxha("lab", "scenario", name, "--dir", str(LAB_DIR))
             assert ran.returncode == 0, ran.stdout + ran.stderr
             assert "verdict: PASSED" in ran.stdout
@@ -112,6 +118,8 @@ def test_lab_up_with_a_maxscale_binary_runs_it_over_real_mariadb_and_down_leaves
             cur.execute("SELECT MASTER_GTID_WAIT(%s, 10)", (row[0],))
             cur.execute(database.SELECT_WRITES)
             assert (7,) in cur.fetchall()
+        # the seed tutorial's notify script ran the maxctrl given with --maxscale
+        assert "alter maxscale passive" in calls.read_text()
     finally:
         record = json.loads((LAB_DIR / "harness.json").read_text()) if (LAB_DIR / "harness.json").exists() else {}
         pids = [p["pid"] for p in record.get("processes", [])]
