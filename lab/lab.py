@@ -12,11 +12,17 @@ through their own gossip (:9093 and :9095), each delivering to two remediator re
 Two modes (``mxha lab up --mode``): ``passive`` (the seed tutorial's setup: locks off, one active
 MaxScale) and ``locks`` (``cooperative_monitoring_locks=majority_of_running`` on both emulated
 MaxScales, both active, ``mode: locks`` in the node configs and the remediator's cluster).
+
+With ``--maxscale PATH`` each node runs that MaxScale binary instead of the emulator, with its own
+directories and a ``maxscale.cnf`` the lab writes (``mxha.lab.maxscale_cnf``), over three real
+MariaDB servers in a namespace of their own (``mxha-db``: .21, .22, .23 on :3306, GTID replication
+from .21, ``mxha.lab.database``).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import ipaddress
 import json
 import os
@@ -32,7 +38,9 @@ from typing import Any
 import requests
 import yaml
 
+from mxha.lab.database import CLIENT_USER, MONITOR_USER
 from mxha.lab.keepalived_conf import VrrpSpec
+from mxha.lab.maxscale_cnf import LISTENER_PORT
 from mxha.lab.netns import Harness, HarnessError, check_subnet_free, have_netns
 from mxha.lab.node import NodeSpec, installed_mxha
 from mxha.lab.waiting import WaitTimeout, wait_for_url
@@ -47,6 +55,12 @@ RELOCK_BACKOFF = 60.0  # MaxScale's no-relock back-off after release-locks: one 
 REMEDIATOR_PORTS = (9844, 9845)  # replica 1, replica 2
 ALERTMANAGER_PORTS = ((9093, 9094), (9095, 9096))  # (web, cluster gossip) of Alertmanager 1, 2
 LOCK_PORTS = (3306, 3307, 3308)  # the replicas' lock store: three mariadbd on the monitor
+DB_NODE = "db"  # with --maxscale: the database servers' namespace (mxha-db)
+DB_INDEXES = (21, 22, 23)  # server1, server2, server3; GTID replication from the first
+DB_PORT = 3306
+# MaxScale's directory options, each a folder of the node's maxscale/ folder (-N, MaxScale's
+# language folder, is left to the binary's default: it holds files MaxScale installs, errmsg.sys).
+MAXSCALE_DIRS = (("-L", "log"), ("-A", "cache"), ("-D", "data"), ("-F", "persist"), ("-P", "run"), ("-M", "modules"))
 
 
 def replica_name(stem: str, i: int, suffix: str = "") -> str:
@@ -64,6 +78,9 @@ MONITOR_INDEX = 2
 VIP_INDEX = 100
 LOCK_MODE = "majority_of_running"  # the recorded pair's setting
 MXHA = [installed_mxha()]  # as users run it: the installed console script
+# A fresh MaxScale's admin account (MaxScale keeps admin users in its data folder, not in the cnf),
+# the emulator's default too; the node configs use it.
+_ADMIN_AUTH = {"Authorization": "Basic " + base64.b64encode(b"admin:mariadb").decode()}
 
 
 @dataclass(frozen=True)
@@ -108,6 +125,9 @@ class Lab:
         # MaxScale's no-relock back-off after release-locks, as the emulators run it and the hooks and
         # the remediator assume it (60 s, MaxScale's own, unless `lab up --relock-backoff`)
         self.relock_backoff = float(saved.get("relock_backoff", RELOCK_BACKOFF))
+        # `lab up --maxscale PATH [--maxctrl PATH]`: the real MaxScale every node runs (None: the emulator)
+        self.maxscale: str | None = saved.get("maxscale")
+        self.maxctrl: str | None = saved.get("maxctrl")
         self.harness: Harness | None = None
         if (workdir / "harness.json").exists():
             self.harness = Harness(workdir, prefix=PREFIX, subnet=self.layout.subnet)
@@ -130,9 +150,16 @@ class Lab:
                     "exporter_url": f"http://{lay.node(n)}:9843",
                     "maxscale_url": f"http://{lay.node(n)}:8989",
                     "config_file": str(d / n / "node.yml"),
+                    # which MaxScale runs there: the binary given to --maxscale, or null for the emulator
+                    "maxscale_binary": self.maxscale,
                 }
                 for n in self.nodes
             ],
+            "maxscale": self.maxscale,
+            "maxctrl": self.maxctrl,
+            # with --maxscale: the real MariaDB servers, and the listener clients (the writer) use on the VIP
+            "database_servers": [f"{lay.host(i)}:{DB_PORT}" for i in DB_INDEXES] if self.maxscale else [],
+            "sql_listener": f"{lay.vip}:{LISTENER_PORT}" if self.maxscale else None,
             "vip": lay.vip,
             "prometheus_url": f"http://{mon}:9090",
             "alertmanager_url": f"http://{mon}:9093",
@@ -154,7 +181,10 @@ class Lab:
             return False
         desc = self.describe()
         urls = [n["exporter_url"] + "/healthz" for n in desc["nodes"]]
-        urls += [n["maxscale_url"] + "/__emulator__/state" for n in desc["nodes"]]
+        if self.maxscale is None:
+            urls += [n["maxscale_url"] + "/__emulator__/state" for n in desc["nodes"]]
+        elif not all(self.maxscale_version(n) for n in self.nodes):
+            return False
         urls += [desc["prometheus_url"] + "/-/ready"]
         urls += [u + "/-/ready" for u in desc["alertmanager_urls"]]
         urls += [u + "/healthz" for u in desc["remediator_urls"]]
@@ -170,6 +200,8 @@ class Lab:
         nodes: int | None = None,
         replicas: int | None = None,
         relock_backoff: float | None = None,
+        maxscale: str | None = None,
+        maxctrl: str | None = None,
     ) -> None:
         why = have_netns()
         if why:
@@ -183,6 +215,7 @@ class Lab:
             raise HarnessError(f"--replicas: 1 or {MAX_REPLICAS} (remediators, each with its Alertmanager)")
         if relock_backoff is not None and not 0 <= relock_backoff <= 3600:
             raise HarnessError("--relock-backoff: 0 to 3600 seconds")
+        maxscale, maxctrl = _real_maxscale(maxscale, maxctrl)
         if (replicas or 1) > 1:
             from mxha.lab import mariadb
 
@@ -194,6 +227,7 @@ class Lab:
             and nodes in (None, len(self.nodes))
             and replicas in (None, self.replicas)
             and relock_backoff in (None, self.relock_backoff)
+            and (maxscale, maxctrl) == (self.maxscale, self.maxctrl)
         ):
             print(
                 f"lab already up ({self.workdir}, mode {self.mode}, {len(self.nodes)} nodes, {self.replicas} replicas)"
@@ -205,6 +239,8 @@ class Lab:
         self.nodes = node_table(nodes or len(self.nodes))
         self.replicas = replicas or self.replicas
         self.relock_backoff = relock_backoff if relock_backoff is not None else self.relock_backoff
+        # not kept from a previous run: without --maxscale the lab is the emulator lab
+        self.maxscale, self.maxctrl = maxscale, maxctrl
         check_subnet_free(self.layout.subnet)
         self.workdir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.workdir, 0o755)
@@ -216,6 +252,8 @@ class Lab:
                     "nodes": len(self.nodes),
                     "replicas": self.replicas,
                     "relock_backoff": self.relock_backoff,
+                    "maxscale": self.maxscale,
+                    "maxctrl": self.maxctrl,
                 }
             )
         )
@@ -226,9 +264,14 @@ class Lab:
             for name, (index, _prio) in self.nodes.items():
                 h.add_node(name, index)
             h.add_node("monitor", MONITOR_INDEX)
+            if self.maxscale:
+                self._start_database()
             for name in self.nodes:
                 self._write_node(name)
-                self.start_emulator(name)
+                if self.maxscale:
+                    self.start_maxscale(name)
+                else:
+                    self.start_emulator(name)
             for name in self.nodes:
                 self._start_exporter(name)
             for name in self.nodes:
@@ -288,9 +331,9 @@ class Lab:
             script: str | None = None
             if on:
                 shim = d / "maxctrl"
-                shim.write_text(
-                    f'#!/bin/sh\nexec {installed_mxha()} lab maxctrl --hosts {self.layout.node(name)}:8989 "$@"\n'
-                )
+                # the maxctrl given with --maxscale, or the lab's maxctrl-compatible command
+                maxctrl = self.maxctrl or f"{installed_mxha()} lab maxctrl"
+                shim.write_text(f'#!/bin/sh\nexec {maxctrl} --hosts {self.layout.node(name)}:8989 "$@"\n')
                 path = d / "tutorial_notify.sh"
                 path.write_text(
                     tutorial_notify_script(
@@ -320,7 +363,7 @@ class Lab:
         for name in self.nodes:
             self.harness.stop_process(f"keepalived-{name}")
         for name in self.nodes:
-            self.harness.stop_process(f"emulator-{name}", signal.SIGTERM)
+            self.harness.stop_process(self.maxscale_label(name), signal.SIGTERM)
 
     def start_pair(self, first: str = "node1", fresh: bool = True) -> None:
         """Start both MaxScales (``first`` a moment before the other, so it takes the cooperative locks,
@@ -341,6 +384,10 @@ class Lab:
             self.start_keepalived(name)
 
     def start_emulator(self, name: str) -> None:
+        """The node's MaxScale: the emulator, or with --maxscale the real one (scenarios restart it)."""
+        if self.maxscale is not None:
+            self.start_maxscale(name)
+            return
         assert self.harness is not None
         d = self.harness.nodes[name].workdir
         addr = self.layout.node(name)
@@ -380,11 +427,104 @@ class Lab:
         self.start_emulator(name)
         return started
 
+    # -- a real MaxScale and its database servers (--maxscale) ---------------------------------
+    def maxscale_label(self, name: str) -> str:
+        """The node's MaxScale process, as the harness knows it (the emulator's or the real one's)."""
+        return f"maxscale-{name}" if self.maxscale else f"emulator-{name}"
+
+    def _database_accounts(self) -> Any:
+        from mxha.lab.database import DatabaseAccounts
+
+        assert self.harness is not None
+        return DatabaseAccounts.load_or_generate(self.workdir / "db-accounts.json")
+
+    def _start_database(self) -> None:
+        """Three real mariadbd in the database namespace, one address each, GTID replication from the
+        first, the accounts MaxScale needs; each adopted by pid, so `down` stops them."""
+        from mxha.lab import mariadb
+        from mxha.lab.database import ReplicatedCluster
+
+        assert self.harness is not None
+        db = self.harness.add_node(DB_NODE, DB_INDEXES[0])
+        for index in DB_INDEXES[1:]:
+            self.harness.exec(
+                DB_NODE, "ip", "addr", "add", f"{self.layout.host(index)}/{self.harness.prefixlen}", "dev", "eth0"
+            )
+        password = secrets.token_urlsafe(18)  # the lock user's: the lab's remediators do not use it here
+        cluster = ReplicatedCluster(
+            db.workdir,
+            [(self.layout.host(i), DB_PORT) for i in DB_INDEXES],
+            self._database_accounts(),
+            password,
+            netns=db.namespace,
+        )
+        try:
+            cluster.start(mariadb.template(db.workdir))
+        finally:
+            for i, server in enumerate(cluster.servers, start=1):
+                if server.proc is not None:
+                    self.harness.adopt(server.proc.pid, f"mariadb-server{i}", DB_NODE)
+
+    def maxscale_cnf_path(self, name: str) -> Path:
+        assert self.harness is not None
+        return self.harness.nodes[name].workdir / "maxscale" / "maxscale.cnf"
+
+    def start_maxscale(self, name: str) -> None:
+        """The real MaxScale (or a stand-in taking its command line) in the node's namespace, in the
+        foreground (-d, so the lab stops it by pid), with its own directories and the lab's cnf."""
+        from mxha.lab.maxscale_cnf import CnfServer, maxscale_cnf, write_cnf
+
+        assert self.harness is not None and self.maxscale is not None
+        home = self.maxscale_cnf_path(name).parent
+        home.mkdir(parents=True, exist_ok=True)
+        servers = [CnfServer(f"server{i}", self.layout.host(index), DB_PORT) for i, index in enumerate(DB_INDEXES, 1)]
+        text = maxscale_cnf(name, self.layout.node(name), self.mode, servers, self._database_accounts())
+        cnf = write_cnf(home / "maxscale.cnf", text)
+        argv = [self.maxscale, "-d", "-f", str(cnf), "-C", str(home), "-U", "root"]
+        for flag, folder in MAXSCALE_DIRS:
+            (home / folder).mkdir(exist_ok=True)
+            argv += [flag, str(home / folder)]
+        self.harness.start(name, argv, label=self.maxscale_label(name))
+        _wait(f"http://{self.layout.node(name)}:8989/v1/maxscale", f"{name} MaxScale", 60, _ADMIN_AUTH)
+
+    def maxscale_version(self, name: str) -> str | None:
+        """The version the node's MaxScale reports over its REST API (None: it does not answer)."""
+        try:
+            resp = requests.get(f"http://{self.layout.node(name)}:8989/v1/maxscale", headers=_ADMIN_AUTH, timeout=1)
+            version = resp.json()["data"]["attributes"]["version"] if resp.ok else None
+        except (requests.RequestException, ValueError, KeyError, TypeError):
+            return None
+        return str(version) if version else None
+
+    def writer(self) -> Any:
+        """A client writing through the VIP's SQL listener (``mxha.lab.writer.Writer``, not started);
+        only a lab with --maxscale has one."""
+        from mxha.lab.writer import Writer
+
+        if self.maxscale is None:
+            raise HarnessError("the emulator serves no SQL: the writer needs a lab up with --maxscale")
+        accounts = self._database_accounts()
+        return Writer(self.layout.vip, LISTENER_PORT, CLIENT_USER, accounts.client_password)
+
+    def writer_report(self, ledger: Any) -> Any:
+        """The writer's figures against the database servers (``mxha.lab.writer.writer_report``): the
+        final primary is the server the VIP holder's MaxScale calls primary (any node's when no node
+        holds the VIP or its MaxScale names none)."""
+        from mxha.lab.writer import ServerAddress, writer_report
+
+        views = {n: self.node_view(n) for n in self.nodes}
+        named = [v["primary"] for v in views.values() if v["vip"] and v["primary"]]
+        named += [v["primary"] for v in views.values() if v["primary"]]
+        servers = [ServerAddress(f"server{i}", self.layout.host(x), DB_PORT) for i, x in enumerate(DB_INDEXES, 1)]
+        accounts = self._database_accounts()
+        primary = named[0] if named else "none named by any MaxScale"
+        return writer_report(ledger, servers, primary, MONITOR_USER, accounts.monitor_password)
+
     def stop_emulator(self, name: str, hard: bool = False) -> None:
         import signal
 
         assert self.harness is not None
-        self.harness.stop_process(f"emulator-{name}", signal.SIGKILL if hard else signal.SIGTERM)
+        self.harness.stop_process(self.maxscale_label(name), signal.SIGKILL if hard else signal.SIGTERM)
 
     def _start_exporter(self, name: str) -> None:
         assert self.harness is not None
@@ -615,6 +755,12 @@ class Lab:
     def node_view(self, name: str) -> dict[str, Any]:
         addr = self.layout.node(name)
         state = NodeState.from_json(requests.get(f"http://{addr}:9843/state", timeout=2).json())
+        if self.maxscale:
+            return {
+                "vrrp": state.governing_vrrp_state(),
+                "vip": state.holds_governing_vip(),
+                **maxscale_view(f"http://{addr}:8989"),
+            }
         emu = requests.get(f"http://{addr}:8989/__emulator__/state", timeout=2).json()
         return {"vrrp": state.governing_vrrp_state(), "vip": state.holds_governing_vip(), **emulator_view(emu)}
 
@@ -646,6 +792,48 @@ def emulator_view(emu: dict[str, Any]) -> dict[str, Any]:
         "primary": named,
         "sees_primary": "Running" in str(emu.get("servers", {}).get(named, "")).split(", ") if named else None,
     }
+
+
+def maxscale_view(url: str, timeout: float = 2.0) -> dict[str, Any]:
+    """``emulator_view`` for a real MaxScale, read over its REST API as the hooks read it."""
+    from mxha.maxscale import MaxScaleClient, MaxScaleError, read_status
+
+    client = MaxScaleClient(url, connect_timeout=timeout, read_timeout=timeout)
+    try:
+        status = read_status(client, time.monotonic() + timeout, servers=True)
+    except MaxScaleError as exc:
+        raise requests.RequestException(str(exc)) from exc
+    monitor = next((m for m in status.monitors if m.module == "mariadbmon"), None)
+    named = monitor.master if monitor else None
+    state = next((s for s in status.servers if s.name == named), None)
+    return {
+        "passive": status.passive,
+        "locks": monitor.primary is True if monitor is not None and monitor.uses_locks else None,
+        "primary": named,
+        "sees_primary": state.running if state is not None else None,
+    }
+
+
+def _real_maxscale(maxscale: str | None, maxctrl: str | None) -> tuple[str | None, str | None]:
+    """The checked, absolute paths of ``--maxscale`` and ``--maxctrl`` (one line naming the flag when
+    one cannot be used)."""
+    if maxctrl is not None and maxscale is None:
+        raise HarnessError("--maxctrl: only with --maxscale (the emulator lab has its own maxctrl)")
+    paths: list[str | None] = []
+    for flag, given in (("--maxscale", maxscale), ("--maxctrl", maxctrl)):
+        if given is None:
+            paths.append(None)
+            continue
+        path = shutil.which(given) or given
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            raise HarnessError(f"{flag}: {given} is not an executable file")
+        paths.append(os.path.abspath(path))
+    if maxscale is not None:
+        from mxha.lab import mariadb
+
+        if mariadb.missing():
+            raise HarnessError(f"--maxscale needs real MariaDB servers: {mariadb.missing()}")
+    return paths[0], paths[1]
 
 
 def baseline_text(mode: str) -> str:
@@ -689,7 +877,14 @@ def main(args: argparse.Namespace) -> int:
     action = args.lab_command
     try:
         if action == "up":
-            lab.up(args.mode, args.nodes, args.replicas, args.relock_backoff)
+            lab.up(
+                args.mode,
+                args.nodes,
+                args.replicas,
+                args.relock_backoff,
+                getattr(args, "maxscale", None),
+                getattr(args, "maxctrl", None),
+            )
             desc = lab.describe()
             print(
                 f"lab up in {desc['lab_dir']} (mode {desc['mode']}, {len(desc['nodes'])} nodes, "
@@ -704,6 +899,11 @@ def main(args: argparse.Namespace) -> int:
                 f"  VIP {desc['vip']}; Prometheus {desc['prometheus_url']}  Alertmanager "
                 f"{' '.join(desc['alertmanager_urls'])}  remediator {' '.join(desc['remediator_urls'])}"
             )
+            if desc["maxscale"]:
+                print(
+                    f"  MaxScale {desc['maxscale']} on every node (cnf: NODE/maxscale/maxscale.cnf); database "
+                    f"servers {' '.join(desc['database_servers'])}; SQL listener {desc['sql_listener']}"
+                )
             lab.print_doctor()
             return 0
         if action == "down":
@@ -711,6 +911,8 @@ def main(args: argparse.Namespace) -> int:
             return 0
         if action == "status":
             desc = {**lab.describe(), "up": lab.is_up()}
+            for node in desc["nodes"]:  # asked of the running MaxScale: the emulator's version, or the real one
+                node["maxscale_version"] = lab.maxscale_version(node["name"]) if desc["up"] else None
             if args.json:
                 print(json.dumps(desc))
             else:

@@ -8,7 +8,9 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 LOCK_USER = "mxha_lock"
 
@@ -55,15 +57,35 @@ def template(root: Path) -> Path:
     return data
 
 
-class MariaDB:
-    """One mariadbd on ``host:port`` with its own copy of the template data directory."""
+# A lock store needs no binary log; a replicated server (mxha.lab.database) passes its own options.
+LOCK_STORE_OPTIONS = ("--skip-log-bin",)
 
-    def __init__(self, workdir: Path, host: str, port: int, password: str, *, netns: str | None = None) -> None:
+
+class MariaDB:
+    """One mariadbd on ``host:port`` with its own copy of the template data directory.
+
+    ``options`` are extra mariadbd options (the binary log and replication settings of a
+    replicated server); ``init_sql`` runs at every start after the lock user is made, with the
+    binary log off for the session, so accounts made there never become GTIDs a replica lacks."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        host: str,
+        port: int,
+        password: str,
+        *,
+        netns: str | None = None,
+        options: Sequence[str] = LOCK_STORE_OPTIONS,
+        init_sql: str = "",
+    ) -> None:
         self.workdir = workdir
         self.host = host
         self.port = port
         self.password = password
         self.netns = netns
+        self.options = tuple(options)
+        self.init_sql = init_sql
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -76,7 +98,10 @@ class MariaDB:
             shutil.copytree(template_dir, data)
         init = self.workdir / "init.sql"
         quoted = self.password.replace("\\", "\\\\").replace("'", "\\'")
-        init.write_text(f"CREATE USER IF NOT EXISTS '{LOCK_USER}'@'%' IDENTIFIED BY '{quoted}';\n")
+        init.write_text(
+            "SET sql_log_bin = 0;\n"
+            f"CREATE USER IF NOT EXISTS '{LOCK_USER}'@'%' IDENTIFIED BY '{quoted}';\n" + self.init_sql
+        )
         init.chmod(0o600)
         argv = [
             str(mariadbd()),
@@ -89,7 +114,7 @@ class MariaDB:
             f"--bind-address={self.host}",
             f"--init-file={init}",
             "--user=root",
-            "--skip-log-bin",
+            *self.options,
             "--skip-name-resolve",
             "--performance-schema=OFF",
             "--innodb-buffer-pool-size=8M",
@@ -124,6 +149,20 @@ class MariaDB:
             return True
         except pymysql.MySQLError:
             return False
+
+    def root_connection(self, timeout: float = 5.0) -> Any:
+        """A PyMySQL connection as root over the server's Unix socket (a path, so it works from the
+        host for a server inside a network namespace too); autocommit, the caller closes it."""
+        import pymysql
+
+        return pymysql.connect(
+            unix_socket=str(self.workdir / "mysqld.sock"),
+            user="root",
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            write_timeout=timeout,
+            autocommit=True,
+        )
 
     def log_tail(self) -> str:
         try:

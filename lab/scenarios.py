@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from mxha.lab.lab import RELOCK_BACKOFF, Lab, baseline_text, emulator_view, is_baseline
+from mxha.lab.lab import RELOCK_BACKOFF, Lab, baseline_text, emulator_view, is_baseline, maxscale_view
 from mxha.maxscale import passive_patch
 from mxha.model import NodeState
 from mxha.notify_record import NotifyRecord
@@ -63,6 +63,7 @@ class Report:
     samples: list[Sample] = field(default_factory=list)
     alerts: dict[str, float] = field(default_factory=dict)
     actions: list[dict[str, Any]] = field(default_factory=list)
+    writer: list[str] = field(default_factory=list)  # the writer's figures (a lab up with --maxscale)
 
     def check(self, what: str, ok: bool) -> bool:
         self.checks.append((what, ok))
@@ -79,6 +80,7 @@ class Report:
             "events": self.events,
             "alerts": self.alerts,
             "actions": self.actions,
+            "writer": self.writer,
             "samples": [{"t": s.t, "nodes": s.nodes} for s in self.samples],
         }
 
@@ -148,7 +150,10 @@ class Sampler:
         addr = self.lab.layout.node(name)
         out = self.empty_view()
         try:
-            out.update(emulator_view(http.get(f"http://{addr}:8989/__emulator__/state", timeout=0.3).json()))
+            if self.lab.maxscale is not None:  # a real MaxScale: its REST API, as the hooks read it
+                out.update(maxscale_view(f"http://{addr}:8989", timeout=0.3))
+            else:
+                out.update(emulator_view(http.get(f"http://{addr}:8989/__emulator__/state", timeout=0.3).json()))
         except (requests.RequestException, ValueError, KeyError, AttributeError):
             pass
         try:
@@ -297,6 +302,9 @@ class Scenario:
     modes: tuple[str, ...] = ("passive",)  # the lab modes it runs in (`mxha lab up --mode`)
     counts: tuple[int, ...] = (2,)  # the lab sizes it runs on (`mxha lab up --nodes`)
     replicas: tuple[int, ...] = (1, 2)  # the remediator replicas it runs with (`mxha lab up --replicas`)
+    # Why it cannot run on a real MaxScale (`lab up --maxscale`): a fault only the emulator can play.
+    # Empty: its faults are real (nftables, signals, the REST API) and it runs there unchanged.
+    emulator_only = ""
 
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
@@ -342,6 +350,8 @@ class Scenario:
     def run(self) -> Report:
         started_wall = time.time()
         sampler = Sampler(self.lab).start()
+        # with a real MaxScale, a client writes through the VIP throughout (the emulator serves no SQL)
+        writer = self.lab.writer().start() if self.lab.maxscale is not None else None
         time.sleep(0.5)
         try:
             self.inject_and_observe(sampler)
@@ -350,6 +360,8 @@ class Scenario:
                 self.restore(sampler)
             finally:
                 sampler.stop()
+                if writer is not None:
+                    self._writer_figures(writer.stop())
         r = self.report
         r.samples = sampler.samples
         r.alerts = sampler.alerts
@@ -367,6 +379,15 @@ class Scenario:
         r.check("no remediator promotion left two MaxScales active", self._no_bad_promotion(r))
         r.passed = all(ok for _, ok in r.checks)
         return r
+
+    def _writer_figures(self, ledger: Any) -> None:
+        report = self.lab.writer_report(ledger)
+        r = self.report
+        r.writer = report.lines()
+        r.figures["writes_failed"] = report.failed
+        r.figures["longest_write_gap_s"] = report.longest_gap_seconds
+        r.figures["lost_writes"] = None if report.lost is None else len(report.lost)
+        r.figures["errant_gtids"] = None if report.errant is None else sum(len(g) for g in report.errant.values())
 
     def _no_bad_promotion(self, r: Report) -> bool:
         for action in r.actions:
@@ -596,7 +617,7 @@ class ActiveHangs(ActiveDies):
     def inject_and_observe(self, sampler: Sampler) -> None:
         assert self.lab.harness is not None
         r = self.report
-        pid = self.lab.harness.pid_of("emulator-node1")
+        pid = self.lab.harness.pid_of(self.lab.maxscale_label("node1"))
         assert pid is not None
         bound = hang_bound(self.lab)
         sampler.mark(f"settings: {watch_settings(self.lab)}; bound {bound:.2f}s")
@@ -650,6 +671,7 @@ def hang_bound(lab: Lab) -> float:
 
 class RestartActiveBackup(Scenario):
     name = "restart-active-backup"
+    emulator_only = "it restarts the emulator with passive=false written into its state file"
     counts: tuple[int, ...] = (2, 3)  # passes on the 3-node lab too (docs/lab.md)
     description = "node2's MaxScale restarted with passive=false persisted, as MaxScale really does"
 
@@ -718,6 +740,11 @@ class MasterPassive(Scenario):
 
 class DatabaseScenario(Scenario):
     """Scenarios that act on the emulators' shared database backend (reachability, roles)."""
+
+    emulator_only = (
+        "it cuts a MaxScale off from a server through the emulators' shared backend (the nftables cut "
+        "for a real MaxScale is not written yet)"
+    )
 
     def backend(self) -> dict[str, Any]:
         url = f"http://{self.lab.layout.node('node1')}:8989/__emulator__/backend"
@@ -1010,6 +1037,7 @@ class LocksTrap(DatabaseScenario):
 
 class CircuitBreaker(Scenario):
     name = "circuit-breaker"
+    emulator_only = "its saboteur reads the emulator's control API"
     description = "something keeps re-activating node2's MaxScale; the remediator gives up and says so"
 
     def inject_and_observe(self, sampler: Sampler) -> None:
@@ -1097,7 +1125,7 @@ class TwoNodesDead(Scenario):
         # or more), which let node2 live, take the VIP and go active before its own kill
         assert self.lab.harness is not None
         for name in ("node1", "node2"):
-            pid = self.lab.harness.pid_of(f"emulator-{name}")
+            pid = self.lab.harness.pid_of(self.lab.maxscale_label(name))
             if pid is not None:
                 os.kill(pid, signal.SIGKILL)
         self.lab.stop_emulator("node1", hard=True)
@@ -1129,6 +1157,7 @@ class TwoNodesDead(Scenario):
 
 class Replicas(Scenario):
     name = "replicas"
+    emulator_only = "it restarts the emulator with passive=false written into its state file"
     description = (
         "two clustered Alertmanagers deliver every notification to two remediator replicas, which "
         "coordinate through MariaDB named locks on three real mariadbd: a split brain under the seed "
@@ -1279,6 +1308,8 @@ def print_report(r: Report) -> None:
         print(f"  {t:7.2f}s  {text}")
     figs = ", ".join(f"{k}={'n/a' if v is None else f'{v:.2f}'}" for k, v in r.figures.items())
     print(f"  figures: {figs}")
+    for line in r.writer:
+        print(f"  {line}")
     for what, ok in r.checks:
         print(f"  [{'PASS' if ok else 'FAIL'}] {what}")
     print(f"  verdict: {'PASSED' if r.passed else 'FAILED'}")
@@ -1318,6 +1349,11 @@ def run_named(lab: Lab, name: str, out: Path | None) -> int:
         return 2
     reports = []
     for n in names:
+        why = SCENARIOS[n].emulator_only
+        if lab.maxscale is not None and why:
+            # a fault only the emulator can play: skipped, with the reason, rather than run against nothing
+            print(f"\n=== scenario {n}: SKIPPED: {why}, which a real MaxScale (lab up --maxscale) does not have")
+            continue
         report = SCENARIOS[n](lab).run()
         print_report(report)
         if out:

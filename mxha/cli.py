@@ -285,6 +285,17 @@ def _add_lab(sub: _Subcommands) -> None:
         help="locks mode: the emulated MaxScales' back-off after release-locks, and what the hooks and "
         "the remediator assume of it (default for a new lab: 60, MaxScale's own; shorter only saves waiting)",
     )
+    lp.add_argument(
+        "--maxscale",
+        default=None,
+        metavar="PATH",
+        help="run this MaxScale binary on every node instead of the emulator, with a maxscale.cnf the lab "
+        "writes, over three real MariaDB servers (198.51.100.21-23:3306, GTID replication from .21); "
+        "needs mariadb-server. Without it the lab runs the emulator",
+    )
+    lp.add_argument(
+        "--maxctrl", default=None, metavar="PATH", help="with --maxscale: the maxctrl that goes with that MaxScale"
+    )
     lp = lab_sub.add_parser("down", help="stop every process and remove everything the lab made")
     lp.add_argument("--dir", dest="lab_dir", default=None)
     lp = lab_sub.add_parser("status", help="say whether the lab is up")

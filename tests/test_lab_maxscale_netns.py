@@ -1,0 +1,139 @@
+"""``mxha lab up --maxscale PATH`` end to end, with the stand-in as PATH (MaxScale is not installed
+here; the real binary is checked from outside): the lab writes each node's maxscale.cnf, starts the
+binary with MaxScale's command line and its own directories, runs three real MariaDB servers with
+GTID replication in their own namespace, says in ``status --json`` which binary and version each
+node runs, settles as the emulator lab does, and ``down`` leaves nothing behind."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from mxha.lab import database, mariadb, maxscale_cnf, maxscale_standin
+from mxha.lab.lab import Lab
+from mxha.lab.netns import have_netns, run
+from mxha.lab.waiting import wait_for
+
+pytestmark = [
+    pytest.mark.netns,
+    pytest.mark.slow,
+    pytest.mark.skipif(have_netns() is not None, reason=f"the lab: {have_netns()}"),
+    pytest.mark.skipif(mariadb.missing() is not None, reason=str(mariadb.missing())),
+]
+LAB_DIR = Path("/run/mxha-lab-maxscale-test")
+
+
+def mxha(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mxha", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def test_lab_up_with_a_maxscale_binary_runs_it_over_real_mariadb_and_down_leaves_nothing(tmp_path: Path) -> None:
+    exe = maxscale_standin.write_executable(tmp_path / "maxscale")
+    # a maxctrl that records its calls, then does what maxctrl does (the lab's compatible command)
+    calls = tmp_path / "maxctrl-calls"
+    maxctrl = tmp_path / "maxctrl"
+    maxctrl.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexec {sys.executable} -m mxha lab maxctrl "$@"\n')
+    maxctrl.chmod(0o755)
+    up = mxha("lab", "up", "--maxscale", str(exe), "--maxctrl", str(maxctrl), "--dir", str(LAB_DIR))
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert f"SQL listener 198.51.100.100:{maxscale_cnf.LISTENER_PORT}" in up.stdout, up.stdout
+        status = mxha("lab", "status", "--json", "--dir", str(LAB_DIR))
+        assert status.returncode == 0, status.stdout + status.stderr
+        desc = json.loads(status.stdout)
+        assert desc["up"] is True and desc["maxscale"] == str(exe)
+        assert desc["maxctrl"] == str(maxctrl)
+        assert desc["database_servers"] == [f"198.51.100.{i}:3306" for i in (21, 22, 23)]
+        assert desc["sql_listener"] == f"198.51.100.100:{maxscale_cnf.LISTENER_PORT}"
+        for node in desc["nodes"]:
+            assert node["maxscale_binary"] == str(exe)
+            assert node["maxscale_version"] == maxscale_standin.VERSION
+            # the binary got the lab's cnf and its own directories on MaxScale's command line
+            home = LAB_DIR / node["name"] / "maxscale"
+            cnf = configparser.ConfigParser(interpolation=None)
+            cnf.read(home / "maxscale.cnf")
+            assert cnf["maxscale"]["admin_host"] == node["address"]
+            assert (home / "run" / "maxscale.pid").exists()
+        # a fault only the emulator can play: SKIPPED with why, exit 0
+        skipped = mxha("lab", "scenario", "restart-active-backup", "--dir", str(LAB_DIR))
+        assert skipped.returncode == 0, skipped.stdout + skipped.stderr
+        assert "=== scenario restart-active-backup: SKIPPED: it restarts the emulator" in skipped.stdout
+        # real faults run unchanged (the REST API; SIGKILL and a restart of the binary), with the
+        # writer's figures: the stand-in serves no SQL, so every write fails and nothing is lost
+        for name in ("master-passive", "active-dies", "split-brain-tutorial"):
+            ran = mxha("lab", "scenario", name, "--dir", str(LAB_DIR))
+            assert ran.returncode == 0, ran.stdout + ran.stderr
+            assert "verdict: PASSED" in ran.stdout
+            assert re.search(r"writes: 0 acknowledged of [1-9]\d*, [1-9]\d* failed", ran.stdout), ran.stdout
+            assert "lost writes (acknowledged, missing on the final primary server1): none" in ran.stdout
+            assert "errant GTIDs: none" in ran.stdout
+        # the writer's report reads the real servers; the stand-in has no SQL listener, so every write fails
+        lab = Lab(LAB_DIR)
+        writer = lab.writer().start()
+        wait_for(lambda: writer.snapshot()[0] >= 3, timeout=20, what="three write attempts")
+        report = lab.writer_report(writer.stop())
+        assert report.final_primary == "server1" and report.unread == {}
+        assert report.failed == report.attempts >= 3 and report.acknowledged == 0
+        assert report.lost == [] and report.errant == {"server2": [], "server3": []}
+        # the database servers replicate from .21 with the accounts the cnf names
+        accounts = database.DatabaseAccounts.load(LAB_DIR / "db-accounts.json")
+        with (
+            pymysql.connect(
+                host="198.51.100.21",
+                user=database.CLIENT_USER,
+                password=accounts.client_password,
+                connect_timeout=5,
+                autocommit=True,
+            ) as conn,
+            conn.cursor() as cur,
+        ):
+            cur.execute(database.INSERT_WRITE, (7, 1.0))
+            cur.execute("SELECT @@gtid_binlog_pos")
+            row = cur.fetchone()
+        assert row is not None
+        with (
+            pymysql.connect(
+                host="198.51.100.23",
+                user=database.MONITOR_USER,
+                password=accounts.monitor_password,
+                connect_timeout=5,
+            ) as conn,
+            conn.cursor() as cur,
+        ):
+            cur.execute("SELECT MASTER_GTID_WAIT(%s, 10)", (row[0],))
+            cur.execute(database.SELECT_WRITES)
+            assert (7,) in cur.fetchall()
+        # the seed tutorial's notify script ran the maxctrl given with --maxscale
+        assert "alter maxscale passive" in calls.read_text()
+    finally:
+        record = json.loads((LAB_DIR / "harness.json").read_text()) if (LAB_DIR / "harness.json").exists() else {}
+        pids = [p["pid"] for p in record.get("processes", [])]
+        down = mxha("lab", "down", "--dir", str(LAB_DIR))
+    assert down.returncode == 0, down.stderr
+    assert not LAB_DIR.exists()
+    assert not any(ns.startswith("mxha-") for ns in run("ip", "netns", "list").stdout.split())
+    labels = {p["label"] for p in record["processes"]}
+    assert {"maxscale-node1", "maxscale-node2", "mariadb-server1", "mariadb-server3"} <= labels, labels
+    assert not any(alive(pid) for pid in pids)
+
+
+def test_a_maxscale_path_that_is_not_executable_is_refused_in_one_line(tmp_path: Path) -> None:
+    proc = mxha("lab", "up", "--maxscale", str(tmp_path / "nope"), "--dir", str(tmp_path / "lab"))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0 and "--maxscale" in proc.stderr, proc.stderr
+    assert not (tmp_path / "lab").exists()
