@@ -14,6 +14,8 @@ from typing import Any
 
 from mxha.maxscale import MODES, MaxScaleClient
 
+EXIT_CONFIG = 2  # every command's exit status for a config error (and the hooks' for a run the setup refuses)
+
 
 class ConfigError(Exception):
     """One line, naming the key: ``config error: maxscale.url: has no host``."""

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 EXIT_HEALTHY = 0
 EXIT_UNHEALTHY = 1
-EXIT_CONFIG = 2
 
 
 @dataclass(frozen=True)
@@ -163,7 +162,7 @@ def _hard_timeout(seconds: float) -> None:
 def main(config_file: str, via: str | None = None, *, follow_up: bool = False) -> int:
     """``mxha check``: the verdict, and with ``follow_up`` (keepalived's line only) the hooks'
     corrections. Without it nothing is written or started anywhere: a person may run it anytime."""
-    from mxha.config import ConfigError, load_node_config
+    from mxha.config import EXIT_CONFIG, ConfigError, load_node_config
 
     _hard_timeout(10.0)  # covers reading the config; re-armed below from check.timeout
     try:

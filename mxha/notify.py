@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from mxha.config import EXIT_CONFIG
 from mxha.hook_decision import (
     ACTIVE_STATES,
     PASSIVE_STATES,
@@ -286,9 +287,6 @@ def log_line(path: str | None, line: str) -> None:
         except OSError:
             pass
     sys.stderr.write(text)
-
-
-EXIT_CONFIG = 2  # a config error, or a run the setup refuses (the wrong user, no state directory)
 
 
 def _to_syslog(line: str) -> None:
