@@ -18,7 +18,7 @@ from conftest import REPO
 
 from mxha.lab.lab import Lab
 from mxha.lab.netns import have_netns, run
-from mxha.lab.scenarios import DEMO_LABS, SCENARIOS
+from mxha.lab.scenarios import DEMO_LABS, SCENARIOS, WRITER_SKIPPED
 
 pytestmark = [
     pytest.mark.netns,
@@ -148,4 +148,5 @@ def test_scenario(lab: Lab, name: str) -> None:
     proc = mxha("lab", "scenario", name, "--dir", str(LAB_DIR), timeout=400)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
     assert "verdict: PASSED" in proc.stdout
+    assert WRITER_SKIPPED in proc.stdout  # the emulator lab says why no client wrote through the VIP
     assert re.search(r"\[PASS\] no remediator promotion left two MaxScales active", proc.stdout)
