@@ -175,27 +175,28 @@ def test_bad_config_and_bad_flag_exit_3_in_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 3 and proc.stderr.count("\n") == 1
 
 
-# -- the recorded real pair, replayed over HTTP ---------------------------------------------------
-class Replay(http.server.ThreadingHTTPServer):
-    """Serves recorded MaxScale bodies: the monitor's own document as the /v1/monitors collection
-    (the recording read /v1/monitors/MariaDB-Monitor); anything not recorded is 404."""
+# -- JSON over HTTP on loopback ------------------------------------------------------------------
+class JsonServer(http.server.ThreadingHTTPServer):
+    """Answers GETs with ``answer(path)``: a status and a JSON document."""
 
-    def __init__(self, maxscale: str, monitor: str) -> None:
-        def body(name: str) -> Any:
-            return json.loads((PAIR / f"{name}.json").read_text())["body"]
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), JsonHandler)
 
-        mon = body(monitor)
-        self.routes = {"/v1/maxscale": body(maxscale), "/v1/monitors": {**mon, "data": [mon["data"]]}}
-        super().__init__(("127.0.0.1", 0), ReplayHandler)
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def answer(self, path: str) -> tuple[int, Any]:
+        raise NotImplementedError
 
 
-class ReplayHandler(http.server.BaseHTTPRequestHandler):
-    server: Replay
+class JsonHandler(http.server.BaseHTTPRequestHandler):
+    server: JsonServer
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-        doc = self.server.routes.get(self.path.rstrip("/"))
-        data = json.dumps(doc if doc is not None else {"errors": [{"detail": "not recorded"}]}).encode()
-        self.send_response(200 if doc is not None else 404)
+        status, doc = self.server.answer(self.path)
+        data = json.dumps(doc).encode()
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -205,15 +206,15 @@ class ReplayHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def replay() -> Iterator[Callable[[str, str], str]]:
-    servers: list[Replay] = []
+def serving(make: Callable[..., JsonServer]) -> Iterator[Callable[..., JsonServer]]:
+    """A fixture's body: ``start(...)`` serves ``make(...)`` in a thread; all stopped at teardown."""
+    servers: list[JsonServer] = []
 
-    def start(maxscale: str, monitor: str) -> str:
-        srv = Replay(maxscale, monitor)
+    def start(*args: Any, **kwargs: Any) -> JsonServer:
+        srv = make(*args, **kwargs)
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         servers.append(srv)
-        return f"http://127.0.0.1:{srv.server_address[1]}"
+        return srv
 
     yield start
     for srv in servers:
@@ -221,12 +222,35 @@ def replay() -> Iterator[Callable[[str, str], str]]:
         srv.server_close()
 
 
+# -- the recorded real pair, replayed over HTTP ---------------------------------------------------
+class Replay(JsonServer):
+    """Serves recorded MaxScale bodies: the monitor's own document as the /v1/monitors collection
+    (the recording read /v1/monitors/MariaDB-Monitor); anything not recorded is 404."""
+
+    def __init__(self, maxscale: str, monitor: str) -> None:
+        def body(name: str) -> Any:
+            return json.loads((PAIR / f"{name}.json").read_text())["body"]
+
+        mon = body(monitor)
+        self.routes = {"/v1/maxscale": body(maxscale), "/v1/monitors": {**mon, "data": [mon["data"]]}}
+        super().__init__()
+
+    def answer(self, path: str) -> tuple[int, Any]:
+        doc = self.routes.get(path.rstrip("/"))
+        return (200, doc) if doc is not None else (404, {"errors": [{"detail": "not recorded"}]})
+
+
+@pytest.fixture
+def replay() -> Iterator[Callable[..., JsonServer]]:
+    yield from serving(Replay)
+
+
 def test_recorded_pair_passive_step_yields_its_hazards_and_nothing_else(
-    tmp_path: Path, replay: Callable[[str, str], str]
+    tmp_path: Path, replay: Callable[..., JsonServer]
 ) -> None:
-    a = replay("22-A-get-maxscale-passive", "19-A-get-monitor-5s-after-passive")  # step 4: A passive
+    a = replay("22-A-get-maxscale-passive", "19-A-get-monitor-5s-after-passive").url  # step 4: A passive
     # B's /v1/maxscale was not read in step 4; it was passive=false from the start until step 7
-    b = replay("06-B-get-maxscale-start", "20-B-get-monitor-5s-after-passive")
+    b = replay("06-B-get-maxscale-start", "20-B-get-monitor-5s-after-passive").url
     peers = [{"name": "node2", "state_url": "http://127.0.0.1:9/state", "maxscale": {"url": b}}]
     config = node_config(tmp_path, a, mode="locks", peers=peers, exporter={"listen_address": "127.0.0.1:9"})
     code, report = doctor_json(config, "--peers")
@@ -296,17 +320,16 @@ def test_emulator_monitor_parameters_shown_and_kept_across_restart(
 GOLDEN_STATE = json.loads((REPO / "tests" / "golden" / "state.json").read_text())
 
 
-class StateServer(http.server.ThreadingHTTPServer):
+class StateServer(JsonServer):
     """An exporter's /state as the contract shapes it (the golden document), with this node's
     name, priority, mode and clock (its ``time`` is written at each request, ``skew`` off)."""
 
     def __init__(self, node: str, base_priority: int, mode: str = "passive", skew: float = 0.0) -> None:
         self.node, self.base_priority, self.mode, self.skew = node, base_priority, mode, skew
-        super().__init__(("127.0.0.1", 0), StateHandler)
+        super().__init__()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+    def answer(self, path: str) -> tuple[int, Any]:
+        return (200 if path == "/state" else 404), self.document()
 
     def document(self) -> dict[str, Any]:
         import copy
@@ -319,35 +342,9 @@ class StateServer(http.server.ThreadingHTTPServer):
         return doc
 
 
-class StateHandler(http.server.BaseHTTPRequestHandler):
-    server: StateServer
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-        data = json.dumps(self.server.document()).encode()
-        self.send_response(200 if self.path == "/state" else 404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def state_server() -> Iterator[Callable[..., StateServer]]:
-    servers: list[StateServer] = []
-
-    def start(*args: Any, **kwargs: Any) -> StateServer:
-        srv = StateServer(*args, **kwargs)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        servers.append(srv)
-        return srv
-
-    yield start
-    for srv in servers:
-        srv.shutdown()
-        srv.server_close()
+def state_server() -> Iterator[Callable[..., JsonServer]]:
+    yield from serving(StateServer)
 
 
 def sane(emulator: Emulator) -> None:
