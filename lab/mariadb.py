@@ -35,13 +35,18 @@ def template(root: Path) -> Path:
     if (data / "mysql").is_dir():
         return data
     tmp = root / "mariadb-template.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    scratch = root / "mariadb-template.tmpdir"
+    for folder in (tmp, scratch):
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
     proc = subprocess.run(
         [
             "mariadb-install-db",
             "--no-defaults",
             f"--datadir={tmp}",
+            # temporary tables of its own, not in /tmp beside another server's bootstrap (two test
+            # workers' bootstraps at once failed: "Unknown table 'mysql.tmp_user_sys'")
+            f"--tmpdir={scratch}",
             "--user=root",
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
@@ -53,6 +58,7 @@ def template(root: Path) -> Path:
     )
     if proc.returncode != 0:
         raise RuntimeError(f"mariadb-install-db failed: {proc.stderr.strip()[-500:]}")
+    shutil.rmtree(scratch, ignore_errors=True)
     tmp.rename(data)
     return data
 
@@ -107,6 +113,7 @@ class MariaDB:
             str(mariadbd()),
             "--no-defaults",
             f"--datadir={data}",
+            f"--tmpdir={self.workdir}",  # its own, as the bootstrap's
             f"--socket={self.workdir / 'mysqld.sock'}",
             f"--pid-file={self.workdir / 'mysqld.pid'}",
             f"--log-error={self.workdir / 'error.log'}",
