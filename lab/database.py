@@ -20,6 +20,17 @@ from typing import Any
 from mxha.lab import mariadb
 
 SERVER_NAMES = ("server1", "server2", "server3")
+
+
+@dataclass(frozen=True)
+class ServerAddress:
+    """One database server as MaxScale's cnf and the writer's report name it."""
+
+    name: str
+    host: str
+    port: int
+
+
 SCHEMA = "mxha_lab"
 WRITES_TABLE = "writes"
 # The writer's statements, literal so nothing is ever formatted into SQL.

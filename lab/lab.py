@@ -38,7 +38,7 @@ from typing import Any
 import requests
 import yaml
 
-from mxha.lab.database import CLIENT_USER, MONITOR_USER
+from mxha.lab.database import CLIENT_USER, MONITOR_USER, SERVER_NAMES, ServerAddress
 from mxha.lab.keepalived_conf import VrrpSpec
 from mxha.lab.maxscale_cnf import LISTENER_PORT
 from mxha.lab.netns import Harness, HarnessError, check_subnet_free, have_netns
@@ -158,7 +158,7 @@ class Lab:
             "maxscale": self.maxscale,
             "maxctrl": self.maxctrl,
             # with --maxscale: the real MariaDB servers, and the listener clients (the writer) use on the VIP
-            "database_servers": [f"{lay.host(i)}:{DB_PORT}" for i in DB_INDEXES] if self.maxscale else [],
+            "database_servers": [f"{s.host}:{s.port}" for s in self._database_servers()] if self.maxscale else [],
             "sql_listener": f"{lay.vip}:{LISTENER_PORT}" if self.maxscale else None,
             "vip": lay.vip,
             "prometheus_url": f"http://{mon}:9090",
@@ -472,13 +472,14 @@ class Lab:
     def start_maxscale(self, name: str) -> None:
         """The real MaxScale (or a stand-in taking its command line) in the node's namespace, in the
         foreground (-d, so the lab stops it by pid), with its own directories and the lab's cnf."""
-        from mxha.lab.maxscale_cnf import CnfServer, maxscale_cnf, write_cnf
+        from mxha.lab.maxscale_cnf import maxscale_cnf, write_cnf
 
         assert self.harness is not None and self.maxscale is not None
         home = self.maxscale_cnf_path(name).parent
         home.mkdir(parents=True, exist_ok=True)
-        servers = [CnfServer(f"server{i}", self.layout.host(index), DB_PORT) for i, index in enumerate(DB_INDEXES, 1)]
-        text = maxscale_cnf(name, self.layout.node(name), self.mode, servers, self._database_accounts())
+        text = maxscale_cnf(
+            name, self.layout.node(name), self.mode, self._database_servers(), self._database_accounts()
+        )
         cnf = write_cnf(home / "maxscale.cnf", text)
         argv = [self.maxscale, "-d", "-f", str(cnf), "-C", str(home), "-U", "root"]
         for flag, folder in MAXSCALE_DIRS:
@@ -486,6 +487,10 @@ class Lab:
             argv += [flag, str(home / folder)]
         self.harness.start(name, argv, label=self.maxscale_label(name))
         _wait(f"http://{self.layout.node(name)}:8989/v1/maxscale", f"{name} MaxScale", 60, _ADMIN_AUTH)
+
+    def _database_servers(self) -> list[ServerAddress]:
+        """server1-3 on the database namespace's addresses, as MaxScale and the writer's report reach them."""
+        return [ServerAddress(n, self.layout.host(i), DB_PORT) for n, i in zip(SERVER_NAMES, DB_INDEXES, strict=True)]
 
     def maxscale_version(self, name: str) -> str | None:
         """The version the node's MaxScale reports over its REST API (None: it does not answer)."""
@@ -510,15 +515,14 @@ class Lab:
         """The writer's figures against the database servers (``mxha.lab.writer.writer_report``): the
         final primary is the server the VIP holder's MaxScale calls primary (any node's when no node
         holds the VIP or its MaxScale names none)."""
-        from mxha.lab.writer import ServerAddress, writer_report
+        from mxha.lab.writer import writer_report
 
         views = {n: self.node_view(n) for n in self.nodes}
         named = [v["primary"] for v in views.values() if v["vip"] and v["primary"]]
         named += [v["primary"] for v in views.values() if v["primary"]]
-        servers = [ServerAddress(f"server{i}", self.layout.host(x), DB_PORT) for i, x in enumerate(DB_INDEXES, 1)]
         accounts = self._database_accounts()
         primary = named[0] if named else "none named by any MaxScale"
-        return writer_report(ledger, servers, primary, MONITOR_USER, accounts.monitor_password)
+        return writer_report(ledger, self._database_servers(), primary, MONITOR_USER, accounts.monitor_password)
 
     def stop_emulator(self, name: str, hard: bool = False) -> None:
         import signal

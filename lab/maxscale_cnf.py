@@ -38,13 +38,6 @@ VERSION_PREFIX = "10.11.0-lab"
 
 
 @dataclass(frozen=True)
-class CnfServer:
-    name: str
-    address: str
-    port: int
-
-
-@dataclass(frozen=True)
 class MonitorTimings:
     """The monitor's timing settings; failcount follows from them."""
 
@@ -122,7 +115,7 @@ def maxscale_cnf(
     node: str,
     admin_host: str,
     mode: str,
-    servers: Sequence[CnfServer],
+    servers: Sequence[database.ServerAddress],
     accounts: database.DatabaseAccounts,
     *,
     timings: MonitorTimings | None = None,
@@ -153,7 +146,7 @@ def maxscale_cnf(
         },
     )
     for server in servers:
-        lines += _section(server.name, {"type": "server", "address": server.address, "port": server.port})
+        lines += _section(server.name, {"type": "server", "address": server.host, "port": server.port})
     lines += _section(MONITOR, {"type": "monitor", "module": "mariadbmon", "servers": names, **monitor})
     lines += _section(
         SERVICE,

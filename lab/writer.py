@@ -86,13 +86,6 @@ def errant_gtids(server: Iterable[str], primary: Iterable[str]) -> list[str]:
 
 
 @dataclass(frozen=True)
-class ServerAddress:
-    name: str
-    host: str
-    port: int
-
-
-@dataclass(frozen=True)
 class WriterReport:
     attempts: int
     acknowledged: int
@@ -265,7 +258,7 @@ def rows_on(conn: Any) -> set[int]:
 
 def writer_report(
     ledger: Ledger,
-    servers: Sequence[ServerAddress],
+    servers: Sequence[database.ServerAddress],
     final_primary: str,
     user: str,
     password: str,

@@ -21,7 +21,7 @@ from mxha.lab import database, mariadb, maxscale_cnf, maxscale_standin
 from mxha.lab.waiting import wait_for
 
 ACCOUNTS = database.DatabaseAccounts("mon-pw", "svc-pw", "client-pw", "repl-pw")
-SERVERS = [maxscale_cnf.CnfServer(name, f"198.51.100.{21 + i}", 3306) for i, name in enumerate(database.SERVER_NAMES)]
+SERVERS = [database.ServerAddress(name, f"198.51.100.{21 + i}", 3306) for i, name in enumerate(database.SERVER_NAMES)]
 
 
 def parsed(text: str) -> configparser.ConfigParser:
@@ -159,7 +159,7 @@ def test_the_standin_runs_the_emulator_from_maxscales_command_line(tmp_path: Pat
         assert monitor["attributes"]["parameters"]["cooperative_monitoring_locks"] == "majority_of_all"
         servers = requests.get(f"{base}/servers", auth=auth, timeout=5).json()["data"]
         assert {s["id"]: s["attributes"]["parameters"]["address"] for s in servers} == {
-            s.name: s.address for s in SERVERS
+            s.name: s.host for s in SERVERS
         }
         # wrong credentials are refused, as MaxScale refuses them
         assert requests.get(f"{base}/maxscale", auth=("admin", "nope"), timeout=5).status_code == 401

@@ -12,10 +12,10 @@ import pytest
 from helpers import free_port
 
 from mxha.lab import database, mariadb
+from mxha.lab.database import ServerAddress
 from mxha.lab.waiting import wait_for
 from mxha.lab.writer import (
     Ledger,
-    ServerAddress,
     Writer,
     errant_gtids,
     longest_gap,
