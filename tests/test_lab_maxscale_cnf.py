@@ -158,9 +158,7 @@ def test_the_standin_runs_the_emulator_from_maxscales_command_line(tmp_path: Pat
         monitor = requests.get(f"{base}/monitors/{maxscale_cnf.MONITOR}", auth=auth, timeout=5).json()["data"]
         assert monitor["attributes"]["parameters"]["cooperative_monitoring_locks"] == "majority_of_all"
         servers = requests.get(f"{base}/servers", auth=auth, timeout=5).json()["data"]
-        assert {s["id"]: s["attributes"]["parameters"]["address"] for s in servers} == {
-            s.name: s.host for s in SERVERS
-        }
+        assert {s["id"]: s["attributes"]["parameters"]["address"] for s in servers} == {s.name: s.host for s in SERVERS}
         # wrong credentials are refused, as MaxScale refuses them
         assert requests.get(f"{base}/maxscale", auth=("admin", "nope"), timeout=5).status_code == 401
         # a runtime change is kept under the persist directory (-F), as MaxScale keeps it
