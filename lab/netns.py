@@ -348,16 +348,7 @@ def _signal_both(pid: int, sig: int) -> None:
 
 def _kill_group(pid: int, sig: int, timeout: float) -> None:
     """Signal the process group we started (start_new_session), then the pid; SIGKILL after timeout."""
-    _signal_both(pid, sig)
-    deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if _alive(pid):
-        _signal_both(pid, signal.SIGKILL)
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
+    _kill_groups([pid], sig, timeout)
 
 
 def _kill_groups(pids: list[int], sig: int, timeout: float) -> None:
@@ -368,9 +359,12 @@ def _kill_groups(pids: list[int], sig: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    for pid in pids:
-        if _alive(pid):
-            _kill_group(pid, signal.SIGKILL, 0)
+    for pid in [p for p in pids if _alive(p)]:
+        _signal_both(pid, signal.SIGKILL)
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
 
 
 def _kill_namespace_leftovers(namespace: str) -> None:
