@@ -91,6 +91,10 @@ class Layout:
         return str(ipaddress.ip_network(self.subnet).network_address + index)
 
     @property
+    def prefixlen(self) -> int:
+        return ipaddress.ip_network(self.subnet).prefixlen
+
+    @property
     def monitor(self) -> str:
         return self.host(MONITOR_INDEX)
 
@@ -295,7 +299,7 @@ class Lab:
             name,
             self.layout.node(name),
             self.harness.nodes[name].workdir,
-            [VrrpSpec("VI_1", 51, self.nodes[name][1], f"{self.layout.vip}/24")],
+            [VrrpSpec("VI_1", 51, self.nodes[name][1], f"{self.layout.vip}/{self.layout.prefixlen}")],
             hooks=installed_mxha(),
             peers=[
                 {"name": other, "state_url": f"http://{self.layout.node(other)}:9843/state"}

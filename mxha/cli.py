@@ -245,6 +245,19 @@ def _add_emulator(sub: _Subcommands) -> None:
     _log_flag(p)
 
 
+def _lab_subnet(value: str) -> str:
+    """``--subnet``: an IPv4 network holding every address the lab gives out (the VIP is its .100)."""
+    import ipaddress
+
+    try:
+        net = ipaddress.IPv4Network(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an IPv4 network such as 198.51.100.0/24: {exc}") from None
+    if net.prefixlen > 25:
+        raise argparse.ArgumentTypeError(f"{value} is too small: the lab needs a /25 or larger (its VIP is .100)")
+    return str(net)
+
+
 def _add_lab(sub: _Subcommands) -> None:
     p = sub.add_parser(
         "lab",
@@ -254,7 +267,13 @@ def _add_lab(sub: _Subcommands) -> None:
     )
     lab_sub = p.add_subparsers(dest="lab_command", metavar="ACTION")
     lp = lab_sub.add_parser("up", help="bring the lab up and return once everything answers")
-    lp.add_argument("--subnet", default="198.51.100.0/24", help="lab /24 (default 198.51.100.0/24)")
+    lp.add_argument(
+        "--subnet",
+        type=_lab_subnet,
+        default="198.51.100.0/24",
+        help="the lab's IPv4 network, a /25 or larger: its .1, .2, .11-.13, .21-.23 and .100 are used "
+        "(default 198.51.100.0/24)",
+    )
     lp.add_argument("--dir", dest="lab_dir", default=None, help="lab folder (default /run/mxha-lab)")
     lp.add_argument(
         "--mode",

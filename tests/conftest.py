@@ -82,16 +82,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+LAB_MODULES = ("test_lab_e2e.py", "test_lab_maxscale_netns.py")  # `mxha lab up` on LAB_SUBNET (tests/pair.py)
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's own, which turns the group into the test's id
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (``make test`` runs ``-n 3 --dist loadgroup``) the tests that use network
-    namespaces share names, 198.51.100.0/24 and the lab's folder: they run one after the other in
-    one worker, in collection order (a module's lab is brought up once), beside the rest. The
-    container image's tests share podman's build cache, the replicas' tests one lock store: one
-    worker each too."""
+    namespaces run in two groups, each one test after the other in one worker, in collection order
+    (a module's lab is brought up once): the lab's (``mxha lab up``: fixed namespace names and one
+    lab folder) on 198.51.100.0/25, and those that build their own harness on 198.51.100.128/25
+    (``tests/pair.py``), so the two groups never share an address or a host route. The container
+    image's tests share podman's build cache, the replicas' tests one lock store: one worker each."""
     for item in items:
         if item.get_closest_marker("netns") is not None:
-            item.add_marker(pytest.mark.xdist_group("netns"))
+            group = "lab" if item.path.name in LAB_MODULES else "netns"
+            item.add_marker(pytest.mark.xdist_group(group))
         elif item.path.name == "test_image.py":
             item.add_marker(pytest.mark.xdist_group("image"))
         elif item.path.name == "test_remediator_replicas.py":  # one lock store (3 mariadbd), not one per worker

@@ -17,6 +17,12 @@ from mxha.lab.waiting import wait_for
 from mxha.model import NodeState
 
 MXHA = [sys.executable, "-m", "mxha"]
+# The namespace tests run in two pytest-xdist groups side by side (tests/conftest.py): the lab's
+# (`mxha lab up`, with its fixed names) on the lower half of the documentation range, the tests that
+# build their own harness on the upper half. Each adds a host route to its half only, so neither
+# overlaps the other's (`check_subnet_free` refuses an overlap).
+LAB_SUBNET = "198.51.100.0/25"
+HARNESS_SUBNET = "198.51.100.128/25"
 
 
 class Pair:
@@ -28,7 +34,7 @@ class Pair:
         *,
         source: str = "json",
         hooks: bool = False,
-        subnet: str = "198.51.100.0/24",
+        subnet: str = HARNESS_SUBNET,
         prefix: str | None = None,
     ) -> None:
         self.prefix = prefix or f"mxt{os.getpid() % 100000}"
@@ -77,8 +83,8 @@ class Pair:
             node.address,
             node.workdir,
             [
-                VrrpSpec("VI_1", 51, self.prio[name], f"{self.vip}/24"),
-                VrrpSpec("VI_2", 52, 250 - self.prio[name], f"{self.vip2}/24", governing=False),
+                VrrpSpec("VI_1", 51, self.prio[name], f"{self.vip}/{self.h.prefixlen}"),
+                VrrpSpec("VI_2", 52, 250 - self.prio[name], f"{self.vip2}/{self.h.prefixlen}", governing=False),
             ],
             source=self.source,
             hooks=installed_mxha() if self.hooks else None,

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import requests
 from conftest import REPO
+from pair import LAB_SUBNET
 
 from mxha.lab.lab import Lab
 from mxha.lab.netns import have_netns, run
@@ -50,6 +51,7 @@ def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
     # (make demo keeps the minute); every check of theirs is relative to the lab's back-off
     backoff = ["--relock-backoff", str(TEST_RELOCK_BACKOFF)] if mode == "locks" else []
     up = ["lab", "up", "--mode", mode, "--nodes", str(count), "--replicas", str(replicas), *backoff]
+    up += ["--subnet", LAB_SUBNET]  # the harness tests run beside the lab's on the other half
     proc = mxha(*up, "--dir", str(LAB_DIR))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     record = json.loads((LAB_DIR / "harness.json").read_text())

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pymysql
 import pytest
+from pair import LAB_SUBNET
 
 from mxha.lab import database, mariadb, maxscale_cnf, maxscale_standin
 from mxha.lab.lab import Lab
@@ -49,7 +50,9 @@ def test_lab_up_with_a_maxscale_binary_runs_it_over_real_mariadb_and_down_leaves
     maxctrl = tmp_path / "maxctrl"
     maxctrl.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexec {sys.executable} -m mxha lab maxctrl "$@"\n')
     maxctrl.chmod(0o755)
-    up = mxha("lab", "up", "--maxscale", str(exe), "--maxctrl", str(maxctrl), "--dir", str(LAB_DIR))
+    up = mxha(
+        "lab", "up", "--maxscale", str(exe), "--maxctrl", str(maxctrl), "--subnet", LAB_SUBNET, "--dir", str(LAB_DIR)
+    )
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         assert f"SQL listener 198.51.100.100:{maxscale_cnf.LISTENER_PORT}" in up.stdout, up.stdout

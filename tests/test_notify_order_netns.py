@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from pair import HARNESS_SUBNET
 
 from mxha.lab.netns import Harness, have_netns
 from mxha.lab.node import installed_mxha
@@ -45,7 +46,7 @@ def as_nobody(h: Harness, node: str, *argv: str) -> list[str]:
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Harness, Path, str]]:
     workdir = Path("/run") / f"mxha-test-order-{tmp_path_factory.getbasetemp().name}"
-    h = Harness(workdir, prefix=f"mxo{os.getpid() % 100000}", subnet="198.51.100.0/24")
+    h = Harness(workdir, prefix=f"mxo{os.getpid() % 100000}", subnet=HARNESS_SUBNET)
     try:
         h.create_lan()
         h.add_host_link(1)
@@ -78,7 +79,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Harness, Pa
 
 
 def set_vip(h: Harness, present: bool) -> None:
-    h.exec("node1", "ip", "addr", "add" if present else "del", f"{h.host(100)}/24", "dev", "eth0")
+    h.exec("node1", "ip", "addr", "add" if present else "del", f"{h.host(100)}/{h.prefixlen}", "dev", "eth0")
 
 
 def test_overlapping_calls_end_in_the_newer_transitions_mode(node: tuple[Harness, Path, str]) -> None:

@@ -18,6 +18,7 @@ import pytest
 import requests
 from conftest import control
 from helpers import StateServer
+from pair import HARNESS_SUBNET
 from test_remediator import payload
 from test_remediator_replicas import AUTH, PASSWORD, lock_holder, write_replica_config
 
@@ -40,7 +41,7 @@ class PartitionLab:
 
     def __init__(self, tmp: Path, make_emulator: Any) -> None:
         self.tmp = tmp
-        self.h = Harness(tmp / "net", prefix=f"mxr{os.getpid() % 100000}", subnet="198.51.100.0/24")
+        self.h = Harness(tmp / "net", prefix=f"mxr{os.getpid() % 100000}", subnet=HARNESS_SUBNET)
         self.h.create_lan()
         self.host = self.h.add_host_link(1)
         self.h.add_node("locks", 21)
