@@ -205,3 +205,20 @@ def test_the_cli_says_so_when_the_lab_is_not_installed() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 2 and "not in this installation" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("subnet", "why"),
+    [("10.0.0.0/26", "too small: the lab needs a /25 or larger"), ("nope", "is not an IPv4 network")],
+)
+def test_a_lab_subnet_it_cannot_use_is_refused_in_one_line_before_anything_is_made(subnet: str, why: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mxha", "lab", "up", "--subnet", subnet, "--dir", "/nonexistent/mxha-lab"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 2 and why in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert not Path("/nonexistent/mxha-lab").exists()
