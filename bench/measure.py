@@ -42,18 +42,45 @@ def threads_cpu_seconds(pid: int) -> float:
     return total / 1e9
 
 
-def user_install(work: Path) -> Path:
-    """This tree installed as users install it (a wheel, in a venv of its own); return its ``mxha``
-    console script. `make`'s .venv is an editable install, whose import hook (and the pathlib it
-    imports) adds about 0.3 MiB to every process: a user never pays that, so the bench should not.
-    The dependencies come from the running interpreter's site-packages (a .pth line), so nothing is
-    downloaded; the tree is copied first so that no stale build/ of the repo gets into the wheel."""
+SYSTEM_PYTHON = "/usr/bin/python3"  # what the README's first hour makes its venv with (Debian's python3-venv)
+
+
+def system_python() -> str | None:
+    """The distribution's python3 when it is this interpreter's minor version (the wheel and the
+    dependencies' compiled modules then load in it), else None. Users on Debian 12 run the hooks on
+    it: a build with profile-guided and link-time optimisation, where an interpreter built from
+    source (pyenv's default) has neither and starts and imports about a tenth slower."""
+    if not os.access(SYSTEM_PYTHON, os.X_OK) or os.path.realpath(SYSTEM_PYTHON) == os.path.realpath(sys.executable):
+        return None
+    probe = subprocess.run(
+        [SYSTEM_PYTHON, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True, check=False
+    )
+    return SYSTEM_PYTHON if probe.stdout.strip() == str(sys.version_info[:2]) else None
+
+
+def python_label(python: str) -> str:
+    """``/usr/bin/python3.11 3.11.2``: which interpreter a row ran on (a venv's python is a link)."""
+    version = subprocess.run(
+        [python, "-c", "import platform; print(platform.python_version())"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return f"{os.path.realpath(python)} {version}"
+
+
+def user_install(work: Path, python: str | None = None) -> Path:
+    """This tree installed as users install it (a wheel, in a venv of its own made by ``python``,
+    this interpreter by default); return its ``mxha`` console script. `make`'s .venv is an editable
+    install, whose import hook (and the pathlib it imports) adds about 0.3 MiB to every process: a
+    user never pays that, so the bench should not. The dependencies come from the running
+    interpreter's site-packages (a .pth line), so nothing is downloaded; the tree is copied first so
+    that no stale build/ of the repo gets into the wheel."""
     src, venv, wheels = work / "src", work / "venv", work / "wheel"
     skip = shutil.ignore_patterns(".*", "build", "dist", "*.egg-info", "__pycache__", "lab-out", "out")
-    shutil.copytree(REPO, src, ignore=skip)
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    if not src.exists():
+        shutil.copytree(REPO, src, ignore=skip)
+    subprocess.run([python or sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(src)], check=True)
+    if not wheels.exists():
+        subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(src)], check=True)
     wheel = next(wheels.glob("*.whl"))
     python = venv / "bin" / "python"
     subprocess.run([*pip, "--python", str(python), "install", "--no-deps", "--no-index", str(wheel)], check=True)

@@ -243,6 +243,8 @@ def read_secret(sec: Section, base: str, *, default: str | None = None) -> str |
 
 @dataclass(frozen=True)
 class MaxScaleSettings:
+    """A MaxScale's REST API: where, as whom, and how long to wait."""
+
     url: str = "http://127.0.0.1:8989"
     user: str = "admin"
     password: str = field(default="mariadb", repr=False)
@@ -289,6 +291,8 @@ def parse_maxscale(sec: Section, *, url_required: str | None = None) -> MaxScale
 
 @dataclass(frozen=True)
 class CheckSettings:
+    """``check``: what ``mxha check`` asks of MaxScale, and how often keepalived runs it."""
+
     expected_servers: tuple[str, ...] = ()
     require_running: bool = False
     timeout: float = 2.0
@@ -305,6 +309,8 @@ class CheckSettings:
 
 @dataclass(frozen=True)
 class KeepalivedSettings:
+    """``keepalived``: where this node's keepalived and its VRRP state are read."""
+
     source: str = "auto"  # auto | json | text | fifo
     pid_file: str = "/run/keepalived.pid"
     dump_dir: str = "/tmp"
@@ -319,6 +325,8 @@ class KeepalivedSettings:
 
 @dataclass(frozen=True)
 class NotifySettings:
+    """``notify``: the hooks' state folder and how ``mxha notify`` acts."""
+
     state_file: str = "/var/lib/mxha/notify-state.json"
     lock_file: str | None = None
     timeout: float = 5.0
@@ -342,6 +350,8 @@ class PeerSettings:
 
 @dataclass(frozen=True)
 class NodeConfig:
+    """One node's config file, as the hooks and the exporter read it."""
+
     node: str
     maxscale: MaxScaleSettings
     check: CheckSettings

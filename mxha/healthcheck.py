@@ -30,6 +30,8 @@ EXIT_UNHEALTHY = 1
 
 @dataclass(frozen=True)
 class CheckResult:
+    """One health check's verdict and when it was made."""
+
     success: bool
     reason: str
     checked_at: float

@@ -135,12 +135,16 @@ SERVER_STATE_FLAGS = ("Master", "Slave", "Running", "Down", "Maintenance")
 
 @dataclass(frozen=True)
 class ServerLock:
+    """One monitored server's cooperative lock, as this MaxScale's monitor reports it."""
+
     server: str
     held: bool | None  # monitor_diagnostics.server_info[].lock_held: None when locks are off or unreachable
 
 
 @dataclass(frozen=True)
 class MonitorView:
+    """What one MariaDB Monitor of this MaxScale says about itself."""
+
     name: str
     module: str
     lock_mode: str  # "none" or its cooperative_monitoring_locks mode
@@ -155,6 +159,8 @@ class MonitorView:
 
 @dataclass(frozen=True)
 class ServerView:
+    """One server as this MaxScale sees it."""
+
     name: str
     state: str  # as MaxScale gives it: "Master, Running", "Slave, Running", "Down", ...
 

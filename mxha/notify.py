@@ -58,6 +58,8 @@ RETRY_MAX_DELAY = 0.2  # the longest pause between two attempts to set MaxScale'
 
 @dataclass(frozen=True)
 class Transition:
+    """One keepalived notify event (or a recheck), with its ticket in the order of events."""
+
     type: str  # INSTANCE, GROUP, or RECHECK
     name: str
     state: str

@@ -37,6 +37,8 @@ class NotifyEntry:
 
 @dataclass
 class NotifyRecord:
+    """What the hooks last did and saw, kept in the notify state file."""
+
     node: str | None = None
     history: list[NotifyEntry] = field(default_factory=list)
     instances: dict[str, dict[str, Any]] = field(default_factory=dict)  # "TYPE NAME" -> last transition

@@ -213,6 +213,8 @@ def error_details(document: Any) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Response:
+    """An HTTP answer whose body was JSON (or empty)."""
+
     status: int
     headers: dict[str, str]
     document: Any  # parsed JSON body, or None for an empty body
