@@ -13,6 +13,7 @@ have amtool || need+=(prometheus-alertmanager)
 have nft || need+=(nftables)
 have ip || need+=(iproute2)
 have curl || need+=(curl)
+have wget || need+=(wget)  # the example keepalived configs' lightweight check
 have node || need+=(nodejs)
 have mariadbd || need+=(mariadb-server)  # the remediator replicas' lock store, in the tests and the lab
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -14,7 +16,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import KEEPALIVED_FIXTURES, control, requires_program
+from conftest import KEEPALIVED_FIXTURES, REPO, control, requires_program
 from helpers import MxhaServer, write_node_config
 from prometheus_client import generate_latest
 
@@ -470,3 +472,42 @@ def test_a_maxscale_the_check_found_silent_does_not_hold_state(
     control(emulator, "fault", {"mode": "none"})
     assert reader.run_check_once().silent is False
     assert reader.snapshot().maxscale.up is True
+
+
+@pytest.mark.parametrize("conf", ["keepalived-primary.conf", "keepalived-backup.conf"])
+def test_the_examples_lightweight_check_passes_and_fails_with_the_exporters_verdict(
+    tmp_path: Path, emulator: Emulator, standin: Callable[..., Path], conf: str
+) -> None:
+    """The command keepalived runs for ``chk_maxscale_light`` (the example's line, its port moved to
+    this exporter's): exit 0 while the exporter's cached check passes, non-zero once it fails, and
+    non-zero when no exporter answers, as a vrrp_script needs."""
+    text = (REPO / "examples/keepalived" / conf).read_text()
+    block = re.search(r"vrrp_script chk_maxscale_light \{\n  script \"([^\"]+)\"", text)
+    assert block is not None
+    d = standin("good")
+    cfg = write_node_config(
+        tmp_path / "node.yml",
+        emulator.url,
+        keepalived={"pid_file": str(d / "keepalived.pid"), "dump_dir": str(d)},
+        check={"interval": 0.2, "timeout": 0.5},
+    )
+    with MxhaServer("exporter", cfg) as server:
+        argv = shlex.split(block.group(1).replace("http://127.0.0.1:9843", server.url))
+        assert argv[0] in ("/usr/bin/wget", "/usr/bin/curl") and server.url + "/check" in argv
+
+        def light() -> int:
+            return subprocess.run(argv, capture_output=True, timeout=10, check=False).returncode
+
+        deadline = time.monotonic() + 10
+        while light() != 0 and time.monotonic() < deadline:  # the first check result
+            time.sleep(0.1)
+        assert light() == 0
+        control(emulator, "fault", {"mode": "error"})
+        deadline = time.monotonic() + 10
+        while light() == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert requests.get(server.url + "/check", timeout=2).status_code == 503
+        assert light() != 0
+        control(emulator, "fault", {"mode": "none"})
+        server.stop()
+    assert light() != 0  # no exporter: the node stops counting as healthy
