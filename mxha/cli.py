@@ -7,9 +7,10 @@ few seconds) loads only the standard library and the small modules it needs.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from mxha import __version__
 
@@ -17,9 +18,36 @@ EXIT_USAGE = 2
 EXIT_DOCTOR_COULD_NOT_LOOK = 3  # mxha.doctor's own: 2 means "critical" there
 
 
+def _terminal_columns() -> int:
+    """What ``shutil.get_terminal_size().columns`` says (COLUMNS, else the terminal, else 80)."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's help formatter, sized as argparse sizes it, without importing shutil to do so:
+    argparse builds a formatter for every flag it adds, and shutil brings bz2 and lzma with it
+    (3.7 ms of each ``mxha check``, which keepalived runs every few seconds)."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None):
+        super().__init__(prog, indent_increment, max_help_position, _terminal_columns() - 2 if width is None else width)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a bad flag is ONE line (logs and keepalived keep one line per call), exit 2:
     ``mxha exporter: --web.listen-address: expected one argument (see mxha exporter --help)``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         # a command whose exit codes mean something else (the doctor's 2 is "critical") sets its own
