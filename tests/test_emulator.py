@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 from conftest import MAXSCALE_FIXTURES, control, load_fixture
+from helpers import free_port
 
 from mxha.lab.emulator import Emulator
 
@@ -460,8 +461,8 @@ def test_malformed_heads_get_an_error_and_a_closed_connection(emulator: Emulator
     assert requests.get(f"{emulator.url}/v1/maxscale", auth=AUTH, timeout=5).status_code == 200
 
 
-def test_cli_listens_on_default_port_and_stops_listening_on_sigusr1(tmp_path: Path) -> None:
-    port = 18000 + (int(time.time() * 1000) % 1000)
+def test_cli_listens_on_the_given_port_and_stops_listening_on_sigusr1(tmp_path: Path) -> None:
+    port = free_port()  # a port picked from the clock could be taken; this one was free a moment ago
     proc = subprocess.Popen(
         [sys.executable, "-m", "mxha", "emulator", "--web.listen-address", f"127.0.0.1:{port}"],
         stdout=subprocess.PIPE,
