@@ -139,7 +139,10 @@ def test_the_standin_runs_the_emulator_from_maxscales_command_line(tmp_path: Pat
     port = free_port()
     cnf = maxscale_cnf.write_cnf(
         tmp_path / "maxscale.cnf",
-        maxscale_cnf.maxscale_cnf("node1", "127.0.0.1", "locks", SERVERS, ACCOUNTS, admin_port=port),
+        # its SQL listener on a free port: the cnf's 4006 on every address may be taken on this host
+        maxscale_cnf.maxscale_cnf(
+            "node1", "127.0.0.1", "locks", SERVERS, ACCOUNTS, admin_port=port, listener_port=free_port()
+        ),
     )
     exe = maxscale_standin.write_executable(tmp_path / "maxscale")
     proc = subprocess.Popen(
@@ -183,6 +186,14 @@ def test_the_standin_runs_the_emulator_from_maxscales_command_line(tmp_path: Pat
         (
             "[maxscale]\n[m]\ntype=monitor\nservers=s1\ncooperative_monitoring_locks=all\n[s1]\ntype=server\naddress=a\n",
             "cooperative_monitoring_locks",
+        ),
+        (
+            "[maxscale]\n[m]\ntype=monitor\nservers=s1\nmonitor_interval=soon\n[s1]\ntype=server\naddress=a\n",
+            "monitor_interval",
+        ),
+        (
+            "[maxscale]\n[m]\ntype=monitor\nservers=s1\n[s1]\ntype=server\naddress=a\n[l]\ntype=listener\nport=x\n",
+            "[l] port",
         ),
     ],
 )
