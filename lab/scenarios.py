@@ -1368,17 +1368,23 @@ def run_named(lab: Lab, name: str, out: Path | None) -> int:
 
 
 def print_summary(reports: list[Report]) -> None:
+    """One row per scenario. The writer's columns (failed writes, longest gap with no acknowledged
+    write, lost writes, errant GTIDs) are n/a where no writer ran: the emulator lab has no SQL."""
     print(
         "\n| scenario | verdict | detect (s) | heal (s) | two-active (s) | VIP w/o active max (s) "
-        "| no lock holder (s) | target |"
+        "| no lock holder (s) | failed writes | longest write gap (s) | lost writes | errant GTIDs | target |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in reports:
         f = r.figures
 
         def fmt(key: str, f: dict[str, float | None] = f) -> str:
             v = f.get(key)
             return "n/a" if v is None else f"{v:.2f}"
+
+        def count(key: str, f: dict[str, float | None] = f) -> str:
+            v = f.get(key)
+            return "n/a" if v is None else str(int(v))
 
         target = ""
         if r.name in TARGETS:
@@ -1392,7 +1398,9 @@ def print_summary(reports: list[Report]) -> None:
         print(
             f"| {label(r)} | {'PASSED' if r.passed else 'FAILED'} | {fmt('detect_s')} | {fmt('heal_s')} | "
             f"{fmt('two_active_s') if r.mode == 'passive' else 'n/a'} | "
-            f"{fmt('vip_without_active_max_s') if r.mode == 'passive' else 'n/a'} | {lockless or 'n/a'} | {target} |"
+            f"{fmt('vip_without_active_max_s') if r.mode == 'passive' else 'n/a'} | {lockless or 'n/a'} | "
+            f"{count('writes_failed')} | {fmt('longest_write_gap_s')} | {count('lost_writes')} | "
+            f"{count('errant_gtids')} | {target} |"
         )
 
 

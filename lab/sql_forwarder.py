@@ -57,6 +57,8 @@ class _Session(socketserver.BaseRequestHandler):
             return
         upstream.settimeout(None)
         owner.forwarded += 1
+        # one line per session, as MaxScale's info log has: which listener took a client, and where to
+        log.info("session from %s:%s forwarded to the master %s:%s", *self.client_address[:2], *target)
         back = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
         back.start()
         _pump(client, upstream)
