@@ -62,6 +62,12 @@ class _Session(socketserver.BaseRequestHandler):
         back = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
         back.start()
         _pump(client, upstream)
+        # The client has ended its side: what the server still sends comes through for a moment,
+        # then the server's connection is closed, as MaxScale closes a session's backend with it
+        # (a server whose packets are dropped would otherwise hold the session open indefinitely).
+        back.join(owner.connect_timeout)
+        with contextlib.suppress(OSError):
+            upstream.shutdown(socket.SHUT_RDWR)
         back.join()
         upstream.close()
 
