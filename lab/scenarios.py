@@ -944,6 +944,8 @@ class PrimaryUnseen(DatabaseScenario):
             since=t0,
         )
         r.figures["primary_unseen_after_s"] = round(t_unseen - t0, 2) if t_unseen is not None else None
+        if t_unseen is not None:  # the timeline follows modes and roles, not server states: say it here
+            sampler.marks.append((t_unseen, f"node1's MaxScale shows {before} not Running (its monitor lost it)"))
         # failcount counts the monitor's failed ticks from the first one that saw the primary Down
         counted_from = t_unseen if t_unseen is not None else t0
         sampler.hold(max(0.0, counted_from + threshold + self.FAILOVER_MARGIN_S - sampler.now()))
