@@ -28,7 +28,7 @@ class Echo(socketserver.ThreadingTCPServer):
                     self.request.sendall(name + b":" + data)
 
         super().__init__(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     @property
     def address(self) -> tuple[str, int]:
