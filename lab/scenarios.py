@@ -807,6 +807,45 @@ class DatabaseScenario(Scenario):
         return None
 
 
+@dataclass(frozen=True)
+class FailoverVerdict:
+    """Whether MaxScale failed the primary over during a scenario, and the hooks' lead on it."""
+
+    at: float | None  # scenario seconds of the first sample in which a MaxScale named another primary
+    to: tuple[str, ...]  # the server(s) named primary in that sample
+    ahead: float | None  # seconds the role moved before the failover (or the threshold); <0: after
+
+    def line(self, before: str, threshold: float, waited: float) -> str:
+        moved = (
+            "the hooks did not move the role"
+            if self.ahead is None
+            else f"the hooks moved the role {abs(self.ahead):.2f}s {'before' if self.ahead >= 0 else 'after'}"
+        )
+        if self.at is None:
+            return (
+                f"MaxScale's own failover: none ({before} still the primary for every MaxScale {waited:.1f}s "
+                f"after node1's saw it Down); {moved} failcount x monitor_interval ({threshold:g}s) ran out"
+            )
+        return f"MaxScale's own failover: {before} -> {', '.join(self.to)} at {self.at:.2f}s; {moved} it"
+
+
+def maxscale_failover(
+    samples: list[Sample], before: str, since: float, threshold_at: float, t_moved: float | None
+) -> FailoverVerdict:
+    """From ``since``: the first sample in which any MaxScale names a primary other than ``before``
+    (its monitor's master: a failover, its own or a peer's it follows), and how long before it the
+    role had moved (at ``t_moved``); without a failover, how long before ``threshold_at``, the
+    soonest MaxScale's own could have started."""
+    for s in samples:
+        if s.t < since:
+            continue
+        named = sorted({str(v["primary"]) for v in s.nodes.values() if v.get("primary") not in (None, before)})
+        if named:
+            ahead = round(s.t - t_moved, 2) if t_moved is not None else None
+            return FailoverVerdict(s.t, tuple(named), ahead)
+    return FailoverVerdict(None, (), round(threshold_at - t_moved, 2) if t_moved is not None else None)
+
+
 class PrimaryUnseen(DatabaseScenario):
     name = "primary-unseen"
     description = (
@@ -949,39 +988,15 @@ class PrimaryUnseen(DatabaseScenario):
         # failcount counts the monitor's failed ticks from the first one that saw the primary Down
         counted_from = t_unseen if t_unseen is not None else t0
         sampler.hold(max(0.0, counted_from + threshold + self.FAILOVER_MARGIN_S - sampler.now()))
-        t_failover = next(
-            (
-                s.t
-                for s in sampler.samples
-                if s.t >= t0 and any(v.get("primary") not in (None, before) for v in s.nodes.values())
-            ),
-            None,
-        )
+        verdict = maxscale_failover(sampler.samples, before, t0, counted_from + threshold, t_moved)
         r.figures["failover_threshold_s"] = round(threshold, 2)
-        r.figures["maxscale_failover_after_s"] = round(t_failover - t0, 2) if t_failover is not None else None
-        deadline = t_failover if t_failover is not None else counted_from + threshold
-        ahead = round(deadline - t_moved, 2) if t_moved is not None else None
-        r.figures["role_moved_ahead_s"] = ahead
-        moved = (
-            "the hooks did not move the role"
-            if ahead is None
-            else (f"the hooks moved the role {abs(ahead):.2f}s {'before' if ahead >= 0 else 'after'}")
-        )
-        if t_failover is None:
-            sampler.mark(
-                f"MaxScale's own failover: none ({before} still the primary for every MaxScale "
-                f"{sampler.now() - counted_from:.1f}s after node1's saw it Down); {moved} failcount x "
-                f"monitor_interval ({threshold:g}s) ran out"
-            )
-        else:
-            named = sorted(
-                {str(v.get("primary")) for v in sampler.latest.values() if v.get("primary") not in (None, before)}
-            )
-            sampler.mark(f"MaxScale's own failover: {before} -> {', '.join(named)} at {t_failover:.2f}s; {moved} it")
+        r.figures["maxscale_failover_after_s"] = round(verdict.at - t0, 2) if verdict.at is not None else None
+        r.figures["role_moved_ahead_s"] = verdict.ahead
+        sampler.mark(verdict.line(before, threshold, sampler.now() - counted_from))
         r.check(
             f"no failover by MaxScale: {before} is still the primary for every MaxScale ({threshold:g}s = "
             f"failcount x monitor_interval after node1's saw it Down, and {self.FAILOVER_MARGIN_S:g}s more)",
-            t_failover is None,
+            verdict.at is None,
         )
 
 
