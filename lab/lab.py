@@ -490,6 +490,23 @@ class Lab:
         """server1-3 on the database namespace's addresses, as MaxScale and the writer's report reach them."""
         return [ServerAddress(n, self.layout.host(i), DB_PORT) for n, i in zip(SERVER_NAMES, DB_INDEXES, strict=True)]
 
+    def maxscale_is_standin(self) -> bool:
+        """The lab's --maxscale is mxha's stand-in (``mxha.lab.maxscale_standin``), which says so in
+        its ``--version`` line, rather than a real MaxScale."""
+        import subprocess
+
+        from mxha.lab.maxscale_standin import STANDIN_MARK
+
+        if self.maxscale is None:
+            return False
+        try:
+            out = subprocess.run(
+                [self.maxscale, "--version"], capture_output=True, text=True, timeout=10, check=False
+            ).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return STANDIN_MARK in out
+
     def maxscale_version(self, name: str) -> str | None:
         """The version the node's MaxScale reports over its REST API (None: it does not answer)."""
         try:

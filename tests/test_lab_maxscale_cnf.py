@@ -240,6 +240,35 @@ def test_status_names_the_binary_and_the_database_servers_only_with_maxscale(tmp
     }
 
 
+def test_which_scenarios_a_lab_skips_and_why(tmp_path: Path) -> None:
+    """A fault only the emulator can play is skipped on any --maxscale lab; primary-unseen runs on a
+    real MaxScale in both modes, and on the stand-in only in passive mode (its locks are its own)."""
+    from mxha.lab.lab import Lab
+    from mxha.lab.scenarios import PrimaryUnseen, RestartActiveBackup
+
+    standin = maxscale_standin.write_executable(tmp_path / "maxscale")
+    real = tmp_path / "real-maxscale"  # answers --version as MaxScale does
+    real.write_text('#!/bin/sh\necho "MaxScale 24.02.4 - f72af99"\n')
+    real.chmod(0o755)
+
+    def lab(name: str, **saved: str) -> Lab:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "lab.json").write_text(json.dumps(saved))
+        return Lab(tmp_path / name)
+
+    emulated = lab("emulated", mode="locks")
+    assert PrimaryUnseen.skip_reason(emulated) == RestartActiveBackup.skip_reason(emulated) == ""
+    for binary in (standin, real):
+        for mode in ("passive", "locks"):
+            on = lab(f"{binary.name}-{mode}", maxscale=str(binary), mode=mode)
+            assert RestartActiveBackup.skip_reason(on).startswith("it restarts the emulator")
+            skipped = PrimaryUnseen.skip_reason(on)
+            if binary == standin and mode == "locks":
+                assert "stand-in has no cooperative locks shared with its peer" in skipped
+            else:
+                assert skipped == "", (binary, mode)
+
+
 def test_maxscale_and_maxctrl_paths_are_checked_before_anything_starts(tmp_path: Path) -> None:
     from mxha.lab.lab import _real_maxscale
     from mxha.lab.netns import HarnessError
