@@ -33,9 +33,10 @@ class ServerAddress:
 
 SCHEMA = "mxha_lab"
 WRITES_TABLE = "writes"
-# The writer's statements, literal so nothing is ever formatted into SQL.
-INSERT_WRITE = "INSERT INTO mxha_lab.writes (seq, written_at) VALUES (%s, %s)"
-SELECT_WRITES = "SELECT seq FROM mxha_lab.writes"
+# The writer's statements, literal so nothing is ever formatted into SQL. Each writer's run has its
+# own id: the servers keep every run's rows, and a run's sequence numbers start at 1 again.
+INSERT_WRITE = "INSERT INTO mxha_lab.writes (run, seq, written_at) VALUES (%s, %s, %s)"
+SELECT_WRITES = "SELECT seq FROM mxha_lab.writes WHERE run = %s"
 
 MONITOR_USER = "mxha_monitor"
 SERVICE_USER = "mxha_service"
@@ -189,7 +190,8 @@ class ReplicatedCluster:
             cur.execute(f"CREATE DATABASE IF NOT EXISTS {SCHEMA}")
             cur.execute(
                 f"CREATE TABLE IF NOT EXISTS {SCHEMA}.{WRITES_TABLE} "
-                "(seq BIGINT PRIMARY KEY, written_at DOUBLE NOT NULL) ENGINE=InnoDB"
+                "(run BIGINT NOT NULL, seq BIGINT NOT NULL, written_at DOUBLE NOT NULL, PRIMARY KEY (run, seq)) "
+                "ENGINE=InnoDB"
             )
 
     def _replicate_from_primary(self, server: mariadb.MariaDB) -> None:

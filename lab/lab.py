@@ -162,7 +162,7 @@ class Lab:
             "maxscale": self.maxscale,
             "maxctrl": self.maxctrl,
             # with --maxscale: the real MariaDB servers, and the listener clients (the writer) use on the VIP
-            "database_servers": [f"{s.host}:{s.port}" for s in self._database_servers()] if self.maxscale else [],
+            "database_servers": [f"{s.host}:{s.port}" for s in self.database_servers()] if self.maxscale else [],
             "sql_listener": f"{lay.vip}:{LISTENER_PORT}" if self.maxscale else None,
             "vip": lay.vip,
             "prometheus_url": f"http://{mon}:9090",
@@ -481,9 +481,7 @@ class Lab:
         assert self.harness is not None and self.maxscale is not None
         home = self.maxscale_cnf_path(name).parent
         home.mkdir(parents=True, exist_ok=True)
-        text = maxscale_cnf(
-            name, self.layout.node(name), self.mode, self._database_servers(), self._database_accounts()
-        )
+        text = maxscale_cnf(name, self.layout.node(name), self.mode, self.database_servers(), self._database_accounts())
         cnf = write_cnf(home / "maxscale.cnf", text)
         argv = [self.maxscale, "-d", "-f", str(cnf), "-C", str(home), "-U", "root"]
         for flag, folder in MAXSCALE_DIRS:
@@ -492,9 +490,26 @@ class Lab:
         self.harness.start(name, argv, label=self.maxscale_label(name))
         _wait(f"http://{self.layout.node(name)}:8989/v1/maxscale", f"{name} MaxScale", 60, _ADMIN_AUTH)
 
-    def _database_servers(self) -> list[ServerAddress]:
+    def database_servers(self) -> list[ServerAddress]:
         """server1-3 on the database namespace's addresses, as MaxScale and the writer's report reach them."""
         return [ServerAddress(n, self.layout.host(i), DB_PORT) for n, i in zip(SERVER_NAMES, DB_INDEXES, strict=True)]
+
+    def maxscale_is_standin(self) -> bool:
+        """The lab's --maxscale is mxha's stand-in (``mxha.lab.maxscale_standin``), which says so in
+        its ``--version`` line, rather than a real MaxScale."""
+        import subprocess
+
+        from mxha.lab.maxscale_standin import STANDIN_MARK
+
+        if self.maxscale is None:
+            return False
+        try:
+            out = subprocess.run(
+                [self.maxscale, "--version"], capture_output=True, text=True, timeout=10, check=False
+            ).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return STANDIN_MARK in out
 
     def maxscale_version(self, name: str) -> str | None:
         """The version the node's MaxScale reports over its REST API (None: it does not answer)."""
@@ -526,7 +541,7 @@ class Lab:
         named += [v["primary"] for v in views.values() if v["primary"]]
         accounts = self._database_accounts()
         primary = named[0] if named else "none named by any MaxScale"
-        return writer_report(ledger, self._database_servers(), primary, MONITOR_USER, accounts.monitor_password)
+        return writer_report(ledger, self.database_servers(), primary, MONITOR_USER, accounts.monitor_password)
 
     def stop_emulator(self, name: str, hard: bool = False) -> None:
         import signal

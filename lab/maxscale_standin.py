@@ -1,14 +1,24 @@
 """A stand-in for the ``maxscale`` executable, so the lab's ``--maxscale`` plumbing (the generated
-``maxscale.cnf``, the directories, start-up and shutdown) is tested where MaxScale is not installed.
+``maxscale.cnf``, the directories, start-up and shutdown) and the writer's figures are tested where
+MaxScale is not installed. It is not MaxScale.
 
 It takes the command line MaxScale takes (``-f -L -A -D -F -P -N -M -C -d -U`` and their long
-forms), reads the generated ``maxscale.cnf`` and runs the MaxScale REST API emulator
-(``mxha emulator``, replacing this process) on the file's ``admin_host``/``admin_port`` with
-MaxScale's default admin account (a fresh MaxScale's too: MaxScale keeps its admin users in its
-data directory, never in ``maxscale.cnf``), the file's servers and monitor, its lock mode and its
-``passive``, and runtime changes kept under the persist directory (``-F``), as MaxScale keeps them.
+forms), reads the generated ``maxscale.cnf``, and in this one process (the pid MaxScale would have,
+so stopping, killing or freezing it stops all of it):
 
-It serves no SQL: the lab's writer has nothing to write through with it, and says so.
+- runs the MaxScale REST API emulator on the file's ``admin_host``/``admin_port`` with MaxScale's
+  default admin account (a fresh MaxScale's too: MaxScale keeps its admin users in its data
+  directory, never in ``maxscale.cnf``), the file's servers and monitor, its lock mode and its
+  ``passive``, and runtime changes kept under the persist directory (``-F``), as MaxScale keeps them;
+- probes the file's servers as its monitor would (``mxha.lab.emulator.probe``): every
+  ``monitor_interval`` a TCP connect within ``backend_connect_timeout``; a server it cannot reach is
+  ``Down`` here while ``monitor_diagnostics.master`` keeps naming it. Roles stay as configured (the
+  first server is the primary, as the lab's replication starts): it never fails a server over;
+- serves SQL on each listener's address and port (``mxha.lab.sql_forwarder``): every client
+  connection is forwarded byte for byte to the server its REST API calls ``Master, Running`` when
+  the client connects, as readwritesplit routes writes to the master; with no master the
+  connection is closed. Nothing else of readwritesplit (read routing, session replay) is there.
+
 Use: ``python -m mxha.lab.maxscale_standin -f maxscale.cnf ...``, or ``write_executable(path)``
 for a file the lab can be given as ``--maxscale PATH``.
 """
@@ -17,12 +27,24 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from mxha.hazards import duration_seconds
+
+if TYPE_CHECKING:
+    from mxha.lab.emulator import EmulatorConfig
+
+# MaxScale's defaults for what the cnf may leave out
+DEFAULT_MONITOR_INTERVAL = "2000ms"
+DEFAULT_CONNECT_TIMEOUT = "3s"
 VERSION = "24.02.4"  # the MaxScale the emulator follows
 STANDIN_MARK = "mxha stand-in"  # in --version's line, so the lab can tell the stand-in from MaxScale
 EXIT_USAGE = 2
@@ -41,30 +63,25 @@ class StandinPlan:
     passive: bool
     monitor: str
     locks: str
-    servers: tuple[str, ...]  # NAME=ADDR:PORT=STATE, the emulator's --server
+    servers: tuple[str, ...]  # NAME=ADDR:PORT=STATE, as the emulator's --server reads them
+    listeners: tuple[tuple[str, int], ...]  # (address, port) of each type=listener
+    monitor_interval: float  # seconds between the monitor's ticks
+    connect_timeout: float  # backend_connect_timeout, seconds
     state_file: Path
     pid_file: Path | None
 
-    def emulator_argv(self) -> list[str]:
-        argv = [
-            sys.executable,
-            "-m",
-            "mxha",
-            "emulator",
-            "--web.listen-address",
-            f"{self.admin_host}:{self.admin_port}",
-            "--state-file",
-            str(self.state_file),
-            "--monitor",
-            self.monitor,
-            "--locks",
-            self.locks,
-        ]
-        for spec in self.servers:
-            argv += ["--server", spec]
-        if self.passive:
-            argv.append("--passive")
-        return argv
+    def emulator_config(self) -> EmulatorConfig:
+        from mxha.lab.emulator import EmulatorConfig, parse_server_spec
+
+        return EmulatorConfig(
+            host=self.admin_host,
+            port=self.admin_port,
+            state_file=str(self.state_file),
+            passive=self.passive,
+            monitor=self.monitor,
+            lock_mode=self.locks,
+            servers=[parse_server_spec(spec) for spec in self.servers],
+        )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -136,6 +153,23 @@ def plan(args: argparse.Namespace) -> StandinPlan:
         servers.append(f"{name}={address}:{port}={'Master, Running' if i == 0 else 'Slave, Running'}")
     if not servers:
         raise CnfError(f"{cnf}: [{monitors[0]}] servers: none listed")
+    timings = {}
+    for key, default in (
+        ("monitor_interval", DEFAULT_MONITOR_INTERVAL),
+        ("backend_connect_timeout", DEFAULT_CONNECT_TIMEOUT),
+    ):
+        # a bare number: milliseconds for the interval, seconds for the timeout, as MaxScale reads them
+        seconds = duration_seconds(mon.get(key, default), "ms" if key == "monitor_interval" else "s")
+        if seconds is None or seconds <= 0:
+            raise CnfError(f"{cnf}: [{monitors[0]}] {key}: not a duration: {mon.get(key)!r}")
+        timings[key] = seconds
+    listeners = []
+    for name in (s for s in parsed.sections() if parsed[s].get("type") == "listener"):
+        try:
+            listener_port = int(parsed[name].get("port", ""))
+        except ValueError:
+            raise CnfError(f"{cnf}: [{name}] port: not a port number: {parsed[name].get('port')!r}") from None
+        listeners.append((parsed[name].get("address", "::"), listener_port))
     persist = Path(args.persistdir or args.datadir or "/var/lib/maxscale")
     return StandinPlan(
         admin_host=admin_host,
@@ -144,9 +178,58 @@ def plan(args: argparse.Namespace) -> StandinPlan:
         monitor=monitors[0],
         locks=locks,
         servers=tuple(servers),
+        listeners=tuple(listeners),
+        monitor_interval=timings["monitor_interval"],
+        connect_timeout=timings["backend_connect_timeout"],
         state_file=persist / "mxha-standin.state",
         pid_file=Path(args.piddir) / "maxscale.pid" if args.piddir else None,
     )
+
+
+def serve(run: StandinPlan) -> int:
+    """The emulator, its probe of the servers and the SQL listeners, until SIGTERM or SIGINT."""
+    from mxha.lab.emulator import Emulator
+    from mxha.lab.emulator.probe import ServerProbe
+    from mxha.lab.sql_forwarder import SqlForwarder
+    from mxha.maxscale import MaxScaleClient, MaxScaleError
+
+    emulator = Emulator(run.emulator_config())
+    try:
+        emulator.start(wait_for_port=False)
+    except OSError as exc:
+        print(f"maxscale: admin_host/admin_port: cannot listen: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    probe = ServerProbe(emulator.state, run.monitor_interval, run.connect_timeout).start()
+    # the service asks the REST API, as an outside reader would: what MaxScale shows is what it routes by
+    rest = MaxScaleClient(f"http://{run.admin_host}:{run.admin_port}", connect_timeout=1.0, read_timeout=1.0)
+
+    def master() -> tuple[str, int] | None:
+        from mxha.lab.sql_forwarder import master_from_servers
+
+        try:
+            return master_from_servers(rest.get_servers())
+        except MaxScaleError as exc:
+            logging.getLogger("mxha.lab.maxscale_standin").warning("no master known: %s", exc)
+            return None
+
+    forwarders = []
+    for host, port in run.listeners:
+        try:
+            forwarders.append(SqlForwarder(host, port, master, run.connect_timeout).start())
+        except OSError as exc:
+            print(f"maxscale: listener {host}:{port}: cannot listen: {exc.strerror or exc}", file=sys.stderr)
+            emulator.stop()
+            return 1
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.wait(3600):
+        pass
+    for forwarder in forwarders:
+        forwarder.stop()
+    probe.stop()
+    emulator.stop()
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -166,13 +249,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # that daemonised would leave a process the caller cannot stop by its pid.
         print("maxscale: the stand-in runs in the foreground only: pass -d", file=sys.stderr)
         return EXIT_USAGE
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run.state_file.parent.mkdir(parents=True, exist_ok=True)
     if run.pid_file is not None:
         run.pid_file.parent.mkdir(parents=True, exist_ok=True)
         run.pid_file.write_text(f"{os.getpid()}\n")
-    argv_out = run.emulator_argv()
-    # The emulator keeps this pid, so the pid file stays true; argv holds the cnf's checked values.
-    os.execv(argv_out[0], argv_out)  # noqa: S606
+    return serve(run)
 
 
 def write_executable(path: Path) -> Path:

@@ -293,6 +293,21 @@ class Harness:
             check=False,
         )
 
+    def cut_from_server(self, node: str, address: str, port: int) -> None:
+        """Drop ``node``'s traffic to one server (``address:port``) and its answers, in ``node``'s
+        namespace only: a one-sided cut, every other node still reaches the server. Its own table,
+        so healing a VRRP partition (``unblock_vrrp``) leaves it, and ``heal_server_cut`` removes it."""
+        nft = ["ip", "netns", "exec", self.nodes[node].namespace, "nft"]
+        run(*nft, "add", "table", "inet", "mxha_dbcut")
+        run(*nft, "add", "chain", "inet", "mxha_dbcut", "out", "{ type filter hook output priority 0; }")
+        run(*nft, "add", "chain", "inet", "mxha_dbcut", "in", "{ type filter hook input priority 0; }")
+        run(*nft, "add", "rule", "inet", "mxha_dbcut", "out", "ip", "daddr", address, "tcp", "dport", str(port), "drop")
+        run(*nft, "add", "rule", "inet", "mxha_dbcut", "in", "ip", "saddr", address, "tcp", "sport", str(port), "drop")
+
+    def heal_server_cut(self, node: str) -> None:
+        nft = ["ip", "netns", "exec", self.nodes[node].namespace, "nft"]
+        run(*nft, "delete", "table", "inet", "mxha_dbcut", check=False)
+
     # -- teardown -------------------------------------------------------------------------
     def teardown(self) -> None:
         entries = list(reversed(self.record.get("processes", [])))

@@ -17,6 +17,7 @@ from typing import Any
 import requests
 
 from mxha.lab.lab import RELOCK_BACKOFF, Lab, baseline_text, emulator_view, is_baseline, maxscale_view
+from mxha.lab.maxscale_cnf import MonitorTimings
 from mxha.maxscale import passive_patch
 from mxha.model import NodeState
 from mxha.notify_record import NotifyRecord
@@ -306,6 +307,13 @@ class Scenario:
     # Why it cannot run on a real MaxScale (`lab up --maxscale`): a fault only the emulator can play.
     # Empty: its faults are real (nftables, signals, the REST API) and it runs there unchanged.
     emulator_only = ""
+
+    @classmethod
+    def skip_reason(cls, lab: Lab) -> str:
+        """Why it does not run on this lab (empty: it runs)."""
+        if lab.maxscale is not None and cls.emulator_only:
+            return f"{cls.emulator_only}, which a real MaxScale (lab up --maxscale) does not have"
+        return ""
 
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
@@ -742,12 +750,7 @@ class MasterPassive(Scenario):
 
 
 class DatabaseScenario(Scenario):
-    """Scenarios that act on the emulators' shared database backend (reachability, roles)."""
-
-    emulator_only = (
-        "it cuts a MaxScale off from a server through the emulators' shared backend (the nftables cut "
-        "for a real MaxScale is not written yet)"
-    )
+    """Scenarios about the database servers: reachability, roles, the cooperative locks."""
 
     def backend(self) -> dict[str, Any]:
         url = f"http://{self.lab.layout.node('node1')}:8989/__emulator__/backend"
@@ -811,28 +814,147 @@ class DatabaseScenario(Scenario):
         return None
 
 
+@dataclass(frozen=True)
+class FailoverVerdict:
+    """Whether MaxScale failed the primary over during a scenario, and the hooks' lead on it."""
+
+    at: float | None  # scenario seconds of the first sample in which a MaxScale named another primary
+    to: tuple[str, ...]  # the server(s) named primary in that sample
+    ahead: float | None  # seconds the role moved before the failover (or the threshold); <0: after
+
+    def line(self, before: str, threshold: float, waited: float) -> str:
+        moved = (
+            "the hooks did not move the role"
+            if self.ahead is None
+            else f"the hooks moved the role {abs(self.ahead):.2f}s {'before' if self.ahead >= 0 else 'after'}"
+        )
+        if self.at is None:
+            return (
+                f"MaxScale's own failover: none ({before} still the primary for every MaxScale {waited:.1f}s "
+                f"after node1's saw it Down); {moved} failcount x monitor_interval ({threshold:g}s) ran out"
+            )
+        return f"MaxScale's own failover: {before} -> {', '.join(self.to)} at {self.at:.2f}s; {moved} it"
+
+
+def maxscale_failover(
+    samples: list[Sample], before: str, since: float, threshold_at: float, t_moved: float | None
+) -> FailoverVerdict:
+    """From ``since``: the first sample in which any MaxScale names a primary other than ``before``
+    (its monitor's master: a failover, its own or a peer's it follows), and how long before it the
+    role had moved (at ``t_moved``); without a failover, how long before ``threshold_at``, the
+    soonest MaxScale's own could have started."""
+    for s in samples:
+        if s.t < since:
+            continue
+        named = sorted({str(v["primary"]) for v in s.nodes.values() if v.get("primary") not in (None, before)})
+        if named:
+            ahead = round(s.t - t_moved, 2) if t_moved is not None else None
+            return FailoverVerdict(s.t, tuple(named), ahead)
+    return FailoverVerdict(None, (), round(threshold_at - t_moved, 2) if t_moved is not None else None)
+
+
 class PrimaryUnseen(DatabaseScenario):
     name = "primary-unseen"
     description = (
         "node1's MaxScale (behind the VIP; active, or the lock primary in locks mode) cut off from the "
-        "primary server, which node2's still sees (the emulators' shared backend): node1's check fails "
+        "primary server, which node2's still sees (the emulators' shared backend; on a --maxscale lab, "
+        "nftables in node1's namespace dropping its traffic to the primary): node1's check fails "
         "(check.primary_seen_by_peers), keepalived moves the VIP, and the hooks move the active role "
         "(passive mode) or the locks (locks mode: node1's notify releases them, node2 takes them) before "
-        "node1's MaxScale can fail the healthy primary over (6 ticks); the database-view alert fires and "
-        "clears once the path is back"
+        "node1's MaxScale can fail the healthy primary over (6 ticks on the emulator; failcount x "
+        "monitor_interval on a real MaxScale); the database-view alert fires and clears once the path is back"
     )
     counts: tuple[int, ...] = (2, 3)
     modes = ("passive", "locks")
     watched = ("MaxScaleServerViewsDiffer", "MaxScaleVIPHolderSeesNoPrimary", "MaxScalePrimaryDisagreement")
+    emulator_only = ""  # on a --maxscale lab the cut is nftables in node1's namespace
+
+    @classmethod
+    def skip_reason(cls, lab: Lab) -> str:
+        if lab.maxscale is not None and lab.mode == "locks" and lab.maxscale_is_standin():
+            return (
+                "the MaxScale stand-in has no cooperative locks shared with its peer (each holds them by "
+                "itself), so the lock handover this scenario checks in locks mode cannot happen there; a "
+                "real MaxScale plays it, and the stand-in plays it in passive mode"
+            )
+        return super().skip_reason(lab)
+
+    # after failcount x monitor_interval, how long a real MaxScale may still take to fail over
+    # (verify_master_failure's delay: 1.5 ticks over failcount in the recording)
+    FAILOVER_MARGIN_S = 3.0
+
+    def named_primary(self, sampler: Sampler) -> str | None:
+        """The server node1's MaxScale names primary now (its monitor's master)."""
+        if self.lab.maxscale is None:
+            return self.master()
+        named = sampler.latest["node1"].get("primary")
+        return named if isinstance(named, str) else None
+
+    def cut(self, before: str) -> str:
+        """Cut node1's MaxScale off from ``before``; what was done, for the timeline."""
+        if self.lab.maxscale is None:
+            self.reach("node1", [before])
+            return f"node1's MaxScale cannot reach {before} (the primary); node2's still can"
+        assert self.lab.harness is not None
+        server = next(s for s in self.lab.database_servers() if s.name == before)
+        self.lab.harness.cut_from_server("node1", server.host, server.port)
+        return (
+            f"nftables in node1's namespace drops its traffic to {before} ({server.host}:{server.port}), "
+            "the primary; node2 still reaches it"
+        )
+
+    def heal(self) -> None:
+        if self.lab.maxscale is None:
+            self.reach("node1", [])
+            return
+        assert self.lab.harness is not None
+        self.lab.harness.heal_server_cut("node1")
 
     def inject_and_observe(self, sampler: Sampler) -> None:
         r = self.report
         locks = self.lab.mode == "locks"
         self.settle_backoff(sampler)
-        before = self.master()
-        sampler.mark(f"inject: node1's MaxScale cannot reach {before} (the primary); node2's still can")
+        before = self.named_primary(sampler)
+        if before is None:
+            r.check("node1's MaxScale names a primary server to cut it off from", False)
+            return
+        if self.lab.maxscale is not None:
+            timings = MonitorTimings()
+            interval = timings.monitor_interval_ms / 1000
+            sampler.mark(
+                f"settings: monitor_interval {interval:g}s, failcount {timings.failcount()}, "
+                f"backend_connect_timeout {timings.backend_connect_timeout_s}s, auto_failover on"
+            )
+        sampler.mark("inject: " + self.cut(before))
         t0, wall0 = sampler.now(), time.time()
-        self.reach("node1", [before] if before else [])
+        try:
+            self.observe_cut(sampler, before, t0, wall0)
+        finally:
+            sampler.mark("restore: node1's MaxScale reaches every server again")
+            t1 = sampler.now()
+            self.heal()
+        t_clear = self._wait(sampler, lambda: not (self.firing() & set(self.watched)), 40)
+        r.check("the database-view alerts cleared", t_clear is not None)
+        r.figures["clear_after_restore_s"] = round(t_clear - t1, 2) if t_clear is not None else None
+        r.figures["two_active_s"] = two_active_seconds(sampler.samples) if not locks else 0.0
+        if locks:
+            # node1 released its locks a few seconds ago: MaxScale keeps it from locking for a minute
+            # (the lab's back-off: `lab up --relock-backoff`),
+            # so node2 keeps them (neither the hook nor the remediator hands them to a node inside its
+            # back-off) and the remediator moves them once the back-off is over
+            t_back = sampler.wait(
+                "node1 holds the VIP and the locks again",
+                lambda s: s.holds_vip_and_locks("node1"),
+                self.lab.relock_backoff + 30,
+                since=t1,
+            )
+            r.check("the locks came back to node1 after its back-off (remediator)", t_back is not None)
+            r.figures["locks_back_after_restore_s"] = round(t_back - t1, 2) if t_back is not None else None
+            r.figures["no_lock_holder_s"] = no_lock_holder_seconds(sampler.samples, t0)
+
+    def observe_cut(self, sampler: Sampler, before: str, t0: float, wall0: float) -> None:
+        r = self.report
+        locks = self.lab.mode == "locks"
         if locks:
             t_moved = sampler.wait(
                 "node2 holds the VIP and the locks",
@@ -856,44 +978,51 @@ class PrimaryUnseen(DatabaseScenario):
         r.figures["views_differ_alert_after_s"] = (
             round(sampler.alerts["MaxScaleServerViewsDiffer"] - t0, 2) if t_alert is not None else None
         )
-        sampler.hold(8.0)  # longer than node1's failover would take (6 ticks)
-        r.check(f"no needless failover: {before} is still the primary", self.master() == before)
+        if self.lab.maxscale is None:
+            sampler.hold(8.0)  # longer than node1's failover would take (6 ticks)
+            r.check(f"no needless failover: {before} is still the primary", self.master() == before)
+        else:
+            self.observe_real_failover(sampler, before, t0, t_moved)
         r.check("MaxScalePrimaryDisagreement never fired", "MaxScalePrimaryDisagreement" not in sampler.alerts)
         r.figures["vip_on_blind_maxscale_s"] = vip_on_blind_seconds(sampler.samples, t0)
         if locks:
             r.figures["no_lock_holder_s"] = no_lock_holder_seconds(sampler.samples, t0)
-        sampler.mark("restore: node1's MaxScale reaches every server again")
-        t1 = sampler.now()
-        self.reach("node1", [])
-        t_clear = self._wait(sampler, lambda: not (self.firing() & set(self.watched)), 40)
-        r.check("the database-view alerts cleared", t_clear is not None)
-        r.figures["clear_after_restore_s"] = round(t_clear - t1, 2) if t_clear is not None else None
-        r.figures["two_active_s"] = two_active_seconds(sampler.samples) if not locks else 0.0
-        if locks:
-            # node1 released its locks a few seconds ago: MaxScale keeps it from locking for a minute
-            # (the lab's back-off: `lab up --relock-backoff`),
-            # so node2 keeps them (neither the hook nor the remediator hands them to a node inside its
-            # back-off) and the remediator moves them once the back-off is over
-            t_back = sampler.wait(
-                "node1 holds the VIP and the locks again",
-                lambda s: s.holds_vip_and_locks("node1"),
-                self.lab.relock_backoff + 30,
-                since=t1,
-            )
-            r.check("the locks came back to node1 after its back-off (remediator)", t_back is not None)
-            r.figures["locks_back_after_restore_s"] = round(t_back - t1, 2) if t_back is not None else None
-            r.figures["no_lock_holder_s"] = no_lock_holder_seconds(sampler.samples, t0)
 
-    def restore(self, sampler: Sampler) -> None:
-        if self.lab.mode == "locks":
-            sampler.wait("baseline", lambda s: is_baseline(s.nodes, "locks"), timeout=self.lab.relock_backoff + 30)
-        super().restore(sampler)
+    def observe_real_failover(self, sampler: Sampler, before: str, t0: float, t_moved: float | None) -> None:
+        """A real MaxScale: did its own failover happen, and how long before it (or before it could,
+        failcount x monitor_interval after it saw the primary Down) did the hooks move the role?"""
+        r = self.report
+        timings = MonitorTimings()
+        threshold = timings.failcount() * timings.monitor_interval_ms / 1000
+        t_unseen = sampler.wait(
+            f"node1's MaxScale shows {before} not Running",
+            lambda s: s.nodes["node1"]["sees_primary"] is False,
+            timeout=max(0.5, t0 + 15 - sampler.now()),  # the samples since t0 are read at once
+            since=t0,
+        )
+        r.figures["primary_unseen_after_s"] = round(t_unseen - t0, 2) if t_unseen is not None else None
+        if t_unseen is not None:  # the timeline follows modes and roles, not server states: say it here
+            sampler.marks.append((t_unseen, f"node1's MaxScale shows {before} not Running (its monitor lost it)"))
+        # failcount counts the monitor's failed ticks from the first one that saw the primary Down
+        counted_from = t_unseen if t_unseen is not None else t0
+        sampler.hold(max(0.0, counted_from + threshold + self.FAILOVER_MARGIN_S - sampler.now()))
+        verdict = maxscale_failover(sampler.samples, before, t0, counted_from + threshold, t_moved)
+        r.figures["failover_threshold_s"] = round(threshold, 2)
+        r.figures["maxscale_failover_after_s"] = round(verdict.at - t0, 2) if verdict.at is not None else None
+        r.figures["role_moved_ahead_s"] = verdict.ahead
+        sampler.mark(verdict.line(before, threshold, sampler.now() - counted_from))
+        r.check(
+            f"no failover by MaxScale: {before} is still the primary for every MaxScale ({threshold:g}s = "
+            f"failcount x monitor_interval after node1's saw it Down, and {self.FAILOVER_MARGIN_S:g}s more)",
+            verdict.at is None,
+        )
 
 
 LOCK_HANDOVER_BOUND = 3.0  # seconds from the VIP's move to the new lock primary (measured: docs/lab.md)
 
 
 class LocksFollowVip(DatabaseScenario):
+    emulator_only = "it checks the lock handover against a bound measured on the emulators' shared backend"
     name = "locks-follow-vip"
     description = (
         "locks mode: node1's MaxScale (VIP holder, lock primary) killed: its locks are freed, node2's "
@@ -947,6 +1076,7 @@ class LocksFollowVip(DatabaseScenario):
 
 
 class LocksTrap(DatabaseScenario):
+    emulator_only = "it starts the pair afresh by deleting the emulators' state files and shared backend"
     name = "locks-trap"
     description = (
         "locks mode: the pair started three times over (both keepalived and MaxScales stopped, node2's "
@@ -1352,10 +1482,10 @@ def run_named(lab: Lab, name: str, out: Path | None) -> int:
         return 2
     reports = []
     for n in names:
-        why = SCENARIOS[n].emulator_only
-        if lab.maxscale is not None and why:
-            # a fault only the emulator can play: skipped, with the reason, rather than run against nothing
-            print(f"\n=== scenario {n}: SKIPPED: {why}, which a real MaxScale (lab up --maxscale) does not have")
+        why = SCENARIOS[n].skip_reason(lab)
+        if why:
+            # a fault this lab's MaxScale cannot play: skipped, with the reason, rather than run against nothing
+            print(f"\n=== scenario {n}: SKIPPED: {why}")
             continue
         report = SCENARIOS[n](lab).run()
         print_report(report)
@@ -1368,17 +1498,23 @@ def run_named(lab: Lab, name: str, out: Path | None) -> int:
 
 
 def print_summary(reports: list[Report]) -> None:
+    """One row per scenario. The writer's columns (failed writes, longest gap with no acknowledged
+    write, lost writes, errant GTIDs) are n/a where no writer ran: the emulator lab has no SQL."""
     print(
         "\n| scenario | verdict | detect (s) | heal (s) | two-active (s) | VIP w/o active max (s) "
-        "| no lock holder (s) | target |"
+        "| no lock holder (s) | failed writes | longest write gap (s) | lost writes | errant GTIDs | target |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in reports:
         f = r.figures
 
         def fmt(key: str, f: dict[str, float | None] = f) -> str:
             v = f.get(key)
             return "n/a" if v is None else f"{v:.2f}"
+
+        def count(key: str, f: dict[str, float | None] = f) -> str:
+            v = f.get(key)
+            return "n/a" if v is None else str(int(v))
 
         target = ""
         if r.name in TARGETS:
@@ -1392,7 +1528,9 @@ def print_summary(reports: list[Report]) -> None:
         print(
             f"| {label(r)} | {'PASSED' if r.passed else 'FAILED'} | {fmt('detect_s')} | {fmt('heal_s')} | "
             f"{fmt('two_active_s') if r.mode == 'passive' else 'n/a'} | "
-            f"{fmt('vip_without_active_max_s') if r.mode == 'passive' else 'n/a'} | {lockless or 'n/a'} | {target} |"
+            f"{fmt('vip_without_active_max_s') if r.mode == 'passive' else 'n/a'} | {lockless or 'n/a'} | "
+            f"{count('writes_failed')} | {fmt('longest_write_gap_s')} | {count('lost_writes')} | "
+            f"{count('errant_gtids')} | {target} |"
         )
 
 

@@ -47,6 +47,7 @@ class Ledger:
     """What the writer saw: times are Unix seconds (to line up with a scenario's timeline)."""
 
     started_at: float
+    run: int = 0  # this run's id in the table: its rows are (run, seq)
     stopped_at: float | None = None
     attempts: int = 0
     acknowledged: list[tuple[int, float]] = field(default_factory=list)
@@ -174,7 +175,9 @@ class Writer:
         self._lock = threading.Lock()
 
     def start(self) -> Writer:
-        self.ledger = Ledger(started_at=self.wall_clock())
+        # a new run id at each start (nanoseconds: two runs never share one), so an earlier run's
+        # rows never collide with this one's sequence numbers nor count as this one's
+        self.ledger = Ledger(started_at=self.wall_clock(), run=time.time_ns())
         self._thread = threading.Thread(target=self._run, name="mxha-lab-writer", daemon=True)
         self._thread.start()
         return self
@@ -204,7 +207,7 @@ class Writer:
                 if conn is None:
                     conn = _connect(self.host, self.port, self.user, self.password, self.timeout)
                 with conn.cursor() as cur:
-                    cur.execute(database.INSERT_WRITE, (seq, self.wall_clock()))
+                    cur.execute(database.INSERT_WRITE, (self.ledger.run, seq, self.wall_clock()))
                 with self._lock:
                     self.ledger.attempts += 1
                     self.ledger.acknowledged.append((seq, self.wall_clock()))
@@ -250,9 +253,10 @@ def binlog_gtids(conn: Any) -> set[str]:
     return gtids
 
 
-def rows_on(conn: Any) -> set[int]:
+def rows_on(conn: Any, run: int) -> set[int]:
+    """The sequence numbers of one writer's run on a server."""
     with conn.cursor() as cur:
-        cur.execute(database.SELECT_WRITES)
+        cur.execute(database.SELECT_WRITES, (run,))
         return {int(row[0]) for row in cur.fetchall()}
 
 
@@ -280,7 +284,7 @@ def writer_report(
             with _connect(server.host, server.port, user, password, timeout) as conn:
                 binlogs[server.name] = binlog_gtids(conn)
                 if server.name == final_primary:
-                    primary_rows = rows_on(conn)
+                    primary_rows = rows_on(conn, ledger.run)
         except (pymysql.MySQLError, OSError) as exc:
             unread[server.name] = _error_kind(exc)
     lost: list[int] | None = None

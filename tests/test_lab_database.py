@@ -37,21 +37,21 @@ def connect(server: mariadb.MariaDB, user: str, password: str) -> Any:
     )
 
 
-def query(server: mariadb.MariaDB, sql: str) -> list[tuple[Any, ...]]:
+def query(server: mariadb.MariaDB, sql: str, args: tuple[Any, ...] | None = None) -> list[tuple[Any, ...]]:
     with server.root_connection() as conn, conn.cursor() as cur:
-        cur.execute(sql)
+        cur.execute(sql, args)
         return list(cur.fetchall())
 
 
 def test_a_write_on_the_primary_reaches_every_replica_with_its_gtid(cluster: database.ReplicatedCluster) -> None:
     accounts = cluster.accounts
     with connect(cluster.primary, database.CLIENT_USER, accounts.client_password) as conn, conn.cursor() as cur:
-        cur.execute(database.INSERT_WRITE, (4242, 1.5))
+        cur.execute(database.INSERT_WRITE, (1, 4242, 1.5))
     cluster.wait_replicated(10)
     primary_pos = query(cluster.primary, "SELECT @@gtid_binlog_pos")[0][0]
     assert primary_pos.startswith("0-1-"), primary_pos
     for server in cluster.servers[1:]:
-        assert (4242,) in query(server, database.SELECT_WRITES)
+        assert (4242,) in query(server, database.SELECT_WRITES, (1,))
         # log_slave_updates: the replica's own binary log has the primary's GTID, so it can serve
         # as the primary others follow after a failover.
         assert query(server, "SELECT @@gtid_binlog_pos")[0][0] == primary_pos
@@ -126,7 +126,7 @@ def test_the_client_account_cannot_write_to_a_replica(cluster: database.Replicat
     replica = cluster.servers[1]
     with connect(replica, database.CLIENT_USER, cluster.accounts.client_password) as conn, conn.cursor() as cur:
         with pytest.raises(pymysql.err.OperationalError) as excinfo:
-            cur.execute(database.INSERT_WRITE, (1, 1.0))
+            cur.execute(database.INSERT_WRITE, (1, 1, 1.0))
         assert excinfo.value.args[0] == 1290  # ER_OPTION_PREVENTS_STATEMENT: --read-only
 
 

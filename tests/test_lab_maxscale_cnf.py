@@ -139,7 +139,10 @@ def test_the_standin_runs_the_emulator_from_maxscales_command_line(tmp_path: Pat
     port = free_port()
     cnf = maxscale_cnf.write_cnf(
         tmp_path / "maxscale.cnf",
-        maxscale_cnf.maxscale_cnf("node1", "127.0.0.1", "locks", SERVERS, ACCOUNTS, admin_port=port),
+        # its SQL listener on a free port: the cnf's 4006 on every address may be taken on this host
+        maxscale_cnf.maxscale_cnf(
+            "node1", "127.0.0.1", "locks", SERVERS, ACCOUNTS, admin_port=port, listener_port=free_port()
+        ),
     )
     exe = maxscale_standin.write_executable(tmp_path / "maxscale")
     proc = subprocess.Popen(
@@ -184,6 +187,14 @@ def test_the_standin_runs_the_emulator_from_maxscales_command_line(tmp_path: Pat
             "[maxscale]\n[m]\ntype=monitor\nservers=s1\ncooperative_monitoring_locks=all\n[s1]\ntype=server\naddress=a\n",
             "cooperative_monitoring_locks",
         ),
+        (
+            "[maxscale]\n[m]\ntype=monitor\nservers=s1\nmonitor_interval=soon\n[s1]\ntype=server\naddress=a\n",
+            "monitor_interval",
+        ),
+        (
+            "[maxscale]\n[m]\ntype=monitor\nservers=s1\n[s1]\ntype=server\naddress=a\n[l]\ntype=listener\nport=x\n",
+            "[l] port",
+        ),
     ],
 )
 def test_a_bad_cnf_stops_the_standin_with_one_line_naming_the_key(tmp_path: Path, cnf_text: str, named: str) -> None:
@@ -227,6 +238,35 @@ def test_status_names_the_binary_and_the_database_servers_only_with_maxscale(tmp
     assert {k: v for k, v in real.items() if k not in (*strip, "nodes")} == {
         k: v for k, v in emulated.items() if k not in (*strip, "nodes")
     }
+
+
+def test_which_scenarios_a_lab_skips_and_why(tmp_path: Path) -> None:
+    """A fault only the emulator can play is skipped on any --maxscale lab; primary-unseen runs on a
+    real MaxScale in both modes, and on the stand-in only in passive mode (its locks are its own)."""
+    from mxha.lab.lab import Lab
+    from mxha.lab.scenarios import PrimaryUnseen, RestartActiveBackup
+
+    standin = maxscale_standin.write_executable(tmp_path / "maxscale")
+    real = tmp_path / "real-maxscale"  # answers --version as MaxScale does
+    real.write_text('#!/bin/sh\necho "MaxScale 24.02.4 - f72af99"\n')
+    real.chmod(0o755)
+
+    def lab(name: str, **saved: str) -> Lab:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "lab.json").write_text(json.dumps(saved))
+        return Lab(tmp_path / name)
+
+    emulated = lab("emulated", mode="locks")
+    assert PrimaryUnseen.skip_reason(emulated) == RestartActiveBackup.skip_reason(emulated) == ""
+    for binary in (standin, real):
+        for mode in ("passive", "locks"):
+            on = lab(f"{binary.name}-{mode}", maxscale=str(binary), mode=mode)
+            assert RestartActiveBackup.skip_reason(on).startswith("it restarts the emulator")
+            skipped = PrimaryUnseen.skip_reason(on)
+            if binary == standin and mode == "locks":
+                assert "stand-in has no cooperative locks shared with its peer" in skipped
+            else:
+                assert skipped == "", (binary, mode)
 
 
 def test_maxscale_and_maxctrl_paths_are_checked_before_anything_starts(tmp_path: Path) -> None:

@@ -115,7 +115,7 @@ class ControlMixin(HandlerBase):
                         "fault": fault.mode,
                         "lock_mode": st.lock_mode(),
                         "holds_locks": st.holds_locks(),
-                        "servers": {s.name: s.state for s in st.servers.values()},
+                        "servers": {name: st.server_state(name) for name in st.servers},
                         "counts": dict(st.counts),
                         "pid": os.getpid(),
                         "pair": st.pair_view,
@@ -158,7 +158,7 @@ class ControlMixin(HandlerBase):
                     return
                 for name, state in payload.items():
                     st.servers[name].state = state
-                self._send(200, {"servers": {s.name: s.state for s in st.servers.values()}})
+                self._send(200, {"servers": {name: st.server_state(name) for name in st.servers}})
             elif what == "maxscale" and self.command == "POST":
                 if "passive" in payload and not isinstance(payload["passive"], bool):
                     self._send(400, {"error": "passive must be a boolean"})

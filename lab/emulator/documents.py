@@ -51,7 +51,7 @@ class DocumentsMixin(HandlerBase):
         attrs = {
             **tpl["attributes"],
             "name": server.name,
-            "state": server.state,
+            "state": self.st.server_state(server.name),
             "parameters": {**tpl["attributes"]["parameters"], "address": server.address, "port": server.port},
             "lock_held": self.st.lock_held(server.name),
         }

@@ -191,6 +191,9 @@ class EmulatorState:
         self.parameters["admin_port"] = config.port
         self.parameters["passive"] = config.passive
         self.servers = {s.name: copy.copy(s) for s in config.servers}
+        # servers this MaxScale's monitor could not connect to at its last tick (``probe.ServerProbe``,
+        # the lab's stand-in over real servers): Down here whatever their role; empty otherwise
+        self.unreachable: set[str] = set()
         self.monitor_template_parameters: dict[str, Any] = load_template("monitor.json")["attributes"]["parameters"]
         self.monitor_parameters: dict[str, Any] = dict(self.monitor_template_parameters)
         self.monitor_parameters["cooperative_monitoring_locks"] = config.lock_mode
@@ -310,7 +313,13 @@ class EmulatorState:
                 if name in self.servers:
                     self.servers[name].state = state
 
+    def server_state(self, name: str) -> str:
+        """The state MaxScale shows for a server: Down while its monitor cannot reach it."""
+        return "Down" if name in self.unreachable else self.servers[name].state
+
     def current_master(self) -> str | None:
+        """The server the monitor names master (``monitor_diagnostics.master``): one it cannot reach
+        stays named, as a real MaxScale keeps naming the primary it lost until a failover."""
         if self.pair_view is not None:
             master = self.pair_view["master"]
             return master if isinstance(master, str) else None
