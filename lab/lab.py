@@ -418,10 +418,21 @@ class Lab:
         )
         _wait(f"http://{addr}:8989/__emulator__/state", f"{name} MaxScale emulator", 15)
 
-    def restart_emulator_active(self, name: str) -> float:
-        """Restart ``name``'s MaxScale with passive=false persisted, as a real MaxScale keeps a runtime
-        change across a restart; returns the wall-clock time right before it starts again."""
+    def restart_maxscale_active(self, name: str) -> float:
+        """Restart ``name``'s MaxScale so that it comes back active; returns the wall-clock time right
+        before it starts again. The emulator: with passive=false persisted in its state file, as a real
+        MaxScale keeps a runtime change across a restart. A real MaxScale (--maxscale): from a config
+        that says ``passive=false`` and without its persisted runtime changes (its persist folder,
+        ``-F``, emptied), as after a rebuilt host or container, or with the tutorial's config, which
+        leaves passive to the notify script."""
         assert self.harness is not None
+        if self.maxscale is not None:
+            self.stop_emulator(name)
+            persist = self.maxscale_cnf_path(name).parent / "persist"
+            shutil.rmtree(persist, ignore_errors=True)
+            started = time.time()
+            self.start_maxscale(name, passive=False)
+            return started
         state_file = self.harness.nodes[name].workdir / "maxscale.state"
         self.stop_emulator(name)
         doc = json.loads(state_file.read_text()) if state_file.exists() else {}
@@ -473,15 +484,18 @@ class Lab:
         assert self.harness is not None
         return self.harness.nodes[name].workdir / "maxscale" / "maxscale.cnf"
 
-    def start_maxscale(self, name: str) -> None:
+    def start_maxscale(self, name: str, passive: bool | None = None) -> None:
         """The real MaxScale (or a stand-in taking its command line) in the node's namespace, in the
-        foreground (-d, so the lab stops it by pid), with its own directories and the lab's cnf."""
+        foreground (-d, so the lab stops it by pid), with its own directories and the lab's cnf
+        (``passive`` overrides the mode's: see ``restart_maxscale_active``)."""
         from mxha.lab.maxscale_cnf import maxscale_cnf, write_cnf
 
         assert self.harness is not None and self.maxscale is not None
         home = self.maxscale_cnf_path(name).parent
         home.mkdir(parents=True, exist_ok=True)
-        text = maxscale_cnf(name, self.layout.node(name), self.mode, self.database_servers(), self._database_accounts())
+        text = maxscale_cnf(
+            name, self.layout.node(name), self.mode, self.database_servers(), self._database_accounts(), passive=passive
+        )
         cnf = write_cnf(home / "maxscale.cnf", text)
         argv = [self.maxscale, "-d", "-f", str(cnf), "-C", str(home), "-U", "root"]
         for flag, folder in MAXSCALE_DIRS:

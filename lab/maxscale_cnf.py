@@ -121,10 +121,12 @@ def maxscale_cnf(
     timings: MonitorTimings | None = None,
     admin_port: int = ADMIN_PORT,
     listener_port: int = LISTENER_PORT,
+    passive: bool | None = None,
 ) -> str:
     """The whole file for one node. In passive mode MaxScale starts passive and keepalived's notify
     makes the VIP holder active (two MaxScales are never both active while keepalived settles);
-    in locks mode passive stays false and the cooperative locks decide."""
+    in locks mode passive stays false and the cooperative locks decide. ``passive`` overrides the
+    mode's choice (a scenario restarts a MaxScale from a config that says active)."""
     monitor = monitor_parameters(mode, timings or MonitorTimings(), accounts)
     names = ",".join(s.name for s in servers)
     lines = [
@@ -142,7 +144,7 @@ def maxscale_cnf(
             # demand TLS.
             "admin_gui": False,
             "admin_secure_gui": False,
-            "passive": mode == "passive",
+            "passive": mode == "passive" if passive is None else passive,
         },
     )
     for server in servers:

@@ -682,16 +682,18 @@ def hang_bound(lab: Lab) -> float:
 
 class RestartActiveBackup(Scenario):
     name = "restart-active-backup"
-    emulator_only = "it restarts the emulator with passive=false written into its state file"
     counts: tuple[int, ...] = (2, 3)  # passes on the 3-node lab too (docs/lab.md)
-    description = "node2's MaxScale restarted with passive=false persisted, as MaxScale really does"
+    description = (
+        "node2's MaxScale restarted active: with passive=false persisted, as MaxScale keeps a runtime "
+        "change (on a --maxscale lab: from a config that says passive=false, its persisted changes gone)"
+    )
 
     def inject_and_observe(self, sampler: Sampler) -> None:
         r = self.report
         assert self.lab.harness is not None
-        sampler.mark("inject: restart node2's MaxScale with passive=false persisted")
+        sampler.mark("inject: restart node2's MaxScale active (passive=false)")
         t_inject = sampler.now()
-        inject_wall = self.lab.restart_emulator_active("node2")
+        inject_wall = self.lab.restart_maxscale_active("node2")
         t_started = sampler.now()
         t_up = sampler.wait(
             "node2 back active", lambda s: s.nodes["node2"]["passive"] is False, timeout=10, since=t_inject
@@ -1290,7 +1292,6 @@ class TwoNodesDead(Scenario):
 
 class Replicas(Scenario):
     name = "replicas"
-    emulator_only = "it restarts the emulator with passive=false written into its state file"
     description = (
         "two clustered Alertmanagers deliver every notification to two remediator replicas, which "
         "coordinate through MariaDB named locks on three real mariadbd: a split brain under the seed "
@@ -1372,10 +1373,10 @@ class Replicas(Scenario):
         self.lab.use_tutorial_notify(False)
         t = sampler.wait("baseline", lambda s: is_baseline(s.nodes, self.lab.mode))
         r.check("back to baseline after the split brain", t is not None)
-        # fault 2: node2's MaxScale restarted with passive=false persisted
-        sampler.mark("inject 2: restart node2's MaxScale with passive=false persisted")
+        # fault 2: node2's MaxScale restarted active
+        sampler.mark("inject 2: restart node2's MaxScale active (passive=false)")
         wall2, since2 = time.time(), sampler.now()
-        self.lab.restart_emulator_active("node2")
+        self.lab.restart_maxscale_active("node2")
         healed = sampler.wait(
             "node2 passive again",
             lambda s: s.nodes["node2"]["passive"] is True and s.active() == ["node1"],

@@ -244,7 +244,7 @@ def test_which_scenarios_a_lab_skips_and_why(tmp_path: Path) -> None:
     """A fault only the emulator can play is skipped on any --maxscale lab; primary-unseen runs on a
     real MaxScale in both modes, and on the stand-in only in passive mode (its locks are its own)."""
     from mxha.lab.lab import Lab
-    from mxha.lab.scenarios import PrimaryUnseen, RestartActiveBackup
+    from mxha.lab.scenarios import CircuitBreaker, PrimaryUnseen, Replicas, RestartActiveBackup
 
     standin = maxscale_standin.write_executable(tmp_path / "maxscale")
     real = tmp_path / "real-maxscale"  # answers --version as MaxScale does
@@ -258,10 +258,13 @@ def test_which_scenarios_a_lab_skips_and_why(tmp_path: Path) -> None:
 
     emulated = lab("emulated", mode="locks")
     assert PrimaryUnseen.skip_reason(emulated) == RestartActiveBackup.skip_reason(emulated) == ""
+    assert CircuitBreaker.skip_reason(emulated) == ""
     for binary in (standin, real):
         for mode in ("passive", "locks"):
             on = lab(f"{binary.name}-{mode}", maxscale=str(binary), mode=mode)
-            assert RestartActiveBackup.skip_reason(on).startswith("it restarts the emulator")
+            assert CircuitBreaker.skip_reason(on).startswith("its saboteur reads the emulator")
+            # a restart of the binary is a real fault: it runs on every lab
+            assert RestartActiveBackup.skip_reason(on) == Replicas.skip_reason(on) == ""
             skipped = PrimaryUnseen.skip_reason(on)
             if binary == standin and mode == "locks":
                 assert "stand-in has no cooperative locks shared with its peer" in skipped
