@@ -110,6 +110,20 @@ def lab_dir(args: argparse.Namespace) -> Path:
     return Path(getattr(args, "lab_dir", None) or os.environ.get("MXHA_LAB_DIR") or DEFAULT_DIR)
 
 
+def _relock_backoff(maxscale: str | None, asked: float | None) -> float | None:
+    """The lab's no-relock back-off: a real MaxScale's is fixed in its source (60 s), so the hooks and
+    the remediator must assume exactly that, never a shorter one kept from an emulator lab before;
+    only the emulator can be told another (``asked``; None keeps the lab's)."""
+    if maxscale is None:
+        return asked
+    if asked not in (None, RELOCK_BACKOFF):
+        raise HarnessError(
+            f"--relock-backoff: a real MaxScale's no-relock back-off is {RELOCK_BACKOFF:g} s, not a setting; "
+            "only the emulator lab can shorten it"
+        )
+    return RELOCK_BACKOFF
+
+
 def _wait(url: str, what: str, timeout: float = 30.0, headers: dict[str, str] | None = None) -> None:
     try:
         wait_for_url(url, what, timeout, headers)
@@ -220,6 +234,7 @@ class Lab:
         if relock_backoff is not None and not 0 <= relock_backoff <= 3600:
             raise HarnessError("--relock-backoff: 0 to 3600 seconds")
         maxscale, maxctrl = _real_maxscale(maxscale, maxctrl)
+        relock_backoff = _relock_backoff(maxscale, relock_backoff)
         if (replicas or 1) > 1:
             from mxha.lab import mariadb
 

@@ -754,6 +754,17 @@ class MasterPassive(Scenario):
 class DatabaseScenario(Scenario):
     """Scenarios about the database servers: reachability, roles, the cooperative locks."""
 
+    @classmethod
+    def skip_reason(cls, lab: Lab) -> str:
+        why = super().skip_reason(lab)
+        if not why and lab.maxscale is not None and lab.mode == "locks" and lab.maxscale_is_standin():
+            return (
+                "the MaxScale stand-in has no cooperative locks shared with its peer (each holds them by "
+                "itself), so the lock handover this scenario checks in locks mode cannot happen there; a "
+                "real MaxScale plays it"
+            )
+        return why
+
     def backend(self) -> dict[str, Any]:
         url = f"http://{self.lab.layout.node('node1')}:8989/__emulator__/backend"
         return dict(requests.get(url, timeout=2).json())
@@ -870,16 +881,6 @@ class PrimaryUnseen(DatabaseScenario):
     modes = ("passive", "locks")
     watched = ("MaxScaleServerViewsDiffer", "MaxScaleVIPHolderSeesNoPrimary", "MaxScalePrimaryDisagreement")
     emulator_only = ""  # on a --maxscale lab the cut is nftables in node1's namespace
-
-    @classmethod
-    def skip_reason(cls, lab: Lab) -> str:
-        if lab.maxscale is not None and lab.mode == "locks" and lab.maxscale_is_standin():
-            return (
-                "the MaxScale stand-in has no cooperative locks shared with its peer (each holds them by "
-                "itself), so the lock handover this scenario checks in locks mode cannot happen there; a "
-                "real MaxScale plays it, and the stand-in plays it in passive mode"
-            )
-        return super().skip_reason(lab)
 
     # after failcount x monitor_interval, how long a real MaxScale may still take to fail over
     # (verify_master_failure's delay: 1.5 ticks over failcount in the recording)
@@ -1024,7 +1025,6 @@ LOCK_HANDOVER_BOUND = 3.0  # seconds from the VIP's move to the new lock primary
 
 
 class LocksFollowVip(DatabaseScenario):
-    emulator_only = "it checks the lock handover against a bound measured on the emulators' shared backend"
     name = "locks-follow-vip"
     description = (
         "locks mode: node1's MaxScale (VIP holder, lock primary) killed: its locks are freed, node2's "

@@ -241,10 +241,18 @@ def test_status_names_the_binary_and_the_database_servers_only_with_maxscale(tmp
 
 
 def test_which_scenarios_a_lab_skips_and_why(tmp_path: Path) -> None:
-    """A fault only the emulator can play is skipped on any --maxscale lab; primary-unseen runs on a
-    real MaxScale in both modes, and on the stand-in only in passive mode (its locks are its own)."""
+    """A fault only the emulator can play is skipped on any --maxscale lab; primary-unseen and
+    locks-follow-vip run on a real MaxScale, and on the stand-in only in passive mode (its locks are
+    its own: there is no handover to see)."""
     from mxha.lab.lab import Lab
-    from mxha.lab.scenarios import CircuitBreaker, PrimaryUnseen, Replicas, RestartActiveBackup
+    from mxha.lab.scenarios import (
+        CircuitBreaker,
+        LocksFollowVip,
+        LocksTrap,
+        PrimaryUnseen,
+        Replicas,
+        RestartActiveBackup,
+    )
 
     standin = maxscale_standin.write_executable(tmp_path / "maxscale")
     real = tmp_path / "real-maxscale"  # answers --version as MaxScale does
@@ -265,11 +273,13 @@ def test_which_scenarios_a_lab_skips_and_why(tmp_path: Path) -> None:
             assert CircuitBreaker.skip_reason(on).startswith("its saboteur reads the emulator")
             # a restart of the binary is a real fault: it runs on every lab
             assert RestartActiveBackup.skip_reason(on) == Replicas.skip_reason(on) == ""
-            skipped = PrimaryUnseen.skip_reason(on)
-            if binary == standin and mode == "locks":
-                assert "stand-in has no cooperative locks shared with its peer" in skipped
-            else:
-                assert skipped == "", (binary, mode)
+            assert LocksTrap.skip_reason(on).startswith("it starts the pair afresh by deleting the emulators'")
+            for scenario in (PrimaryUnseen, LocksFollowVip):
+                skipped = scenario.skip_reason(on)
+                if binary == standin and mode == "locks":
+                    assert "stand-in has no cooperative locks shared with its peer" in skipped
+                else:
+                    assert skipped == "", (scenario.name, binary, mode)
 
 
 def test_maxscale_and_maxctrl_paths_are_checked_before_anything_starts(tmp_path: Path) -> None:
@@ -301,3 +311,16 @@ def test_the_lab_reads_a_maxscales_mode_and_primary_over_its_rest_api(make_emula
     assert maxscale_view(emulator.url) == {"passive": True, "locks": None, "primary": None, "sees_primary": None}
     locking = make_emulator(host="127.0.0.1", lock_mode="majority_of_all")
     assert maxscale_view(locking.url)["locks"] is True
+
+
+def test_a_real_maxscale_lab_keeps_maxscales_own_relock_backoff() -> None:
+    """MaxScale's no-relock back-off is fixed in its source: hooks told a shorter one would hand locks
+    to a MaxScale that cannot take them for a minute. Only the emulator lab can shorten it."""
+    from mxha.lab.lab import RELOCK_BACKOFF, _relock_backoff
+    from mxha.lab.netns import HarnessError
+
+    assert _relock_backoff(None, 15.0) == 15.0 and _relock_backoff(None, None) is None  # the emulator lab's
+    assert _relock_backoff("/usr/sbin/maxscale", None) == RELOCK_BACKOFF == 60  # whatever a lab before kept
+    assert _relock_backoff("/usr/sbin/maxscale", 60.0) == 60
+    with pytest.raises(HarnessError, match="--relock-backoff: a real MaxScale's no-relock back-off is 60 s"):
+        _relock_backoff("/usr/sbin/maxscale", 15.0)
