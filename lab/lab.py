@@ -146,9 +146,11 @@ class Lab:
         # `lab up --maxscale PATH [--maxctrl PATH]`: the real MaxScale every node runs (None: the emulator)
         self.maxscale: str | None = saved.get("maxscale")
         self.maxctrl: str | None = saved.get("maxctrl")
+        # the namespaces' names: `lab up --prefix` (two labs side by side need two)
+        self.prefix: str = saved.get("prefix", PREFIX)
         self.harness: Harness | None = None
         if (workdir / "harness.json").exists():
-            self.harness = Harness(workdir, prefix=PREFIX, subnet=self.layout.subnet)
+            self.harness = Harness(workdir, prefix=self.prefix, subnet=self.layout.subnet)
 
     # -- description (the contract's `status --json`) ------------------------------------------
     def print_doctor(self) -> None:
@@ -163,7 +165,7 @@ class Lab:
             "nodes": [
                 {
                     "name": n,
-                    "namespace": f"{PREFIX}-{n}",
+                    "namespace": f"{self.prefix}-{n}",
                     "address": lay.node(n),
                     "exporter_url": f"http://{lay.node(n)}:9843",
                     "maxscale_url": f"http://{lay.node(n)}:8989",
@@ -220,6 +222,7 @@ class Lab:
         relock_backoff: float | None = None,
         maxscale: str | None = None,
         maxctrl: str | None = None,
+        prefix: str | None = None,
     ) -> None:
         why = have_netns()
         if why:
@@ -247,6 +250,7 @@ class Lab:
             and replicas in (None, self.replicas)
             and relock_backoff in (None, self.relock_backoff)
             and (maxscale, maxctrl) == (self.maxscale, self.maxctrl)
+            and prefix in (None, self.prefix)
         ):
             print(
                 f"lab already up ({self.workdir}, mode {self.mode}, {len(self.nodes)} nodes, {self.replicas} replicas)"
@@ -260,6 +264,7 @@ class Lab:
         self.relock_backoff = relock_backoff if relock_backoff is not None else self.relock_backoff
         # not kept from a previous run: without --maxscale the lab is the emulator lab
         self.maxscale, self.maxctrl = maxscale, maxctrl
+        self.prefix = prefix or self.prefix
         check_subnet_free(self.layout.subnet)
         self.workdir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.workdir, 0o755)
@@ -273,10 +278,11 @@ class Lab:
                     "relock_backoff": self.relock_backoff,
                     "maxscale": self.maxscale,
                     "maxctrl": self.maxctrl,
+                    "prefix": self.prefix,
                 }
             )
         )
-        h = self.harness = Harness(self.workdir, prefix=PREFIX, subnet=self.layout.subnet)
+        h = self.harness = Harness(self.workdir, prefix=self.prefix, subnet=self.layout.subnet)
         try:
             h.create_lan()
             h.add_host_link(1)
@@ -821,7 +827,7 @@ class Lab:
 
     # -- down ----------------------------------------------------------------------------------
     def down(self, quiet: bool = False, keep_logs: bool = False) -> None:
-        harness = self.harness or Harness(self.workdir, prefix=PREFIX, subnet=self.layout.subnet)
+        harness = self.harness or Harness(self.workdir, prefix=self.prefix, subnet=self.layout.subnet)
         harness.teardown()
         self.harness = None
         if keep_logs:
@@ -936,6 +942,7 @@ def main(args: argparse.Namespace) -> int:
                 args.relock_backoff,
                 getattr(args, "maxscale", None),
                 getattr(args, "maxctrl", None),
+                getattr(args, "prefix", None),
             )
             desc = lab.describe()
             print(

@@ -286,6 +286,17 @@ def _lab_subnet(value: str) -> str:
     return str(net)
 
 
+def _lab_prefix(value: str) -> str:
+    """``--prefix``: the start of every namespace and link name the lab makes (``PREFIX-node1``,
+    ``PREFIX-h``): a lowercase letter and up to seven more letters or digits, so names fit Linux's
+    15 characters."""
+    import re
+
+    if not re.fullmatch(r"[a-z][a-z0-9]{0,7}", value):
+        raise argparse.ArgumentTypeError(f"{value!r}: a lowercase letter, then up to 7 lowercase letters or digits")
+    return value
+
+
 def _add_lab(sub: _Subcommands) -> None:
     p = sub.add_parser(
         "lab",
@@ -303,6 +314,13 @@ def _add_lab(sub: _Subcommands) -> None:
         "(default 198.51.100.0/24)",
     )
     lp.add_argument("--dir", dest="lab_dir", default=None, help="lab folder (default /run/mxha-lab)")
+    lp.add_argument(
+        "--prefix",
+        type=_lab_prefix,
+        default=None,
+        help="the lab's namespace names, PREFIX-node1 ... (default mxha); a second lab beside the first "
+        "needs its own --prefix, --dir and --subnet",
+    )
     lp.add_argument(
         "--mode",
         choices=("passive", "locks"),

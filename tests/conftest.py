@@ -82,16 +82,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-LAB_MODULES = ("test_lab_e2e.py", "test_lab_maxscale_netns.py")  # `mxha lab up` on LAB_SUBNET (tests/pair.py)
+LAB_MODULES = ("test_lab_e2e.py",)  # `mxha lab up` with its default names, on LAB_SUBNET (tests/pair.py)
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own, which turns the group into the test's id
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (``make test`` runs ``-n 3 --dist loadgroup``) the tests that use network
     namespaces run in two groups, each one test after the other in one worker, in collection order
-    (a module's lab is brought up once): the lab's (``mxha lab up``: fixed namespace names and one
-    lab folder) on 198.51.100.0/25, and those that build their own harness on 198.51.100.128/25
-    (``tests/pair.py``), so the two groups never share an address or a host route. The container
+    (a module's lab is brought up once): the emulator lab's (``mxha lab up`` with its default
+    namespace names) on 198.51.100.0/25, and the rest on 198.51.100.128/25 (``tests/pair.py``): the
+    tests that build their own harness, and the stand-in lab (``lab up --prefix mxhm``). The two
+    groups never share a name, an address or a host route. The container
     image's tests share podman's build cache, the replicas' tests one lock store: one worker each."""
     for item in items:
         if item.get_closest_marker("netns") is not None:

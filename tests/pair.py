@@ -17,10 +17,11 @@ from mxha.lab.waiting import wait_for
 from mxha.model import NodeState
 
 MXHA = [sys.executable, "-m", "mxha"]
-# The namespace tests run in two pytest-xdist groups side by side (tests/conftest.py): the lab's
-# (`mxha lab up`, with its fixed names) on the lower half of the documentation range, the tests that
-# build their own harness on the upper half. Each adds a host route to its half only, so neither
-# overlaps the other's (`check_subnet_free` refuses an overlap).
+# The namespace tests run in two pytest-xdist groups side by side (tests/conftest.py): the emulator
+# lab's (`mxha lab up` with its default names) on the lower half of the documentation range; the
+# tests that build their own harness, and the stand-in lab (`lab up --prefix mxhm`), on the upper
+# half. Each adds a host route to its half only, so neither overlaps the other's
+# (`check_subnet_free` refuses an overlap).
 LAB_SUBNET = "198.51.100.0/25"
 HARNESS_SUBNET = "198.51.100.128/25"
 

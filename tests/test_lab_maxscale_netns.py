@@ -7,6 +7,7 @@ node runs, settles as the emulator lab does, and ``down`` leaves nothing behind.
 from __future__ import annotations
 
 import configparser
+import ipaddress
 import json
 import re
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pymysql
 import pytest
-from pair import LAB_SUBNET
+from pair import HARNESS_SUBNET
 
 from mxha.lab import database, mariadb, maxscale_cnf, maxscale_standin
 from mxha.lab.lab import Lab
@@ -29,6 +30,13 @@ pytestmark = [
     pytest.mark.skipif(mariadb.missing() is not None, reason=str(mariadb.missing())),
 ]
 LAB_DIR = Path("/run/mxha-lab-maxscale-test")
+# beside the emulator lab's tests (tests/conftest.py): its own namespace names and the other half
+PREFIX, SUBNET = "mxhm", HARNESS_SUBNET
+
+
+def addr(index: int) -> str:
+    """The lab's .index on SUBNET (node1 is .11, the database servers .21-.23, the VIP .100)."""
+    return str(ipaddress.ip_network(SUBNET).network_address + index)
 
 
 def mxha(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -51,18 +59,29 @@ def test_lab_up_with_a_maxscale_binary_runs_it_over_real_mariadb_and_down_leaves
     maxctrl.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexec {sys.executable} -m mxha lab maxctrl "$@"\n')
     maxctrl.chmod(0o755)
     up = mxha(
-        "lab", "up", "--maxscale", str(exe), "--maxctrl", str(maxctrl), "--subnet", LAB_SUBNET, "--dir", str(LAB_DIR)
+        "lab",
+        "up",
+        "--maxscale",
+        str(exe),
+        "--maxctrl",
+        str(maxctrl),
+        "--subnet",
+        SUBNET,
+        "--prefix",
+        PREFIX,
+        "--dir",
+        str(LAB_DIR),
     )
     try:
         assert up.returncode == 0, up.stdout + up.stderr
-        assert f"SQL listener 198.51.100.100:{maxscale_cnf.LISTENER_PORT}" in up.stdout, up.stdout
+        assert f"SQL listener {addr(100)}:{maxscale_cnf.LISTENER_PORT}" in up.stdout, up.stdout
         status = mxha("lab", "status", "--json", "--dir", str(LAB_DIR))
         assert status.returncode == 0, status.stdout + status.stderr
         desc = json.loads(status.stdout)
         assert desc["up"] is True and desc["maxscale"] == str(exe)
         assert desc["maxctrl"] == str(maxctrl)
-        assert desc["database_servers"] == [f"198.51.100.{i}:3306" for i in (21, 22, 23)]
-        assert desc["sql_listener"] == f"198.51.100.100:{maxscale_cnf.LISTENER_PORT}"
+        assert desc["database_servers"] == [f"{addr(i)}:3306" for i in (21, 22, 23)]
+        assert desc["sql_listener"] == f"{addr(100)}:{maxscale_cnf.LISTENER_PORT}"
         for node in desc["nodes"]:
             assert node["maxscale_binary"] == str(exe)
             assert node["maxscale_version"] == maxscale_standin.VERSION
@@ -91,7 +110,7 @@ def test_lab_up_with_a_maxscale_binary_runs_it_over_real_mariadb_and_down_leaves
             assert "errant GTIDs: none" in ran.stdout
             if name == "active-dies":
                 # the writer reconnected through the VIP on node2: node2's listener took its session
-                assert "forwarded to the master 198.51.100.21:3306" in (LAB_DIR / "maxscale-node2.log").read_text()
+                assert f"forwarded to the master {addr(21)}:3306" in (LAB_DIR / "maxscale-node2.log").read_text()
                 figures = json.loads((tmp_path / "out" / "active-dies.json").read_text())["figures"]
                 assert figures["lost_writes"] == 0 and figures["errant_gtids"] == 0, figures
         # primary-unseen: nftables in node1's namespace drops its traffic to server1 (.21:3306) only;
@@ -100,7 +119,7 @@ def test_lab_up_with_a_maxscale_binary_runs_it_over_real_mariadb_and_down_leaves
         ran = mxha("lab", "scenario", "primary-unseen", "--dir", str(LAB_DIR), "--out", str(tmp_path / "out"))
         assert ran.returncode == 0, ran.stdout + ran.stderr
         assert "verdict: PASSED" in ran.stdout
-        assert "inject: nftables in node1's namespace drops its traffic to server1 (198.51.100.21:3306)" in ran.stdout
+        assert f"inject: nftables in node1's namespace drops its traffic to server1 ({addr(21)}:3306)" in ran.stdout
         assert "MaxScale's own failover: none (server1 still the primary for every MaxScale" in ran.stdout
         writes = re.search(r"writes: (\d+) acknowledged of (\d+), (\d+) failed", ran.stdout)
         assert writes is not None and int(writes[1]) > 0, ran.stdout
@@ -109,7 +128,7 @@ def test_lab_up_with_a_maxscale_binary_runs_it_over_real_mariadb_and_down_leaves
         figures = json.loads((tmp_path / "out" / "primary-unseen.json").read_text())["figures"]
         assert figures["maxscale_failover_after_s"] is None and figures["failover_threshold_s"] == 9.0, figures
         assert figures["role_moved_ahead_s"] is not None and figures["primary_unseen_after_s"] is not None, figures
-        tables = run("ip", "netns", "exec", "mxha-node1", "nft", "list", "tables").stdout
+        tables = run("ip", "netns", "exec", f"{PREFIX}-node1", "nft", "list", "tables").stdout
         assert "mxha_dbcut" not in tables  # the cut is gone with the scenario
         # the writer's report reads the real servers: at rest every write goes through the VIP to server1
         lab = Lab(LAB_DIR)
@@ -122,7 +141,7 @@ def test_lab_up_with_a_maxscale_binary_runs_it_over_real_mariadb_and_down_leaves
         accounts = database.DatabaseAccounts.load(LAB_DIR / "db-accounts.json")
         with (
             pymysql.connect(
-                host="198.51.100.21",
+                host=addr(21),
                 user=database.CLIENT_USER,
                 password=accounts.client_password,
                 connect_timeout=5,
@@ -136,7 +155,7 @@ def test_lab_up_with_a_maxscale_binary_runs_it_over_real_mariadb_and_down_leaves
         assert row is not None
         with (
             pymysql.connect(
-                host="198.51.100.23",
+                host=addr(23),
                 user=database.MONITOR_USER,
                 password=accounts.monitor_password,
                 connect_timeout=5,
@@ -154,7 +173,7 @@ def test_lab_up_with_a_maxscale_binary_runs_it_over_real_mariadb_and_down_leaves
         down = mxha("lab", "down", "--dir", str(LAB_DIR))
     assert down.returncode == 0, down.stderr
     assert not LAB_DIR.exists()
-    assert not any(ns.startswith("mxha-") for ns in run("ip", "netns", "list").stdout.split())
+    assert not any(ns.startswith(f"{PREFIX}-") for ns in run("ip", "netns", "list").stdout.split())
     labels = {p["label"] for p in record["processes"]}
     assert {"maxscale-node1", "maxscale-node2", "mariadb-server1", "mariadb-server3"} <= labels, labels
     assert not any(alive(pid) for pid in pids)

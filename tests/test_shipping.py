@@ -208,12 +208,19 @@ def test_the_cli_says_so_when_the_lab_is_not_installed() -> None:
 
 
 @pytest.mark.parametrize(
-    ("subnet", "why"),
-    [("10.0.0.0/26", "too small: the lab needs a /25 or larger"), ("nope", "is not an IPv4 network")],
+    ("flag", "value", "why"),
+    [
+        ("--subnet", "10.0.0.0/26", "too small: the lab needs a /25 or larger"),
+        ("--subnet", "nope", "is not an IPv4 network"),
+        ("--prefix", "Mxha", "a lowercase letter, then up to 7 lowercase letters or digits"),
+        ("--prefix", "toolongname", "a lowercase letter, then up to 7"),
+    ],
 )
-def test_a_lab_subnet_it_cannot_use_is_refused_in_one_line_before_anything_is_made(subnet: str, why: str) -> None:
+def test_a_lab_subnet_or_prefix_it_cannot_use_is_refused_in_one_line_before_anything_is_made(
+    flag: str, value: str, why: str
+) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "mxha", "lab", "up", "--subnet", subnet, "--dir", "/nonexistent/mxha-lab"],
+        [sys.executable, "-m", "mxha", "lab", "up", flag, value, "--dir", "/nonexistent/mxha-lab"],
         capture_output=True,
         text=True,
         timeout=30,
