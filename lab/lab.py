@@ -449,7 +449,7 @@ class Lab:
         assert self.harness is not None
         if self.maxscale is not None:
             self.stop_emulator(name)
-            persist = self.maxscale_cnf_path(name).parent / "persist"
+            persist = self.maxscale_cnf_path(name).parent / dict(MAXSCALE_DIRS)["-F"]
             shutil.rmtree(persist, ignore_errors=True)
             started = time.time()
             self.start_maxscale(name, passive=False)

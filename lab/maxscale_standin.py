@@ -169,7 +169,7 @@ def plan(args: argparse.Namespace) -> StandinPlan:
             listener_port = int(parsed[name].get("port", ""))
         except ValueError:
             raise CnfError(f"{cnf}: [{name}] port: not a port number: {parsed[name].get('port')!r}") from None
-        listeners.append((parsed[name].get("address", "::"), listener_port))
+        listeners.append((parsed[name].get("address", "0.0.0.0"), listener_port))
     persist = Path(args.persistdir or args.datadir or "/var/lib/maxscale")
     return StandinPlan(
         admin_host=admin_host,

@@ -294,15 +294,22 @@ class Harness:
         )
 
     def cut_from_server(self, node: str, address: str, port: int) -> None:
-        """Drop ``node``'s traffic to one server (``address:port``) and its answers, in ``node``'s
-        namespace only: a one-sided cut, every other node still reaches the server. Its own table,
-        so healing a VRRP partition (``unblock_vrrp``) leaves it, and ``heal_server_cut`` removes it."""
-        nft = ["ip", "netns", "exec", self.nodes[node].namespace, "nft"]
-        run(*nft, "add", "table", "inet", "mxha_dbcut")
-        run(*nft, "add", "chain", "inet", "mxha_dbcut", "out", "{ type filter hook output priority 0; }")
-        run(*nft, "add", "chain", "inet", "mxha_dbcut", "in", "{ type filter hook input priority 0; }")
-        run(*nft, "add", "rule", "inet", "mxha_dbcut", "out", "ip", "daddr", address, "tcp", "dport", str(port), "drop")
-        run(*nft, "add", "rule", "inet", "mxha_dbcut", "in", "ip", "saddr", address, "tcp", "sport", str(port), "drop")
+        """Cut ``node`` off from one server (``address:port``), in ``node``'s namespace only: a
+        one-sided cut, every other node still reaches the server. What ``node`` sends there is
+        answered by a TCP reset (a connection is refused at once, an open one breaks at its next
+        packet, as in the recorded pair, where the server's proxy was killed), what the server sends
+        back is dropped. A dropped connect would instead make each of MaxScale's monitor ticks wait
+        out its connect timeout, slowing the very ticks whose count decides a failover. Its own
+        table, applied in one transaction (all of it or nothing), so healing a VRRP partition
+        (``unblock_vrrp``) leaves it, and ``heal_server_cut`` removes it."""
+        script = (
+            "table inet mxha_dbcut {\n"
+            f"  chain out {{ type filter hook output priority 0; ip daddr {address} tcp dport {port} "
+            "reject with tcp reset; }\n"
+            f"  chain in {{ type filter hook input priority 0; ip saddr {address} tcp sport {port} drop; }}\n"
+            "}\n"
+        )
+        run("ip", "netns", "exec", self.nodes[node].namespace, "nft", "-f", "-", input_text=script)
 
     def heal_server_cut(self, node: str) -> None:
         nft = ["ip", "netns", "exec", self.nodes[node].namespace, "nft"]

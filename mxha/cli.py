@@ -283,6 +283,11 @@ def _lab_subnet(value: str) -> str:
         raise argparse.ArgumentTypeError(f"{value!r} is not an IPv4 network such as 198.51.100.0/24: {exc}") from None
     if net.prefixlen > 25:
         raise argparse.ArgumentTypeError(f"{value} is too small: the lab needs a /25 or larger (its VIP is .100)")
+    if net.prefixlen < 16 or not net.is_private or net.is_loopback or net.is_link_local:
+        # a lab hands out .1 to .100 and routes the whole network to its bridge from the host
+        raise argparse.ArgumentTypeError(
+            f"{value}: a private or documentation network of a /16 to a /25, such as 198.51.100.0/24"
+        )
     return str(net)
 
 

@@ -113,20 +113,20 @@ def test_lab_up_with_a_maxscale_binary_runs_it_over_real_mariadb_and_down_leaves
                 assert f"forwarded to the master {addr(21)}:3306" in (LAB_DIR / "maxscale-node2.log").read_text()
                 figures = json.loads((tmp_path / "out" / "active-dies.json").read_text())["figures"]
                 assert figures["lost_writes"] == 0 and figures["errant_gtids"] == 0, figures
-        # primary-unseen: nftables in node1's namespace drops its traffic to server1 (.21:3306) only;
+        # primary-unseen: nftables in node1's namespace rejects its traffic to server1 (.21:3306) only;
         # the stand-in's monitor sees server1 Down, node2's still sees it, the hooks move the role,
         # and no MaxScale fails server1 over; the writer's writes go on through node2, none lost
         ran = mxha("lab", "scenario", "primary-unseen", "--dir", str(LAB_DIR), "--out", str(tmp_path / "out"))
         assert ran.returncode == 0, ran.stdout + ran.stderr
         assert "verdict: PASSED" in ran.stdout
-        assert f"inject: nftables in node1's namespace drops its traffic to server1 ({addr(21)}:3306)" in ran.stdout
+        assert f"inject: nftables in node1's namespace rejects its traffic to server1 ({addr(21)}:3306)" in ran.stdout
         assert "MaxScale's own failover: none (server1 still the primary for every MaxScale" in ran.stdout
         writes = re.search(r"writes: (\d+) acknowledged of (\d+), (\d+) failed", ran.stdout)
         assert writes is not None and int(writes[1]) > 0, ran.stdout
         assert "lost writes (acknowledged, missing on the final primary server1): none" in ran.stdout
         assert "errant GTIDs: none" in ran.stdout
         figures = json.loads((tmp_path / "out" / "primary-unseen.json").read_text())["figures"]
-        assert figures["maxscale_failover_after_s"] is None and figures["failover_threshold_s"] == 9.0, figures
+        assert figures["maxscale_failover_after_s"] is None and figures["failover_threshold_s"] == 8.0, figures
         assert figures["role_moved_ahead_s"] is not None and figures["primary_unseen_after_s"] is not None, figures
         tables = run("ip", "netns", "exec", f"{PREFIX}-node1", "nft", "list", "tables").stdout
         assert "mxha_dbcut" not in tables  # the cut is gone with the scenario

@@ -51,7 +51,10 @@ def test_no_failover_counts_the_hooks_lead_against_the_threshold() -> None:
     assert verdict.at is None and verdict.to == () and verdict.ahead == 6.5
     line = verdict.line("server1", 9.0, 12.0)
     assert line.startswith("MaxScale's own failover: none (server1 still the primary")
-    assert "the hooks moved the role 6.50s before failcount x monitor_interval (9s) ran out" in line
+    assert (
+        "the hooks moved the role 6.50s before the soonest it could have started "
+        "((failcount - 1) x monitor_interval: 9s) ran out" in line
+    )
 
 
 def test_a_failover_is_the_first_sample_naming_another_primary() -> None:

@@ -212,6 +212,8 @@ def test_the_cli_says_so_when_the_lab_is_not_installed() -> None:
     [
         ("--subnet", "10.0.0.0/26", "too small: the lab needs a /25 or larger"),
         ("--subnet", "nope", "is not an IPv4 network"),
+        ("--subnet", "0.0.0.0/0", "a private or documentation network of a /16 to a /25"),
+        ("--subnet", "8.8.8.0/24", "a private or documentation network of a /16 to a /25"),
         ("--prefix", "Mxha", "a lowercase letter, then up to 7 lowercase letters or digits"),
         ("--prefix", "toolongname", "a lowercase letter, then up to 7"),
     ],
