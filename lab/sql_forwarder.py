@@ -2,14 +2,16 @@
 to the one thing the lab's writer needs.
 
 Each client connection is forwarded, byte for byte, to the server the stand-in's MaxScale calls
-Master at the moment the client connects (``route()`` is asked once per connection: MaxScale's
-REST API in the stand-in). With no Master the connection is closed at once, as MaxScale closes a
-session it has no master for. The MariaDB protocol passes through untouched, so the client logs
-in to the server itself (the server's accounts, not MaxScale's service user) and the server's
-errors (read-only, a lost connection) reach the client as they are.
+Master at the moment the client connects (``route()``: MaxScale's REST API in the stand-in). With no
+Master the connection is closed at once, as MaxScale closes a session it has no master for; and a
+session whose server stops being the Master (Down, or another promoted) is closed within
+``watch_interval``, as readwritesplit's default ``master_failure_mode=fail_instantly`` ends it.
+The MariaDB protocol passes through untouched, so the client logs in to the server itself (the
+server's accounts, not MaxScale's service user) and the server's errors (read-only, a lost
+connection) reach the client as they are.
 
 It is not MaxScale: no reads are split off, no session is replayed or moved to a new master, no
-query is parsed. A connection stays on the server it was opened to until either side closes it.
+query is parsed.
 """
 
 from __future__ import annotations
@@ -60,8 +62,18 @@ class _Session(socketserver.BaseRequestHandler):
         # one line per session, as MaxScale's info log has: which listener took a client, and where to
         log.info("session from %s:%s forwarded to the master %s:%s", *self.client_address[:2], *target)
         back = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
+        ahead = threading.Thread(target=_pump, args=(client, upstream), daemon=True)
         back.start()
-        _pump(client, upstream)
+        ahead.start()
+        while ahead.is_alive():
+            ahead.join(owner.watch_interval)
+            if ahead.is_alive() and owner.route() != target:
+                owner.cut_off += 1
+                log.info("session from %s:%s closed: %s:%s is no longer the master", *self.client_address[:2], *target)
+                for sock in (client, upstream):
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+                ahead.join()
         # The client has ended its side: what the server still sends comes through for a moment,
         # then the server's connection is closed, as MaxScale closes a session's backend with it
         # (a server whose packets are dropped would otherwise hold the session open indefinitely).
@@ -80,11 +92,15 @@ class SqlForwarder(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, host: str, port: int, route: Route, connect_timeout: float = 3.0) -> None:
+    def __init__(
+        self, host: str, port: int, route: Route, connect_timeout: float = 3.0, watch_interval: float = 0.5
+    ) -> None:
         self.route = route
         self.connect_timeout = connect_timeout
+        self.watch_interval = watch_interval  # how often an open session's server is checked to still be the master
         self.forwarded = 0  # connections handed to a master
         self.refused = 0  # connections closed for want of one
+        self.cut_off = 0  # sessions closed because their server stopped being the master
         super().__init__((host, port), _Session)
 
     @property

@@ -80,8 +80,8 @@ def test_each_connection_goes_to_the_master_of_the_moment_unchanged(servers: tup
         assert echoed.replace(b"one:", b"") == payload
         master[0] = two.address  # a failover: the next connection goes to the new master
         assert exchange(fwd.port, b"x") == b"two:x"
-        assert asked == [one.address, one.address, two.address]
-        assert fwd.forwarded == 3 and fwd.refused == 0
+        assert asked[0] == one.address and asked[-1] == two.address  # asked at each connection
+        assert fwd.forwarded == 3 and fwd.refused == 0 and fwd.cut_off == 0
     finally:
         fwd.stop()
 
@@ -117,3 +117,26 @@ def test_the_master_is_the_server_maxscale_shows_master_and_running() -> None:
     # a master MaxScale cannot reach is shown Down: no master to route to (recorded: "Down" alone)
     assert master_from_servers([server_doc("server1", "Down", 1), server_doc("server2", "Slave, Running", 2)]) is None
     assert master_from_servers([]) is None
+
+
+@pytest.mark.parametrize("then", ["none", "other"])
+def test_a_session_whose_server_stops_being_the_master_is_closed(servers: tuple[Echo, Echo], then: str) -> None:
+    """readwritesplit's default (master_failure_mode=fail_instantly): a session on a master that is
+    lost (no master now, or another one promoted) ends; the client sees its connection closed."""
+    one, two = servers
+    master: list[tuple[str, int] | None] = [one.address]
+    fwd = SqlForwarder("127.0.0.1", 0, lambda: master[0], connect_timeout=2, watch_interval=0.05).start()
+    try:
+        with socket.create_connection(("127.0.0.1", fwd.port), timeout=5) as conn:
+            conn.sendall(b"a")
+            assert conn.recv(100) == b"one:a"  # the session is open, on one
+            master[0] = None if then == "none" else two.address
+            ended = b""
+            try:
+                ended = conn.recv(100)
+            except ConnectionResetError:
+                pass
+            assert ended == b""  # closed by the forwarder, not by the client or a timeout
+        assert fwd.cut_off == 1
+    finally:
+        fwd.stop()
