@@ -563,7 +563,25 @@ class Lab:
         if self.maxscale is None:
             raise HarnessError("the emulator serves no SQL: the writer needs a lab up with --maxscale")
         accounts = self._database_accounts()
-        return Writer(self.layout.vip, LISTENER_PORT, CLIENT_USER, accounts.client_password)
+        return Writer(
+            self.layout.vip, LISTENER_PORT, CLIENT_USER, accounts.client_password, gtids_now=self.binlog_gtids
+        )
+
+    def binlog_gtids(self) -> dict[str, set[str]]:
+        """Each database server's binary log GTIDs now (a server that cannot be read is left out)."""
+        import pymysql
+
+        from mxha.lab.writer import binlog_gtids, connect_to
+
+        accounts = self._database_accounts()
+        out: dict[str, set[str]] = {}
+        for server in self.database_servers():
+            try:
+                with connect_to(server.host, server.port, MONITOR_USER, accounts.monitor_password, 3.0) as conn:
+                    out[server.name] = binlog_gtids(conn)
+            except (pymysql.MySQLError, OSError):
+                continue
+        return out
 
     def writer_report(self, ledger: Any) -> Any:
         """The writer's figures against the database servers (``mxha.lab.writer.writer_report``): the

@@ -48,6 +48,9 @@ class Ledger:
 
     started_at: float
     run: int = 0  # this run's id in the table: its rows are (run, seq)
+    # each server's binary log GTIDs when the run started (a server missing: not read): errant GTIDs
+    # are counted for the transactions that appeared during the run, an earlier scenario's apart
+    gtids_before: dict[str, set[str]] = field(default_factory=dict)
     stopped_at: float | None = None
     attempts: int = 0
     acknowledged: list[tuple[int, float]] = field(default_factory=list)
@@ -96,8 +99,9 @@ class WriterReport:
     longest_gap_to: float
     final_primary: str
     lost: list[int] | None  # None: the final primary could not be read
-    errant: dict[str, list[str]] | None
+    errant: dict[str, list[str]] | None  # made during the run (all of them for a server not read at its start)
     unread: dict[str, str]  # server -> why its binary log or rows could not be read
+    errant_before: dict[str, int] = field(default_factory=dict)  # server -> errant GTIDs it had at the start
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,6 +125,12 @@ class WriterReport:
                 out.append(f"errant GTIDs on {name} (the final primary lacks them): {len(gtids)} ({_abridge(gtids)})")
         else:
             out.append("errant GTIDs: none")
+        before = {name: count for name, count in self.errant_before.items() if count}
+        if before:
+            out.append(
+                "errant GTIDs from before this run (not counted above): "
+                + ", ".join(f"{name} {count}" for name, count in sorted(before.items()))
+            )
         for name, why in sorted(self.unread.items()):
             out.append(f"could not read {name}: {why}")
         return out
@@ -131,7 +141,7 @@ def _abridge(items: Sequence[object], keep: int = 5) -> str:
     return shown + (f", ... {len(items) - keep} more" if len(items) > keep else "")
 
 
-def _connect(host: str, port: int, user: str, password: str, timeout: float) -> Any:
+def connect_to(host: str, port: int, user: str, password: str, timeout: float) -> Any:
     import pymysql
 
     return pymysql.connect(
@@ -161,6 +171,7 @@ class Writer:
         interval: float = INTERVAL,
         timeout: float = WRITE_TIMEOUT,
         wall_clock: Callable[[], float] = time.time,
+        gtids_now: Callable[[], dict[str, set[str]]] = dict,
     ) -> None:
         self.host = host
         self.port = port
@@ -169,6 +180,7 @@ class Writer:
         self.interval = interval
         self.timeout = timeout
         self.wall_clock = wall_clock
+        self.gtids_now = gtids_now  # each server's binary log GTIDs, read at each start
         self.ledger = Ledger(started_at=wall_clock())
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -177,7 +189,8 @@ class Writer:
     def start(self) -> Writer:
         # a new run id at each start (nanoseconds: two runs never share one), so an earlier run's
         # rows never collide with this one's sequence numbers nor count as this one's
-        self.ledger = Ledger(started_at=self.wall_clock(), run=time.time_ns())
+        before = self.gtids_now()
+        self.ledger = Ledger(started_at=self.wall_clock(), run=time.time_ns(), gtids_before=before)
         self._thread = threading.Thread(target=self._run, name="mxha-lab-writer", daemon=True)
         self._thread.start()
         return self
@@ -205,7 +218,7 @@ class Writer:
             seq += 1
             try:
                 if conn is None:
-                    conn = _connect(self.host, self.port, self.user, self.password, self.timeout)
+                    conn = connect_to(self.host, self.port, self.user, self.password, self.timeout)
                 with conn.cursor() as cur:
                     cur.execute(database.INSERT_WRITE, (self.ledger.run, seq, self.wall_clock()))
                 with self._lock:
@@ -281,7 +294,7 @@ def writer_report(
     primary_rows: set[int] | None = None
     for server in servers:
         try:
-            with _connect(server.host, server.port, user, password, timeout) as conn:
+            with connect_to(server.host, server.port, user, password, timeout) as conn:
                 binlogs[server.name] = binlog_gtids(conn)
                 if server.name == final_primary:
                     primary_rows = rows_on(conn, ledger.run)
@@ -289,12 +302,17 @@ def writer_report(
             unread[server.name] = _error_kind(exc)
     lost: list[int] | None = None
     errant: dict[str, list[str]] | None = None
+    errant_before: dict[str, int] = {}
     if primary_rows is not None and final_primary in binlogs:
         lost = lost_writes(ledger.acknowledged_seqs, primary_rows)
+        others = {name: gtids for name, gtids in binlogs.items() if name != final_primary}
         errant = {
-            name: errant_gtids(gtids, binlogs[final_primary])
-            for name, gtids in binlogs.items()
-            if name != final_primary
+            name: errant_gtids(gtids - ledger.gtids_before.get(name, set()), binlogs[final_primary])
+            for name, gtids in others.items()
+        }
+        errant_before = {
+            name: len(errant_gtids(gtids & ledger.gtids_before.get(name, set()), binlogs[final_primary]))
+            for name, gtids in others.items()
         }
     elif final_primary not in unread:
         unread[final_primary] = "not among the servers given"
@@ -309,4 +327,5 @@ def writer_report(
         lost=lost,
         errant=errant,
         unread=unread,
+        errant_before=errant_before if errant is not None else {},
     )

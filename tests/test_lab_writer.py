@@ -17,6 +17,8 @@ from mxha.lab.waiting import wait_for
 from mxha.lab.writer import (
     Ledger,
     Writer,
+    binlog_gtids,
+    connect_to,
     errant_gtids,
     longest_gap,
     lost_writes,
@@ -179,3 +181,37 @@ def test_the_writer_reconnects_after_the_primary_restarts_and_reports_the_outage
     # Each failure is logged as a client sees it: MySQL's error code first (2003: refused while down).
     assert all(f.error.split()[0].isdigit() for f in ledger.failed), ledger.failed
     assert "2003" in {f.error.split()[0] for f in ledger.failed}
+
+
+def test_errant_gtids_from_before_a_run_are_reported_apart_from_the_runs_own(
+    cluster: database.ReplicatedCluster,
+) -> None:
+    """A divergence an earlier scenario made stays in the binary logs: the next run counts only
+    what appeared while it wrote, and names the earlier ones on a line of their own."""
+    server1, _, server3 = cluster.servers
+    servers = addresses(cluster)
+
+    def gtids_now() -> dict[str, set[str]]:
+        out = {}
+        for s in servers:
+            with connect_to(s.host, s.port, database.MONITOR_USER, cluster.accounts.monitor_password, 5) as conn:
+                out[s.name] = binlog_gtids(conn)
+        return out
+
+    def straight_on_server3(run: int, seq: int) -> None:  # root bypasses read_only, as an administrator does
+        with server3.root_connection() as conn, conn.cursor() as cur:
+            cur.execute(database.INSERT_WRITE, (run, seq, time.time()))
+
+    straight_on_server3(1, 1)  # the earlier scenario's divergence
+    writer = Writer(
+        server1.host, server1.port, database.CLIENT_USER, cluster.accounts.client_password, gtids_now=gtids_now
+    ).start()
+    run_until(writer, 3)
+    straight_on_server3(1, 2)  # this run's
+    ledger = writer.stop()
+    report = writer_report(ledger, servers, "server1", database.MONITOR_USER, cluster.accounts.monitor_password)
+    assert report.errant is not None and len(report.errant["server3"]) == 1 and report.errant["server2"] == []
+    assert report.errant_before == {"server2": 0, "server3": 1}
+    text = "\n".join(report.lines())
+    assert "errant GTIDs on server3 (the final primary lacks them): 1 (" in text
+    assert "errant GTIDs from before this run (not counted above): server3 1" in text
