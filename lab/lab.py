@@ -392,9 +392,14 @@ class Lab:
 
     def start_pair(self, first: str = "node1", fresh: bool = True) -> None:
         """Start both MaxScales (``first`` a moment before the other, so it takes the cooperative locks,
-        as the recorded pair's first MaxScale did) and then both keepalived. ``fresh``: as a first
-        start: the shared database state and each MaxScale's runtime changes (passive) are
-        forgotten."""
+        as the recorded pair's first MaxScale did) and then the keepalived, in priority order a second
+        apart. ``fresh``: as a first start: the shared database state and each MaxScale's runtime
+        changes (passive) are forgotten.
+
+        Started together, the keepalived raced: each leaves FAULT when its own check first passes,
+        and a lower priority that left it 0.3 s sooner (a loaded machine) ended its master-down wait
+        before it heard the higher priority, was MASTER for 60 ms and ran its notify (seen in a
+        test run). Hosts are not started in the same instant either."""
         assert self.harness is not None
         if fresh:
             for path in [self.workdir / "backend.json"] + [
@@ -405,7 +410,9 @@ class Lab:
         for name in order:
             self.start_emulator(name)
             time.sleep(0.3)
-        for name in self.nodes:
+        for i, name in enumerate(self.nodes):  # node1 (the highest priority) first
+            if i:
+                time.sleep(1.0)
             self.start_keepalived(name)
 
     def start_emulator(self, name: str) -> None:
