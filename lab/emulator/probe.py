@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 from mxha.lab.emulator.model import EmulatorState, log
 
@@ -50,8 +51,9 @@ class ServerProbe:
 
     def _loop(self, name: str) -> None:
         while not self._stop.is_set():
-            self.tick(name)
-            self._stop.wait(self.interval)
+            began = time.monotonic()
+            self.tick(name)  # a connect that waits out its timeout takes from the interval, as MaxScale's tick
+            self._stop.wait(max(0.0, self.interval - (time.monotonic() - began)))
 
     def start(self) -> ServerProbe:
         for name in list(self.state.servers):  # each ticks at once, then every interval
