@@ -190,6 +190,31 @@ class StateServer:
         self.refuse()
 
 
+def start_loopback_cluster(root: Path) -> Any:
+    """Three real mariadbd on loopback with GTID replication from the first and the accounts
+    MaxScale needs (``mxha.lab.database.ReplicatedCluster``, started); skips without MariaDB."""
+    import pytest
+
+    from mxha.lab import database, mariadb
+
+    why = mariadb.missing()
+    if why:
+        pytest.skip(why)
+    addresses = [("127.0.0.1", free_port()) for _ in database.SERVER_NAMES]
+    cluster = database.ReplicatedCluster(root, addresses, database.DatabaseAccounts.generate(), "lock-pw")
+    return cluster.start(mariadb.template(root))
+
+
+def cluster_addresses(cluster: Any) -> list[Any]:
+    """A started cluster's servers as the lab names them (``ServerAddress``: server1-3)."""
+    from mxha.lab import database
+
+    return [
+        database.ServerAddress(name, s.host, s.port)
+        for name, s in zip(database.SERVER_NAMES, cluster.servers, strict=True)
+    ]
+
+
 def free_port() -> int:
     import socket
 

@@ -10,23 +10,16 @@ from typing import Any
 
 import pymysql
 import pytest
-from helpers import free_port
+from helpers import start_loopback_cluster
 
 from mxha.lab import database, mariadb
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[database.ReplicatedCluster]:
-    why = mariadb.missing()
-    if why:
-        pytest.skip(why)
-    root = tmp_path_factory.mktemp("dbcluster")
-    tpl = mariadb.template(root)
-    accounts = database.DatabaseAccounts.generate()
-    addresses = [("127.0.0.1", free_port()) for _ in database.SERVER_NAMES]
-    lab = database.ReplicatedCluster(root, addresses, accounts, "lock-pw")
+    lab = start_loopback_cluster(tmp_path_factory.mktemp("dbcluster"))
     try:
-        yield lab.start(tpl)
+        yield lab
     finally:
         lab.stop()
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import requests
-from helpers import free_port
+from helpers import cluster_addresses, free_port, start_loopback_cluster
 
 from mxha.lab import database, mariadb, maxscale_cnf, maxscale_standin
 from mxha.lab.waiting import wait_for
@@ -24,24 +24,11 @@ AUTH = ("admin", "mariadb")
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[database.ReplicatedCluster]:
-    why = mariadb.missing()
-    if why:
-        pytest.skip(why)
-    root = tmp_path_factory.mktemp("standin-db")
-    addresses = [("127.0.0.1", free_port()) for _ in database.SERVER_NAMES]
-    started = database.ReplicatedCluster(root, addresses, database.DatabaseAccounts.generate(), "lock-pw")
-    started.start(mariadb.template(root))
+    started = start_loopback_cluster(tmp_path_factory.mktemp("standin-db"))
     try:
         yield started
     finally:
         started.stop()
-
-
-def servers_of(cluster: database.ReplicatedCluster) -> list[database.ServerAddress]:
-    return [
-        database.ServerAddress(name, s.host, s.port)
-        for name, s in zip(database.SERVER_NAMES, cluster.servers, strict=True)
-    ]
 
 
 def rest(port: int, path: str) -> Any:
@@ -57,7 +44,13 @@ def test_the_standin_forwards_writes_to_its_master_and_refuses_them_without_one(
 ) -> None:
     admin, sql = free_port(), free_port()
     text = maxscale_cnf.maxscale_cnf(
-        "node1", "127.0.0.1", "passive", servers_of(cluster), cluster.accounts, admin_port=admin, listener_port=sql
+        "node1",
+        "127.0.0.1",
+        "passive",
+        cluster_addresses(cluster),
+        cluster.accounts,
+        admin_port=admin,
+        listener_port=sql,
     )
     cnf = maxscale_cnf.write_cnf(tmp_path / "maxscale.cnf", text)
     exe = maxscale_standin.write_executable(tmp_path / "maxscale")
@@ -72,7 +65,11 @@ def test_the_standin_forwards_writes_to_its_master_and_refuses_them_without_one(
         wait_for(lambda: writer.snapshot()[1] >= 10, timeout=20, what="10 writes through the stand-in")
         cluster.wait_replicated(10)
         report = writer_report(
-            writer.stop(), servers_of(cluster), "server1", database.MONITOR_USER, cluster.accounts.monitor_password
+            writer.stop(),
+            cluster_addresses(cluster),
+            "server1",
+            database.MONITOR_USER,
+            cluster.accounts.monitor_password,
         )
         # the rows are on the real primary, acknowledged through the stand-in's listener
         assert report.failed == 0 and report.acknowledged >= 10 and report.lost == [], report.lines()

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import free_port
+from helpers import cluster_addresses, free_port, start_loopback_cluster
 
 from mxha.lab import database, mariadb
 from mxha.lab.database import ServerAddress
@@ -58,26 +58,13 @@ def test_the_report_says_unknown_not_none_when_the_primary_cannot_be_read() -> N
     assert any("unknown" in line for line in report.lines())
 
 
-def start_cluster(root: Path) -> database.ReplicatedCluster:
-    why = mariadb.missing()
-    if why:
-        pytest.skip(why)
-    tpl = mariadb.template(root)
-    addresses = [("127.0.0.1", free_port()) for _ in database.SERVER_NAMES]
-    return database.ReplicatedCluster(root, addresses, database.DatabaseAccounts.generate(), "lock-pw").start(tpl)
-
-
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[database.ReplicatedCluster]:
-    lab = start_cluster(tmp_path)
+    lab = start_loopback_cluster(tmp_path)
     try:
         yield lab
     finally:
         lab.stop()
-
-
-def addresses(cluster: database.ReplicatedCluster) -> list[ServerAddress]:
-    return [ServerAddress(name, s.host, s.port) for name, s in zip(database.SERVER_NAMES, cluster.servers, strict=True)]
 
 
 def writer_for(server: mariadb.MariaDB, cluster: database.ReplicatedCluster) -> Writer:
@@ -94,7 +81,7 @@ def test_a_healthy_cluster_loses_nothing_and_diverges_nowhere(cluster: database.
     ledger = writer.stop()
     cluster.wait_replicated(10)
     report = writer_report(
-        ledger, addresses(cluster), "server1", database.MONITOR_USER, cluster.accounts.monitor_password
+        ledger, cluster_addresses(cluster), "server1", database.MONITOR_USER, cluster.accounts.monitor_password
     )
     assert report.failed == 0 and report.acknowledged == report.attempts >= 10
     assert report.lost == [] and report.errant == {"server2": [], "server3": []} and report.unread == {}
@@ -108,7 +95,7 @@ def test_a_healthy_cluster_loses_nothing_and_diverges_nowhere(cluster: database.
     second = again.stop()
     assert second.run != ledger.run and second.failed == [] and second.acknowledged_seqs[0] == 1
     report = writer_report(
-        second, addresses(cluster), "server1", database.MONITOR_USER, cluster.accounts.monitor_password
+        second, cluster_addresses(cluster), "server1", database.MONITOR_USER, cluster.accounts.monitor_password
     )
     assert report.failed == 0 and report.lost == []
 
@@ -138,14 +125,14 @@ def test_a_replica_cut_off_then_taken_as_primary_shows_lost_writes_and_errant_gt
     assert own, row
 
     on_server1 = writer_report(
-        ledger, addresses(cluster), "server1", database.MONITOR_USER, cluster.accounts.monitor_password
+        ledger, cluster_addresses(cluster), "server1", database.MONITOR_USER, cluster.accounts.monitor_password
     )
     assert on_server1.lost == []
     assert on_server1.errant is not None and on_server1.errant["server3"] == own
     assert on_server1.errant["server2"] == []
 
     on_server2 = writer_report(
-        ledger, addresses(cluster), "server2", database.MONITOR_USER, cluster.accounts.monitor_password
+        ledger, cluster_addresses(cluster), "server2", database.MONITOR_USER, cluster.accounts.monitor_password
     )
     assert on_server2.lost is not None and on_server2.errant is not None
     # The last acknowledged writes came after the cut: server2 lacks them.
@@ -171,7 +158,7 @@ def test_the_writer_reconnects_after_the_primary_restarts_and_reports_the_outage
     run_until(writer, after_restart + 5)  # the client reconnected by itself
     ledger = writer.stop()
     report = writer_report(
-        ledger, addresses(cluster), "server1", database.MONITOR_USER, cluster.accounts.monitor_password
+        ledger, cluster_addresses(cluster), "server1", database.MONITOR_USER, cluster.accounts.monitor_password
     )
     assert report.failed >= 3
     # The longest gap is the outage: it spans the failed writes.
@@ -189,7 +176,7 @@ def test_errant_gtids_from_before_a_run_are_reported_apart_from_the_runs_own(
     """A divergence an earlier scenario made stays in the binary logs: the next run counts only
     what appeared while it wrote, and names the earlier ones on a line of their own."""
     server1, _, server3 = cluster.servers
-    servers = addresses(cluster)
+    servers = cluster_addresses(cluster)
 
     def gtids_now() -> dict[str, set[str]]:
         out = {}
