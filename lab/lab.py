@@ -576,19 +576,10 @@ class Lab:
 
     def binlog_gtids(self) -> dict[str, set[str]]:
         """Each database server's binary log GTIDs now (a server that cannot be read is left out)."""
-        import pymysql
-
-        from mxha.lab.writer import binlog_gtids, connect_to
+        from mxha.lab.writer import read_servers
 
         accounts = self._database_accounts()
-        out: dict[str, set[str]] = {}
-        for server in self.database_servers():
-            try:
-                with connect_to(server.host, server.port, MONITOR_USER, accounts.monitor_password, 3.0) as conn:
-                    out[server.name] = binlog_gtids(conn)
-            except (pymysql.MySQLError, OSError):
-                continue
-        return out
+        return read_servers(self.database_servers(), MONITOR_USER, accounts.monitor_password, 3.0)[0]
 
     def writer_report(self, ledger: Any) -> Any:
         """The writer's figures against the database servers (``mxha.lab.writer.writer_report``): the

@@ -273,6 +273,33 @@ def rows_on(conn: Any, run: int) -> set[int]:
         return {int(row[0]) for row in cur.fetchall()}
 
 
+def read_servers(
+    servers: Sequence[database.ServerAddress],
+    user: str,
+    password: str,
+    timeout: float,
+    *,
+    rows_of: str | None = None,
+    run: int = 0,
+) -> tuple[dict[str, set[str]], dict[str, str], set[int] | None]:
+    """Each server's binary log GTIDs, why any server could not be read, and on the server named
+    ``rows_of`` the sequence numbers of writer run ``run`` (None: not read), one connection each."""
+    import pymysql
+
+    binlogs: dict[str, set[str]] = {}
+    unread: dict[str, str] = {}
+    rows: set[int] | None = None
+    for server in servers:
+        try:
+            with connect_to(server.host, server.port, user, password, timeout) as conn:
+                binlogs[server.name] = binlog_gtids(conn)
+                if server.name == rows_of:
+                    rows = rows_on(conn, run)
+        except (pymysql.MySQLError, OSError) as exc:
+            unread[server.name] = _error_kind(exc)
+    return binlogs, unread, rows
+
+
 def writer_report(
     ledger: Ledger,
     servers: Sequence[database.ServerAddress],
@@ -285,21 +312,11 @@ def writer_report(
     """Compare the ledger with the servers (read with ``user``, the monitor account in the lab).
     A server that cannot be read is named in ``unread``; without the final primary's rows and
     binary log there is nothing to compare with, and every figure that needs them says so."""
-    import pymysql
-
     stopped = ledger.stopped_at if ledger.stopped_at is not None else time.time()
     gap, gap_from, gap_to = longest_gap([t for _, t in ledger.acknowledged], ledger.started_at, stopped)
-    binlogs: dict[str, set[str]] = {}
-    unread: dict[str, str] = {}
-    primary_rows: set[int] | None = None
-    for server in servers:
-        try:
-            with connect_to(server.host, server.port, user, password, timeout) as conn:
-                binlogs[server.name] = binlog_gtids(conn)
-                if server.name == final_primary:
-                    primary_rows = rows_on(conn, ledger.run)
-        except (pymysql.MySQLError, OSError) as exc:
-            unread[server.name] = _error_kind(exc)
+    binlogs, unread, primary_rows = read_servers(
+        servers, user, password, timeout, rows_of=final_primary, run=ledger.run
+    )
     lost: list[int] | None = None
     errant: dict[str, list[str]] | None = None
     errant_before: dict[str, int] = {}

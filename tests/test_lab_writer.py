@@ -17,12 +17,11 @@ from mxha.lab.waiting import wait_for
 from mxha.lab.writer import (
     Ledger,
     Writer,
-    binlog_gtids,
-    connect_to,
     errant_gtids,
     longest_gap,
     lost_writes,
     parse_gtid,
+    read_servers,
     writer_report,
 )
 
@@ -179,11 +178,7 @@ def test_errant_gtids_from_before_a_run_are_reported_apart_from_the_runs_own(
     servers = cluster_addresses(cluster)
 
     def gtids_now() -> dict[str, set[str]]:
-        out = {}
-        for s in servers:
-            with connect_to(s.host, s.port, database.MONITOR_USER, cluster.accounts.monitor_password, 5) as conn:
-                out[s.name] = binlog_gtids(conn)
-        return out
+        return read_servers(servers, database.MONITOR_USER, cluster.accounts.monitor_password, 5)[0]
 
     def straight_on_server3(run: int, seq: int) -> None:  # root bypasses read_only, as an administrator does
         with server3.root_connection() as conn, conn.cursor() as cur:
