@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import ipaddress
 import json
 import os
@@ -108,6 +109,20 @@ class Layout:
 
 def lab_dir(args: argparse.Namespace) -> Path:
     return Path(getattr(args, "lab_dir", None) or os.environ.get("MXHA_LAB_DIR") or DEFAULT_DIR)
+
+
+@functools.lru_cache(maxsize=8)
+def _says_it_is_the_standin(binary: str) -> bool:
+    """Asked once per binary, not at every scenario's skip check (``--version`` starts a process)."""
+    import subprocess
+
+    from mxha.lab.maxscale_standin import STANDIN_MARK
+
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return STANDIN_MARK in out
 
 
 def _relock_backoff(maxscale: str | None, asked: float | None) -> float | None:
@@ -539,19 +554,7 @@ class Lab:
     def maxscale_is_standin(self) -> bool:
         """The lab's --maxscale is mxha's stand-in (``mxha.lab.maxscale_standin``), which says so in
         its ``--version`` line, rather than a real MaxScale."""
-        import subprocess
-
-        from mxha.lab.maxscale_standin import STANDIN_MARK
-
-        if self.maxscale is None:
-            return False
-        try:
-            out = subprocess.run(
-                [self.maxscale, "--version"], capture_output=True, text=True, timeout=10, check=False
-            ).stdout
-        except (OSError, subprocess.TimeoutExpired):
-            return False
-        return STANDIN_MARK in out
+        return self.maxscale is not None and _says_it_is_the_standin(self.maxscale)
 
     def maxscale_version(self, name: str) -> str | None:
         """The version the node's MaxScale reports over its REST API (None: it does not answer)."""
