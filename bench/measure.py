@@ -66,14 +66,15 @@ def python_label(python: str) -> str:
     return f"{os.path.realpath(python)} {version}"
 
 
-def user_install(work: Path, python: str | None = None) -> Path:
-    """This tree installed as users install it (a wheel, in a venv of its own made by ``python``,
-    this interpreter by default); return its ``mxha`` console script. `make`'s .venv is an editable
-    install, whose import hook (and the pathlib it imports) adds about 0.3 MiB to every process: a
-    user never pays that, so the bench should not. The dependencies come from the running
-    interpreter's site-packages (a .pth line), so nothing is downloaded; the tree is copied first so
-    that no stale build/ of the repo gets into the wheel."""
-    src, venv, wheels = work / "src", work / "venv", work / "wheel"
+def user_install(work: Path, python: str | None = None, venv_name: str = "venv") -> Path:
+    """This tree installed as users install it (a wheel, in a venv of its own, ``work/venv_name``,
+    made by ``python``, this interpreter by default); return its ``mxha`` console script. `make`'s
+    .venv is an editable install, whose import hook (and the pathlib it imports) adds about 0.3 MiB
+    to every process: a user never pays that, so the bench should not. The dependencies come from
+    the running interpreter's site-packages (a .pth line), so nothing is downloaded; the tree is
+    copied first so that no stale build/ of the repo gets into the wheel. The copy and the wheel are
+    made once per ``work``: several venvs (one per interpreter) install the same wheel."""
+    src, venv, wheels = work / "src", work / venv_name, work / "wheel"
     skip = shutil.ignore_patterns(".*", "build", "dist", "*.egg-info", "__pycache__", "lab-out", "out")
     if not src.exists():
         shutil.copytree(REPO, src, ignore=skip)
@@ -82,10 +83,10 @@ def user_install(work: Path, python: str | None = None) -> Path:
     if not wheels.exists():
         subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(src)], check=True)
     wheel = next(wheels.glob("*.whl"))
-    python = venv / "bin" / "python"
-    subprocess.run([*pip, "--python", str(python), "install", "--no-deps", "--no-index", str(wheel)], check=True)
+    venv_python = venv / "bin" / "python"
+    subprocess.run([*pip, "--python", str(venv_python), "install", "--no-deps", "--no-index", str(wheel)], check=True)
     purelib = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        [str(venv_python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         capture_output=True,
         text=True,
         check=True,

@@ -269,7 +269,7 @@ def bench_check(runs: int) -> list[list[Any]]:
             # install adds its import hook, and pathlib, to every start), in a venv of the
             # distribution's python3 as the README's first hour makes it, and of this interpreter
             pythons = [p for p in (system_python(), sys.executable) if p]
-            installs = [(p, str(user_install(work / f"install-{i}", p))) for i, p in enumerate(pythons)]
+            installs = [(p, str(user_install(work / "install", p, f"venv-{i}"))) for i, p in enumerate(pythons)]
             node_js = work / "get.js"
             node_js.write_text(
                 "const http=require('http');"
