@@ -14,7 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pymysql
 import pytest
 from pair import HARNESS_SUBNET
 
@@ -22,6 +21,7 @@ from mxha.lab import database, mariadb, maxscale_cnf, maxscale_standin
 from mxha.lab.lab import Lab
 from mxha.lab.netns import have_netns, run
 from mxha.lab.waiting import wait_for
+from mxha.lab.writer import connect_to
 
 pytestmark = [
     pytest.mark.netns,
@@ -140,13 +140,7 @@ def test_lab_up_with_a_maxscale_binary_runs_it_over_real_mariadb_and_down_leaves
         # the database servers replicate from .21 with the accounts the cnf names
         accounts = database.DatabaseAccounts.load(LAB_DIR / "db-accounts.json")
         with (
-            pymysql.connect(
-                host=addr(21),
-                user=database.CLIENT_USER,
-                password=accounts.client_password,
-                connect_timeout=5,
-                autocommit=True,
-            ) as conn,
+            connect_to(addr(21), 3306, database.CLIENT_USER, accounts.client_password, 5) as conn,
             conn.cursor() as cur,
         ):
             cur.execute(database.INSERT_WRITE, (7, 7, 1.0))  # run 7: no writer's (theirs are times in ns)
@@ -154,12 +148,7 @@ def test_lab_up_with_a_maxscale_binary_runs_it_over_real_mariadb_and_down_leaves
             row = cur.fetchone()
         assert row is not None
         with (
-            pymysql.connect(
-                host=addr(23),
-                user=database.MONITOR_USER,
-                password=accounts.monitor_password,
-                connect_timeout=5,
-            ) as conn,
+            connect_to(addr(23), 3306, database.MONITOR_USER, accounts.monitor_password, 15) as conn,  # waits <= 10 s
             conn.cursor() as cur,
         ):
             cur.execute("SELECT MASTER_GTID_WAIT(%s, 10)", (row[0],))
