@@ -872,7 +872,7 @@ class PrimaryUnseen(DatabaseScenario):
     description = (
         "node1's MaxScale (behind the VIP; active, or the lock primary in locks mode) cut off from the "
         "primary server, which node2's still sees (the emulators' shared backend; on a --maxscale lab, "
-        "nftables in node1's namespace dropping its traffic to the primary): node1's check fails "
+        "nftables in node1's namespace rejecting its traffic to the primary): node1's check fails "
         "(check.primary_seen_by_peers), keepalived moves the VIP, and the hooks move the active role "
         "(passive mode) or the locks (locks mode: node1's notify releases them, node2 takes them) before "
         "node1's MaxScale can fail the healthy primary over (6 ticks on the emulator; failcount - 1 x "
@@ -881,9 +881,7 @@ class PrimaryUnseen(DatabaseScenario):
     counts: tuple[int, ...] = (2, 3)
     modes = ("passive", "locks")
     watched = ("MaxScaleServerViewsDiffer", "MaxScaleVIPHolderSeesNoPrimary", "MaxScalePrimaryDisagreement")
-    emulator_only = ""  # on a --maxscale lab the cut is nftables in node1's namespace
-
-    # after failcount x monitor_interval, how long a real MaxScale may still take to fail over
+    # after (failcount - 1) x monitor_interval, how long a real MaxScale may still take to fail over
     # (verify_master_failure's delay: 1.5 ticks over failcount in the recording)
     FAILOVER_MARGIN_S = 3.0
 
