@@ -347,13 +347,14 @@ class NodeReader:
     def _read(self) -> Snapshot:
         # Everything slow is started first and waited for last, in one thread (hand-offs to other
         # threads cost more CPU than the reads): keepalived is signalled, MaxScale's requests sent;
-        # while both answer, the kernel's addresses and the notify record are read; then MaxScale's
-        # answers are taken, then the dump.
+        # while both answer, the notify record is read; then MaxScale's answers are taken, then the
+        # dump, and only then the kernel's addresses. keepalived adds the VIP before it can dump
+        # MASTER (and removes it before it dumps BACKUP), so addresses read after the dump agree
+        # with it; read before it, a transition in between gave a MASTER without its VIP.
         ka_started = time.monotonic()
         finish_keepalived = begin_read(self.keepalived)
         ka_spent = time.monotonic() - ka_started
         finish_maxscale = begin_maxscale(self.client, self.maxscale_read_timeout())
-        local, vip_error = self._local_addresses()
         notify = self.notify_state.read()
         ms = finish_maxscale()
         ka_resumed = time.monotonic()
@@ -374,6 +375,7 @@ class NodeReader:
         except (OSError, ValueError) as exc:
             ka_error = f"{type(exc).__name__}: {exc}"
         ka_duration = ka_spent + (time.monotonic() - ka_resumed)  # our time on keepalived, not MaxScale's
+        local, vip_error = self._local_addresses()
         self._log_edges(ms, ka_error)
         governing = self.governing_instance(ka_state)
         vips = self._vips(ka_state, governing, local)

@@ -106,6 +106,30 @@ def test_healthy_snapshot_and_metrics(cfg: Path, standin: Callable[..., Path]) -
     assert "mxha_maxscale_monitor_primary{" not in text  # locks off: absent, not 0
 
 
+def test_kernel_addresses_are_read_after_the_dump(
+    cfg: Path, standin: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """keepalived adds the VIP before it can dump MASTER: addresses asked of the kernel after the dump
+    agree with it, asked before it a transition in between reported a MASTER without its VIP."""
+    order: list[str] = []
+    reader = make_reader(cfg, standin("good"), addresses=lambda: order.append("addresses") or {"192.0.2.100"})
+    begin = reader.keepalived.begin  # type: ignore[attr-defined]
+
+    def begin_and_note() -> Callable[[], Any]:
+        finish = begin()
+
+        def finished() -> Any:
+            state = finish()
+            order.append("dump")
+            return state
+
+        return finished
+
+    monkeypatch.setattr(reader.keepalived, "begin", begin_and_note)
+    reader.snapshot()
+    assert order == ["dump", "addresses"]
+
+
 @requires_program("promtool")
 def test_exposition_passes_promtool_check_metrics(cfg: Path, standin: Callable[..., Path]) -> None:
     reader = make_reader(cfg, standin("good"), mode="text")
