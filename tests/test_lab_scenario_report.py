@@ -40,6 +40,19 @@ def test_the_writers_columns_show_its_figures_and_n_a_without_a_writer(capsys: p
         assert table["master-passive"][column] == "n/a"
 
 
+def test_active_hangs_target_is_its_own_bound(capsys: pytest.CaptureFixture[str]) -> None:
+    """A heal past the check's bound passes the verdict when no further check run went by; the
+    summary's target column says MISSED, and met at or under the bound."""
+    missed = Report("active-hangs", passed=True)
+    missed.figures.update(heal_s=4.05, bound_s=3.91)
+    met = Report("active-hangs", nodes=3, passed=True)
+    met.figures.update(heal_s=3.08, bound_s=3.91)
+    print_summary([missed, met])
+    table = rows(capsys)
+    assert table["active-hangs"]["target"] == "heal_s <= 3.91: MISSED"
+    assert table["active-hangs (3 nodes)"]["target"] == "heal_s <= 3.91: met"
+
+
 def sample(t: float, node1: str | None, node2: str | None) -> Sample:
     """The server each node's MaxScale names primary at ``t`` (None: not read)."""
     return Sample(t, {"node1": {"primary": node1}, "node2": {"primary": node2}})
