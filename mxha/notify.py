@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from mxha.config import NodeConfig
 
 POLL_SECONDS = 0.1  # how often a waiting notify looks at its peers again
+LOOK_SECONDS = 0.1  # the least of the budget a look at the peers starts with (see another_look_fits)
 RETRY_MAX_DELAY = 0.2  # the longest pause between two attempts to set MaxScale's mode
 
 
@@ -196,6 +197,13 @@ def release_all_locks(
     return f"; locks {', '.join(notes)}" if notes else ""
 
 
+def another_look_fits(end: float) -> bool:
+    """After a pause of ``POLL_SECONDS``, is ``LOOK_SECONDS`` of the budget still left for the peers to
+    answer? A look started with a sliver of it times out, and its "unreadable" replaced what the
+    looks before it had seen (a loaded machine's oversleep made that happen)."""
+    return time.monotonic() + POLL_SECONDS + LOOK_SECONDS < end
+
+
 def peer_can_take_locks(cfg: NodeConfig, deadline: float) -> tuple[bool, str]:
     """Is there a peer that can take the locks (``mxha.policy.cannot_take_locks``, the rule the
     remediator applies to its keeper; the back-off is its own hook's last release)? Peers are read again every
@@ -227,7 +235,7 @@ def peer_can_take_locks(cfg: NodeConfig, deadline: float) -> tuple[bool, str]:
             if why_not is None:
                 return True, f"{reading.name} holds the VIP and sees {running} Running"
             seen.append(f"{reading.name} {why_not} (it sees {running} Running)")
-        if time.monotonic() + POLL_SECONDS >= end:
+        if not another_look_fits(end):
             return False, "; ".join(seen) or "no peer"
         time.sleep(POLL_SECONDS)
 
@@ -263,7 +271,7 @@ def consult_peers(cfg: NodeConfig, priority: int | None, deadline: float, newer_
         readings = read_peers(cfg.peers, end)
         decision = decide_for_hook(me, [r.observation for r in readings])
         seen = "; ".join(r.summary() for r in readings)
-        if decision.action != WAIT or time.monotonic() + POLL_SECONDS >= end:
+        if decision.action != WAIT or not another_look_fits(end):
             break
         if newer_call():
             raise Handover("handed over to a newer call while waiting for a peer")

@@ -14,7 +14,9 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -24,8 +26,10 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 from reaching import SAFETY, must_reach, reached
 
+from mxha.config import load_node_config
 from mxha.lab.emulator import Emulator
 from mxha.lab.node import installed_mxha
+from mxha.node_observation import unknown
 from mxha.policy import GO_ACTIVE, OK, UNKNOWN, WAIT, YIELD, NodeObservation, decide_for_hook
 
 HERE = "127.0.0.1"
@@ -209,6 +213,42 @@ def test_a_worse_active_peer_is_given_the_budget_then_this_node_goes_active(
     result = record(cfg)["history"][-1]["result"]
     assert "going active after the peer budget: node1 is active (this node is the keeper)" in result
     assert peer.passive is False  # the hook never touches another node
+
+
+def test_no_look_starts_with_a_sliver_of_the_budget(
+    make_emulator: Any, tmp_path: Path, peer: StateServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loaded machine oversleeps the pause between two looks. The look after it must still have
+    time to be answered: one started with 0.03 s left timed out, and its "unreadable" replaced the
+    active peer every earlier look had seen (CI recorded "no peer is verified active [...; 20 looks]").
+    The peer's document is read over real HTTP once; the clock and the later looks are the test's."""
+    import mxha.notify as hook
+    import mxha.peers as peers
+
+    peer.set("MASTER", True, 50)  # worse and active: the notify waits for it until the budget ends
+    cfg = load_node_config(
+        str(node_cfg(tmp_path, make_emulator(passive=True), [{"name": "node1", "state_url": peer.url}]))
+    )
+    seen = peers.read_peers(cfg.peers, time.monotonic() + 5)
+    assert seen[0].problem is None and seen[0].observation.maxscale == OK
+    clock = [0.0]
+
+    def look(_: Any, end: float) -> list[peers.PeerReading]:
+        # a look needs 0.05 s to be answered here
+        return (
+            seen if end - clock[0] >= 0.05 else [peers.PeerReading(unknown("node1"), "/state unreadable (no_answer)")]
+        )
+
+    def oversleep(seconds: float) -> None:
+        clock[0] += seconds * 1.5
+
+    monkeypatch.setattr(peers, "read_peers", look)
+    monkeypatch.setattr(hook, "time", SimpleNamespace(monotonic=lambda: clock[0], sleep=oversleep))
+    # looks at 0, 0.15, ... 0.75; without the rule a look at 0.90 had 0.03 s of the 0.93 s budget
+    cfg = replace(cfg, notify=replace(cfg.notify, peer_budget=0.93))
+    yielded, why = hook.consult_peers(cfg, 100, deadline=10.0, newer_call=lambda: False)
+    assert yielded is None
+    assert why.startswith("going active after the peer budget: node1 is active"), why
 
 
 def test_a_worse_peer_stepping_down_during_the_wait_ends_the_wait(
