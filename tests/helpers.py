@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -190,9 +191,10 @@ class StateServer:
         self.refuse()
 
 
-def start_loopback_cluster(root: Path) -> Any:
+def loopback_cluster(root: Path) -> Iterator[Any]:
     """Three real mariadbd on loopback with GTID replication from the first and the accounts
-    MaxScale needs (``mxha.lab.database.ReplicatedCluster``, started); skips without MariaDB."""
+    MaxScale needs (``mxha.lab.database.ReplicatedCluster``): started, yielded, stopped (a fixture's
+    body: ``yield from loopback_cluster(dir)``); skips without MariaDB."""
     import pytest
 
     from mxha.lab import database, mariadb
@@ -202,7 +204,11 @@ def start_loopback_cluster(root: Path) -> Any:
         pytest.skip(why)
     addresses = [("127.0.0.1", free_port()) for _ in database.SERVER_NAMES]
     cluster = database.ReplicatedCluster(root, addresses, database.DatabaseAccounts.generate(), "lock-pw")
-    return cluster.start(mariadb.template(root))
+    started = cluster.start(mariadb.template(root))
+    try:
+        yield started
+    finally:
+        started.stop()
 
 
 def cluster_addresses(cluster: Any) -> list[Any]:

@@ -10,18 +10,14 @@ from typing import Any
 
 import pymysql
 import pytest
-from helpers import start_loopback_cluster
+from helpers import loopback_cluster
 
 from mxha.lab import database, mariadb
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[database.ReplicatedCluster]:
-    lab = start_loopback_cluster(tmp_path_factory.mktemp("dbcluster"))
-    try:
-        yield lab
-    finally:
-        lab.stop()
+    yield from loopback_cluster(tmp_path_factory.mktemp("dbcluster"))
 
 
 def connect(server: mariadb.MariaDB, user: str, password: str) -> Any:

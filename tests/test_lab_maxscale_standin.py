@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import requests
-from helpers import cluster_addresses, free_port, start_loopback_cluster
+from helpers import cluster_addresses, free_port, loopback_cluster
 
 from mxha.lab import database, mariadb, maxscale_cnf, maxscale_standin
 from mxha.lab.waiting import wait_for
@@ -24,11 +24,7 @@ AUTH = ("admin", "mariadb")
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[database.ReplicatedCluster]:
-    started = start_loopback_cluster(tmp_path_factory.mktemp("standin-db"))
-    try:
-        yield started
-    finally:
-        started.stop()
+    yield from loopback_cluster(tmp_path_factory.mktemp("standin-db"))
 
 
 def rest(port: int, path: str) -> Any:

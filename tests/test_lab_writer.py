@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import cluster_addresses, free_port, start_loopback_cluster
+from helpers import cluster_addresses, free_port, loopback_cluster
 
 from mxha.lab import database, mariadb
 from mxha.lab.database import ServerAddress
@@ -59,11 +59,7 @@ def test_the_report_says_unknown_not_none_when_the_primary_cannot_be_read() -> N
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[database.ReplicatedCluster]:
-    lab = start_loopback_cluster(tmp_path)
-    try:
-        yield lab
-    finally:
-        lab.stop()
+    yield from loopback_cluster(tmp_path)
 
 
 def writer_for(server: mariadb.MariaDB, cluster: database.ReplicatedCluster) -> Writer:
