@@ -344,5 +344,5 @@ def writer_report(
         lost=lost,
         errant=errant,
         unread=unread,
-        errant_before=errant_before if errant is not None else {},
+        errant_before=errant_before,
     )
